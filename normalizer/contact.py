@@ -1,0 +1,146 @@
+"""The one shape every channel's input takes: a :class:`Contact`.
+
+A channel adapter (``channels/``) turns what arrived -- an SMTP transaction, a Twilio form, a
+Slack event, an API body -- into a ``Contact`` with a pure converter from this package. Nothing
+raw from aiosmtpd, Twilio or Slack travels past ``channels/``: the router only ever sees these
+frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Channel(enum.StrEnum):
+    """Where a contact came in. The values are the contract's ``channel`` strings."""
+
+    EMAIL = "email"
+    FAX = "fax"
+    PHONE = "phone"
+    SMS = "sms"
+    SLACK = "slack"
+    API = "api"
+
+
+class AutoClass(enum.StrEnum):
+    """What kind of machine (if any) wrote a message; anything but HUMAN is never acknowledged."""
+
+    HUMAN = "human"
+    AUTO_REPLY = "auto_reply"  # RFC 3834 Auto-Submitted, vacation notices, X-Autoreply
+    BOUNCE = "bounce"  # DSN (RFC 3464), null sender, mailer-daemon
+    MDN = "mdn"  # read receipts (RFC 8098)
+    FEEDBACK = "feedback"  # ARF abuse/feedback reports (RFC 5965)
+    LIST = "list"  # List-Id / List-Unsubscribe / Precedence: list
+    BULK = "bulk"  # Precedence: bulk/junk, marketing senders
+    LOOP = "loop"  # carries our own X-Loop: we wrote it
+
+
+class Kind(enum.StrEnum):
+    INCIDENT = "incident"
+    SERVICE_REQUEST = "service_request"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who sent a contact, as far as the channel knows.
+
+    ``email`` is case-folded, ``phone`` is E.164 (``+15550100``), ``slack_user_id`` is Slack's
+    ``U…`` id. Any of them may be missing; a contact needs at least one to have a requester.
+    """
+
+    email: str | None = None
+    phone: str | None = None
+    slack_user_id: str | None = None
+    name: str | None = None
+
+    @property
+    def address(self) -> str | None:
+        """The identifier a human would recognise first: email, then phone, then Slack id."""
+        return self.email or self.phone or self.slack_user_id
+
+    def is_empty(self) -> bool:
+        return not (self.email or self.phone or self.slack_user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a contact. ``filename`` is already safe to show and to store."""
+
+    filename: str
+    content_type: str
+    sha256: str
+    data: bytes = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadHints:
+    """Everything a channel knows about which conversation a contact continues.
+
+    ``message_id`` and the reference lists hold bare ids without angle brackets. ``subject_refs``
+    are ticket refs found in ``[XX-n]`` subject tags (the router checks the prefix and whether
+    the sender may use them). ``chat_thread`` is a Slack ``channel:thread_ts``; ``call_id`` a
+    Twilio CallSid.
+    """
+
+    message_id: str | None = None
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    subject_refs: tuple[str, ...] = ()
+    chat_thread: str | None = None
+    call_id: str | None = None
+
+    def referenced_ids(self) -> tuple[str, ...]:
+        """In-Reply-To first, then References newest first, without repeats."""
+        seen: dict[str, None] = {}
+        for mid in (*self.in_reply_to, *reversed(self.references)):
+            seen.setdefault(mid, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the channel already knows about triage (an IVR choice, a Slack modal field)."""
+
+    category: str | None = None
+    kind: Kind | None = None
+    urgency: str | None = None  # "high" | "medium" | "low"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One thing a person (or a machine) sent to the desk, on any channel.
+
+    ``external_id`` is the channel's idempotency key: the Message-ID for email, the CallSid+step
+    for a call, the event id for Slack, the caller's ``external_id`` for the API. The router
+    stores each ``(channel, external_id)`` once; a repeat is a duplicate.
+
+    ``recipients`` are the envelope recipients that the desk accepted (our address or an alias);
+    ``visible_recipients`` are the To/Cc addresses as written, so the router can tell a mail
+    that was only Bcc'd to us and learn who else is on the conversation.
+    """
+
+    channel: Channel
+    external_id: str
+    sender: Party
+    received_at: datetime
+    subject: str = ""
+    text: str = ""
+    recipients: tuple[str, ...] = ()
+    visible_recipients: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    thread: ThreadHints = field(default_factory=ThreadHints)
+    hints: Hints = field(default_factory=Hints)
+    auto: AutoClass = AutoClass.HUMAN
+    envelope_sender: str | None = None  # SMTP MAIL FROM; "" is the null sender
+    raw: bytes = field(default=b"", repr=False)
+    raw_type: str = "application/octet-stream"  # message/rfc822, application/json, …
+
+    @property
+    def is_automatic(self) -> bool:
+        return self.auto is not AutoClass.HUMAN

@@ -1,0 +1,59 @@
+"""The contract between channels and the router: how a contact is handed in, what comes back.
+
+Channels depend on this module, never on ``router``; the gateway wires a router-backed
+:class:`Intake` into every channel. The errors are typed so each channel maps them to its own
+protocol's answer at its edge (SMTP 451/550, HTTP 503/400, Slack no-ack, …).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from normalizer.contact import Contact
+
+
+class IntakeError(Exception):
+    """Base of everything the intake path raises on purpose."""
+
+
+class TemporaryIntakeError(IntakeError):
+    """The contact could not be stored now (database down, disk full); the sender should retry.
+
+    Nothing of the contact was committed. SMTP answers 451 4.3.0, HTTP 503.
+    """
+
+
+class ContactRejectedError(IntakeError):
+    """The contact is refused for good (no usable sender, malformed); retrying will not help.
+
+    ``field`` names what was wrong where there is one. SMTP answers 550, HTTP 400.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """What became of a contact once it is durably committed.
+
+    ``duplicate`` is true when ``(channel, external_id)`` was already stored: nothing new was
+    written, and ``ticket_ref``/``contact_id`` are the earlier ones. ``created`` is true when the
+    contact opened a new ticket. ``thread_reason`` says why it joined the ticket it did.
+    """
+
+    ticket_ref: str
+    ticket_id: int
+    contact_id: int
+    created: bool
+    duplicate: bool
+    thread_reason: str
+    acknowledged: bool = False  # an acknowledgement was queued in the outbox
+
+
+class Intake(Protocol):
+    """The one entry point every channel calls. Returns only after the commit."""
+
+    async def submit(self, contact: Contact) -> IntakeResult: ...
