@@ -1,0 +1,136 @@
+"""When does a requester get an acknowledgement, and what does it say?
+
+Only a human's email that opened a ticket, written to our address (not Bcc'd), from a real
+person's address, gets one -- never auto-replies, bounces, lists, bulk mail, the null sender,
+role or no-reply addresses, or our own addresses. At most one per (sender, ticket), at most
+``per_sender_per_hour`` per sender and ``global_per_minute`` in all, counted from the outbox.
+The ack is written to the outbox in the routing transaction; the dispatcher sends it later.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from normalizer.autoclass import is_role_address
+from normalizer.contact import Channel, Contact
+from router.outbox import enqueue
+from router.schema import outbox
+from router.settings import RouterSettings
+
+ACK = "email.ack"
+
+
+def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
+    """Why this contact must not be acknowledged, or None when it may be."""
+    if not settings.acks.enabled:
+        return "acks-disabled"
+    if contact.channel is not Channel.EMAIL:
+        return "not-email"
+    if contact.is_automatic:
+        return contact.auto.value
+    if contact.envelope_sender is not None and contact.envelope_sender.strip("<>") == "":
+        return "null-sender"
+    sender = contact.sender.email
+    if not sender:
+        return "no-address"
+    if sender in settings.our_addresses:
+        return "own-address"
+    if is_role_address(sender):
+        return "role-address"
+    if not settings.our_addresses.intersection(contact.visible_recipients):
+        return "bcc-only"
+    return None
+
+
+def rate_refusal(
+    conn: Connection, sender: str, settings: RouterSettings, now: datetime
+) -> str | None:
+    per_sender = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(outbox)
+        .where(
+            outbox.c.kind == ACK,
+            outbox.c.recipient == sender,
+            outbox.c.created_at > now - timedelta(hours=1),
+        )
+    ).scalar_one()
+    if per_sender >= settings.acks.per_sender_per_hour:
+        return "sender-rate-limit"
+    overall = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(outbox)
+        .where(outbox.c.kind == ACK, outbox.c.created_at > now - timedelta(minutes=1))
+    ).scalar_one()
+    if overall >= settings.acks.global_per_minute:
+        return "global-rate-limit"
+    return None
+
+
+def new_message_id(settings: RouterSettings, ticket_id: int) -> str:
+    return f"spoc.{ticket_id}.{secrets.token_hex(8)}@{settings.message_id_domain}"
+
+
+def tagged_subject(ref: str, subject: str) -> str:
+    tag = f"[{ref}]"
+    if tag.casefold() in subject.casefold():
+        return subject
+    return f"{tag} {subject}".rstrip() if subject else tag
+
+
+def ack_text(ref: str, subject: str, name: str | None, settings: RouterSettings) -> str:
+    hello = f"Hello {name}," if name else "Hello,"
+    about = f": {subject}" if subject else ""
+    return (
+        f"{hello}\n\n"
+        f"Thank you for contacting us. Your request is logged as {ref}{about}.\n\n"
+        f"To add information, reply to this email and keep [{ref}] in the subject.\n\n"
+        f"-- \n{settings.from_name}\n"
+    )
+
+
+def queue_ack(
+    conn: Connection,
+    contact: Contact,
+    ticket_id: int,
+    ref: str,
+    settings: RouterSettings,
+    now: datetime,
+) -> tuple[str | None, str | None]:
+    """Queue the acknowledgement if policy allows: (message id, None) or (None, reason)."""
+    if reason := ack_refusal(contact, settings):
+        return None, reason
+    sender = contact.sender.email
+    assert sender is not None
+    if reason := rate_refusal(conn, sender, settings, now):
+        return None, reason
+    message_id = new_message_id(settings, ticket_id)
+    references = [*contact.thread.references, contact.thread.message_id]
+    payload: dict[str, Any] = {
+        "to": sender,
+        "from_address": settings.desk_address,
+        "from_name": settings.from_name,
+        "subject": tagged_subject(ref, contact.subject),
+        "text": ack_text(ref, contact.subject, contact.sender.name, settings),
+        "message_id": message_id,
+        "in_reply_to": contact.thread.message_id,
+        "references": [r for r in references if r][-20:],
+        "auto_submitted": "auto-replied",
+        "ticket_ref": ref,
+    }
+    inserted = enqueue(
+        conn,
+        ACK,
+        payload,
+        key=f"ack:{ticket_id}:{sender}",
+        ticket_id=ticket_id,
+        recipient=sender,
+        now=now,
+    )
+    if not inserted:
+        return None, "already-acknowledged"
+    return message_id, None

@@ -1,0 +1,170 @@
+"""Threading: which existing ticket, if any, does a contact continue?
+
+In order: the Message-IDs it replies to (In-Reply-To, then References newest first) and its
+chat thread or call, looked up among every id we know for a ticket (the ones people sent and the
+ones we wrote); then ``[SD-n]`` subject tags. Either way the sender must be a participant of that
+ticket -- its requester, or an address seen on the ticket's thread -- or the match is refused
+and recorded: a stranger's mail never lands on someone else's ticket.
+
+A match on a resolved or closed ticket reopens it inside the reopen window; after that the
+contact opens a new ticket linked to the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from normalizer.contact import Contact
+from router.identity import party_keys
+from router.refs import parse_ref
+from router.schema import message_ids, participants, tickets
+
+CLOSED_STATUSES = ("resolved", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    id: int
+    status: str
+    requester_id: int
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMatch:
+    """The decision, with the reason recorded in the event's ``thread_reason``."""
+
+    ticket: TicketState | None
+    reason: str  # message-id | chat-thread | call | subject-tag | new | …
+    refused: tuple[str, ...] = ()  # refs a non-participant tried to reach
+    reopen: bool = False
+    linked_to: int | None = None  # closed too long ago: the new ticket's parent
+
+
+def thread_keys(contact: Contact) -> list[tuple[str, str]]:
+    """Candidate ids to look up, each with the reason it would give."""
+    keys = [(mid, "message-id") for mid in contact.thread.referenced_ids()]
+    if contact.thread.chat_thread:
+        keys.append((f"chat:{contact.thread.chat_thread}", "chat-thread"))
+    if contact.thread.call_id:
+        keys.append((f"call:{contact.thread.call_id}", "call"))
+    return keys
+
+
+def own_keys(contact: Contact) -> list[str]:
+    """Ids under which later contacts may refer to this one."""
+    keys = []
+    if contact.thread.message_id:
+        keys.append(contact.thread.message_id)
+    if contact.thread.chat_thread:
+        keys.append(f"chat:{contact.thread.chat_thread}")
+    if contact.thread.call_id:
+        keys.append(f"call:{contact.thread.call_id}")
+    return keys
+
+
+def find_thread(
+    conn: Connection,
+    contact: Contact,
+    requester_id: int,
+    prefix: str,
+    now: datetime,
+    reopen_window: timedelta,
+) -> ThreadMatch:
+    candidates: list[tuple[int, str]] = []
+    keys = thread_keys(contact)
+    if keys:
+        found = dict(
+            conn.execute(
+                sa.select(message_ids.c.message_id, message_ids.c.ticket_id).where(
+                    message_ids.c.message_id.in_([k for k, _ in keys])
+                )
+            ).all()
+        )
+        candidates += [(found[k], why) for k, why in keys if k in found]
+    for ref in contact.thread.subject_refs:
+        tid = parse_ref(prefix, ref)
+        if tid is not None:
+            candidates.append((tid, "subject-tag"))
+
+    refused: list[str] = []
+    seen: set[int] = set()
+    for tid, why in candidates:
+        if tid in seen:
+            continue
+        seen.add(tid)
+        row = conn.execute(
+            sa.select(
+                tickets.c.id, tickets.c.status, tickets.c.requester_id, tickets.c.closed_at
+            ).where(tickets.c.id == tid)
+        ).first()
+        if row is None:
+            continue
+        state = TicketState(row.id, row.status, row.requester_id, row.closed_at)
+        if not _is_participant(conn, state, contact, requester_id):
+            refused.append(f"{prefix}-{tid}")
+            continue
+        if row.status in CLOSED_STATUSES:
+            closed_at = row.closed_at or now
+            if now - closed_at <= reopen_window:
+                return ThreadMatch(state, why, tuple(refused), reopen=True)
+            return ThreadMatch(None, f"{why}-closed-ticket", tuple(refused), linked_to=row.id)
+        return ThreadMatch(state, why, tuple(refused))
+    reason = "new-stranger-refused" if refused else "new"
+    return ThreadMatch(None, reason, tuple(refused))
+
+
+def _is_participant(
+    conn: Connection,
+    ticket: TicketState,
+    contact: Contact,
+    requester_id: int,
+) -> bool:
+    if ticket.requester_id == requester_id:
+        return True
+    addresses = [v for _, v in party_keys(contact.sender)]
+    if not addresses:
+        return False
+    hit = conn.execute(
+        sa.select(participants.c.address).where(
+            participants.c.ticket_id == ticket.id, participants.c.address.in_(addresses)
+        )
+    ).first()
+    return hit is not None
+
+
+def add_participants(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
+    """Record addresses as participants of a ticket (existing ones are kept)."""
+    wanted = sorted({a for a in addresses if a})
+    if not wanted:
+        return
+    have = set(
+        conn.execute(
+            sa.select(participants.c.address).where(
+                participants.c.ticket_id == ticket_id, participants.c.address.in_(wanted)
+            )
+        ).scalars()
+    )
+    new = [{"ticket_id": ticket_id, "address": a} for a in wanted if a not in have]
+    if new:
+        conn.execute(sa.insert(participants), new)
+
+
+def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
+    """Map message/thread ids to a ticket; an id already known keeps its first ticket."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return
+    have = set(
+        conn.execute(
+            sa.select(message_ids.c.message_id).where(message_ids.c.message_id.in_(wanted))
+        ).scalars()
+    )
+    new = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if m not in have]
+    if new:
+        conn.execute(sa.insert(message_ids), new)

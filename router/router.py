@@ -1,0 +1,234 @@
+"""The router: every channel's contacts go through :meth:`Router.submit`.
+
+One transaction per contact (group-committed by the store, each contact in its own SAVEPOINT):
+dedupe on ``(channel, external_id)``, identity, threading, triage and assignment for new tickets,
+the contact with its attachments, events, participants and the outbox rows it causes. The caller
+hears back only after COMMIT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from normalizer.contact import Contact
+from normalizer.intake import ContactRejectedError, IntakeResult
+from router import acks
+from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
+from router.identity import Resolved, party_keys, resolve_requester
+from router.refs import format_ref
+from router.schema import attachments, blobs, contacts, events, tickets
+from router.settings import RouterSettings
+from router.store import Store
+from router.triage import triage
+
+log = logging.getLogger(__name__)
+
+
+def add_event(
+    conn: Connection, ticket_id: int, type_: str, detail: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(sa.insert(events).values(ticket_id=ticket_id, at=now, type=type_, detail=detail))
+
+
+class Router:
+    """Implements :class:`normalizer.intake.Intake` on top of a :class:`Store`."""
+
+    def __init__(
+        self, store: Store, settings: RouterSettings, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._store = store
+        self.settings = settings
+        self._now = clock or (lambda: datetime.now(UTC))
+        self._reopen_window = timedelta(days=settings.reopen_window_days)
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        if contact.sender.is_empty():
+            raise ContactRejectedError("the contact has no sender address", field="from")
+        if not contact.external_id:
+            raise ContactRejectedError("the contact has no external id", field="external_id")
+        return await self._store.write(lambda conn: self.ingest(conn, contact))
+
+    # Runs on the store's writer thread, inside the contact's transaction.
+    def ingest(self, conn: Connection, contact: Contact) -> IntakeResult:
+        now = self._now()
+        prefix = self.settings.ticket_prefix
+        seen = conn.execute(
+            sa.select(contacts.c.id, contacts.c.ticket_id).where(
+                contacts.c.channel == contact.channel.value,
+                contacts.c.external_id == contact.external_id,
+            )
+        ).first()
+        if seen is not None:
+            return IntakeResult(
+                format_ref(prefix, seen.ticket_id),
+                seen.ticket_id,
+                seen.id,
+                created=False,
+                duplicate=True,
+                thread_reason="duplicate",
+            )
+
+        who = resolve_requester(conn, contact.sender, contact.channel, now)
+        match = find_thread(conn, contact, who.requester_id, prefix, now, self._reopen_window)
+        if match.ticket is not None:
+            ticket_id, created = match.ticket.id, False
+            self._continue_ticket(conn, contact, match, now)
+        else:
+            ticket_id, created = self._open_ticket(conn, contact, who, match, now), True
+        ref = format_ref(prefix, ticket_id)
+
+        contact_id = self._store_contact(conn, contact, ticket_id, now)
+        remember_ids(conn, ticket_id, own_keys(contact))
+        add_participants(conn, ticket_id, self._participants(contact))
+
+        detail: dict[str, Any] = {
+            "contact_id": contact_id,
+            "thread_reason": match.reason,
+            "channel": contact.channel.value,
+        }
+        if match.refused:
+            detail["refused_refs"] = list(match.refused)
+        if who.conflict:
+            detail["identity_conflict"] = list(who.conflict)
+        acked = False
+        if created:
+            message_id, refusal = acks.queue_ack(conn, contact, ticket_id, ref, self.settings, now)
+            if message_id is not None:
+                remember_ids(conn, ticket_id, [message_id])
+                acked = True
+            detail["ack"] = "queued" if acked else f"suppressed:{refusal}"
+        add_event(conn, ticket_id, "contact.added", detail, now)
+        return IntakeResult(
+            ref,
+            ticket_id,
+            contact_id,
+            created=created,
+            duplicate=False,
+            thread_reason=match.reason,
+            acknowledged=acked,
+        )
+
+    def _open_ticket(
+        self, conn: Connection, contact: Contact, who: Resolved, match: ThreadMatch, now: datetime
+    ) -> int:
+        decided = triage(contact, self.settings, [v for _, v in party_keys(contact.sender)])
+        owner = self.settings.owner_group
+        ticket_id: int = conn.execute(
+            sa.insert(tickets)
+            .values(
+                status="new",
+                kind=decided.kind.value,
+                category=decided.category,
+                priority=decided.priority,
+                owner=owner.name,
+                group_name=decided.group.name,
+                tier=decided.group.tier,
+                channel=contact.channel.value,
+                last_channel=contact.channel.value,
+                subject=contact.subject[:998],
+                requester_id=who.requester_id,
+                parent_id=match.linked_to,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(tickets.c.id)
+        ).scalar_one()
+        detail: dict[str, Any] = {
+            "thread_reason": match.reason,
+            "group": decided.group.name,
+            "tier": decided.group.tier,
+            "priority": decided.priority,
+            "kind": decided.kind.value,
+            "triage": decided.detail,
+            "requester": "new" if who.created else "known",
+        }
+        if who.linked:
+            detail["linked_identities"] = list(who.linked)
+        if match.linked_to is not None:
+            detail["linked_to"] = format_ref(self.settings.ticket_prefix, match.linked_to)
+            add_event(
+                conn,
+                match.linked_to,
+                "linked",
+                {"ticket": format_ref(self.settings.ticket_prefix, ticket_id)},
+                now,
+            )
+        add_event(conn, ticket_id, "created", detail, now)
+        return ticket_id
+
+    def _continue_ticket(
+        self, conn: Connection, contact: Contact, match: ThreadMatch, now: datetime
+    ) -> None:
+        assert match.ticket is not None
+        values: dict[str, Any] = {"updated_at": now, "last_channel": contact.channel.value}
+        if match.reopen:
+            values.update(status="open", closed_at=None)
+            add_event(
+                conn,
+                match.ticket.id,
+                "reopened",
+                {"from_status": match.ticket.status, "thread_reason": match.reason},
+                now,
+            )
+        conn.execute(sa.update(tickets).where(tickets.c.id == match.ticket.id).values(**values))
+
+    def _store_contact(
+        self, conn: Connection, contact: Contact, ticket_id: int, now: datetime
+    ) -> int:
+        ours = self.settings.our_addresses
+        recipient = next((r for r in contact.recipients if r in ours), None)
+        contact_id: int = conn.execute(
+            sa.insert(contacts)
+            .values(
+                ticket_id=ticket_id,
+                channel=contact.channel.value,
+                direction="in",
+                external_id=contact.external_id,
+                received_at=contact.received_at,
+                from_addr=contact.sender.address,
+                from_name=contact.sender.name,
+                recipient=recipient,
+                subject=contact.subject[:998],
+                text=contact.text,
+                auto=contact.auto.value,
+                raw_type=contact.raw_type,
+                raw=contact.raw or None,
+            )
+            .returning(contacts.c.id)
+        ).scalar_one()
+        if contact.attachments:
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            for att in contact.attachments:
+                conn.execute(
+                    insert(blobs)
+                    .values(sha256=att.sha256, size=att.size, data=att.data)
+                    .on_conflict_do_nothing(index_elements=["sha256"])
+                )
+            conn.execute(
+                sa.insert(attachments),
+                [
+                    {
+                        "contact_id": contact_id,
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "sha256": a.sha256,
+                    }
+                    for a in contact.attachments
+                ],
+            )
+        return contact_id
+
+    def _participants(self, contact: Contact) -> list[str]:
+        ours = self.settings.our_addresses
+        people = [v for _, v in party_keys(contact.sender)]
+        people += [a for a in contact.visible_recipients if a not in ours]
+        return people

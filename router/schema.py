@@ -1,0 +1,177 @@
+"""The ticket store's tables (SQLAlchemy Core). Alembic migrations in ``gateway/migrations``
+are generated from and checked against this metadata.
+
+Every lookup on the intake hot path has an index: dedupe ``(channel, external_id)``, identity
+``(kind, value)``, threading ``message_ids.message_id`` and ``participants (ticket_id,
+address)``, the API's filters and newest-first listing, and the outbox's due rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Stored as naive UTC everywhere (SQLite has no time zones); always read back aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER
+
+requesters = sa.Table(
+    "requesters",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("requester_id", BigID, sa.ForeignKey("requesters.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # email | phone | slack
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.UniqueConstraint("kind", "value"),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("category", sa.String(100)),
+    sa.Column("priority", sa.String(2), nullable=False),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("group_name", sa.String(100), nullable=False),
+    sa.Column("tier", sa.Float(), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("last_channel", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String(998), nullable=False, server_default=""),
+    sa.Column("requester_id", BigID, sa.ForeignKey("requesters.id"), nullable=False),
+    sa.Column("parent_id", BigID, sa.ForeignKey("tickets.id")),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Index(None, "requester_id", "status"),
+    sa.Index(None, "status", "id"),
+    sa.Index(None, "channel", "id"),
+    sa.Index(None, "group_name", "id"),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),  # in | out
+    sa.Column("external_id", sa.String(998), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("from_addr", sa.String(320)),
+    sa.Column("from_name", sa.String(200)),
+    sa.Column("recipient", sa.String(320)),  # the address or alias it reached
+    sa.Column("subject", sa.String(998), nullable=False, server_default=""),
+    sa.Column("text", sa.Text(), nullable=False, server_default=""),
+    sa.Column("auto", sa.String(16), nullable=False, server_default="human"),
+    sa.Column("raw_type", sa.String(100)),
+    sa.Column("raw", sa.LargeBinary()),
+    sa.UniqueConstraint("channel", "external_id"),
+)
+
+# Every Message-ID we know belongs to a ticket: the ones people sent us and the ones we wrote.
+message_ids = sa.Table(
+    "message_ids",
+    metadata,
+    sa.Column("message_id", sa.String(998), primary_key=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id"), nullable=False),
+)
+
+# Who may add to a ticket by reply or [SD-n] tag: the requester and everyone on the thread.
+participants = sa.Table(
+    "participants",
+    metadata,
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id"), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", BigID, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON(), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # email.ack | email.reply | forward.*
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id")),
+    sa.Column("recipient", sa.String(320)),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | dead
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("locked_until", UTCDateTime()),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("done_at", UTCDateTime()),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "kind", "recipient", "created_at"),
+    sa.Index(None, "created_at"),
+)

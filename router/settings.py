@@ -1,0 +1,96 @@
+"""The router's own settings: plain frozen dataclasses the gateway builds from ``config.toml``.
+
+The router never reads the config file; it gets exactly these values through constructors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from normalizer.contact import Channel, Kind
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    tier: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRule:
+    """One ``[[routing]]`` entry: every condition given must match (AND); first rule wins.
+
+    Conditions: ``channel``, ``recipient`` (an accepted address or alias, case-folded),
+    ``sender_domain``, ``subject_matches`` / ``body_matches`` (regexes), ``category``
+    (the hint the channel gave). Results: ``group`` and optionally ``category``, ``kind``,
+    ``priority`` (forces P1..P4).
+    """
+
+    group: str | None = None
+    channel: Channel | None = None
+    recipient: str | None = None
+    sender_domain: str | None = None
+    subject_matches: re.Pattern[str] | None = None
+    body_matches: re.Pattern[str] | None = None
+    when_category: str | None = None
+    set_category: str | None = None
+    set_kind: Kind | None = None
+    set_priority: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriageSettings:
+    """Priority = impact x urgency (ITIL matrix). Words raise urgency; VIP requesters impact."""
+
+    high_urgency_words: tuple[str, ...] = (
+        "urgent",
+        "asap",
+        "emergency",
+        "outage",
+        "down",
+        "critical",
+    )
+    low_urgency_words: tuple[str, ...] = ("when you have time", "no rush", "low priority", "fyi")
+    vip: tuple[str, ...] = ()  # emails or E.164 phones, case-folded
+    service_request_words: tuple[str, ...] = (
+        "request",
+        "access to",
+        "new laptop",
+        "install",
+        "order",
+        "onboard",
+        "please provide",
+    )
+    # category -> kind for categories that imply a kind (e.g. from IVR options)
+    category_kinds: dict[str, Kind] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AckSettings:
+    enabled: bool = True
+    per_sender_per_hour: int = 5
+    global_per_minute: int = 120
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    ticket_prefix: str = "SD"
+    desk_address: str = "servicedesk@example.com"
+    desk_aliases: tuple[str, ...] = ()
+    from_name: str = "IT Service Desk"
+    message_id_domain: str = "spoc.invalid"  # right-hand side of the Message-IDs we write
+    reopen_window_days: float = 14.0
+    groups: tuple[Group, ...] = (Group("service-desk", 1.0),)
+    routing: tuple[RoutingRule, ...] = ()
+    triage: TriageSettings = field(default_factory=TriageSettings)
+    acks: AckSettings = field(default_factory=AckSettings)
+
+    @property
+    def our_addresses(self) -> frozenset[str]:
+        return frozenset(a.casefold() for a in (self.desk_address, *self.desk_aliases))
+
+    @property
+    def owner_group(self) -> Group:
+        """The lowest tier owns every ticket for life (the service desk)."""
+        return min(self.groups, key=lambda g: g.tier)

@@ -1,0 +1,405 @@
+"""Tickets as the outside world sees them: the contract's ticket JSON, listing with cursors,
+and the agent actions (escalate, reply).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from normalizer.intake import ContactRejectedError
+from router import acks
+from router.conversation import remember_ids
+from router.outbox import enqueue
+from router.refs import format_ref, parse_ref
+from router.router import add_event
+from router.schema import (
+    attachments,
+    contacts,
+    events,
+    identities,
+    message_ids,
+    requesters,
+    tickets,
+)
+from router.settings import RouterSettings
+from router.store import Store
+
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+CHANNELS = ("email", "fax", "phone", "sms", "slack", "api")
+REPLY = "email.reply"
+
+
+class TicketNotFound(LookupError):
+    """No ticket has this ref."""
+
+
+class ReplyNotPossible(ContactRejectedError):
+    """The ticket's channel cannot carry an agent's reply (yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketQuery:
+    status: str | None = None
+    channel: str | None = None
+    group: str | None = None
+    requester: str | None = None  # an email, E.164 phone or Slack id of the requester
+    q: str | None = None  # text in the subject
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    items: list[dict[str, Any]]
+    next: str | None
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def encode_cursor(ticket_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t{ticket_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The ticket id a cursor points below; ValueError when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("not a cursor") from exc
+    if not raw.startswith("t") or not raw[1:].isdigit():
+        raise ValueError("not a cursor")
+    return int(raw[1:])
+
+
+_SUMMARY = (
+    tickets.c.id,
+    tickets.c.status,
+    tickets.c.kind,
+    tickets.c.category,
+    tickets.c.priority,
+    tickets.c.owner,
+    tickets.c.group_name,
+    tickets.c.tier,
+    tickets.c.channel,
+    tickets.c.subject,
+    tickets.c.created_at,
+    tickets.c.updated_at,
+    tickets.c.requester_id,
+)
+
+
+class TicketService:
+    def __init__(
+        self, store: Store, settings: RouterSettings, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._store = store
+        self.settings = settings
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    def ref(self, ticket_id: int) -> str:
+        return format_ref(self.settings.ticket_prefix, ticket_id)
+
+    def _id(self, ref: str) -> int:
+        ticket_id = parse_ref(self.settings.ticket_prefix, ref)
+        if ticket_id is None:
+            raise TicketNotFound(ref)
+        return ticket_id
+
+    # ---- reading ------------------------------------------------------------------------
+    def _summary(self, row: Any) -> dict[str, Any]:
+        return {
+            "ref": self.ref(row.id),
+            "status": row.status,
+            "kind": row.kind,
+            "category": row.category,
+            "priority": row.priority,
+            "owner": row.owner,
+            "group": row.group_name,
+            "tier": _tier(row.tier),
+            "channel": row.channel,
+            "subject": row.subject,
+            "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at),
+        }
+
+    async def list(self, query: TicketQuery) -> TicketPage:
+        stmt = sa.select(*_SUMMARY).order_by(tickets.c.id.desc()).limit(query.limit + 1)
+        if query.cursor:
+            stmt = stmt.where(tickets.c.id < decode_cursor(query.cursor))
+        if query.status:
+            stmt = stmt.where(tickets.c.status == query.status)
+        if query.channel:
+            stmt = stmt.where(tickets.c.channel == query.channel)
+        if query.group:
+            stmt = stmt.where(tickets.c.group_name == query.group)
+        if query.requester:
+            who = query.requester.strip()
+            stmt = stmt.where(
+                tickets.c.requester_id.in_(
+                    sa.select(identities.c.requester_id).where(
+                        identities.c.value.in_({who, who.casefold()})
+                    )
+                )
+            )
+        if query.q:
+            stmt = stmt.where(
+                sa.func.lower(tickets.c.subject).contains(query.q.casefold(), autoescape=True)
+            )
+
+        rows = await self._store.read(lambda c: c.execute(stmt).all())
+        items = [self._summary(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return TicketPage(items, encode_cursor(rows[query.limit - 1].id) if more else None)
+
+    async def get(self, ref: str) -> dict[str, Any]:
+        ticket_id = self._id(ref)
+        result = await self._store.read(lambda c: self.ticket_json(c, ticket_id))
+        if result is None:
+            raise TicketNotFound(ref)
+        return result
+
+    def ticket_json(self, conn: Connection, ticket_id: int) -> dict[str, Any] | None:
+        row = conn.execute(sa.select(*_SUMMARY).where(tickets.c.id == ticket_id)).first()
+        if row is None:
+            return None
+        data = self._summary(row)
+        data["requester"] = _requester_json(conn, row.requester_id)
+        data["contacts"] = _contacts_json(conn, ticket_id)
+        data["events"] = [
+            {"at": iso(e.at), "type": e.type, "detail": e.detail}
+            for e in conn.execute(
+                sa.select(events.c.at, events.c.type, events.c.detail)
+                .where(events.c.ticket_id == ticket_id)
+                .order_by(events.c.id)
+            )
+        ]
+        return data
+
+    # ---- acting -------------------------------------------------------------------------
+    async def escalate(self, ref: str, reason: str, group: str | None = None) -> dict[str, Any]:
+        ticket_id = self._id(ref)
+        groups = {g.name: g for g in self.settings.groups}
+        if group is not None and group not in groups:
+            raise ContactRejectedError(f"unknown group {group!r}", field="group")
+        now = self._now()
+
+        def escalate(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(
+                sa.select(tickets.c.group_name, tickets.c.tier).where(tickets.c.id == ticket_id)
+            ).first()
+            if row is None:
+                raise TicketNotFound(ref)
+            if group is not None:
+                target = groups[group]
+            else:
+                higher = [g for g in self.settings.groups if g.tier > row.tier]
+                if not higher:
+                    raise ContactRejectedError(
+                        f"{ref} is already with the highest tier ({row.group_name})", field="group"
+                    )
+                target = min(higher, key=lambda g: g.tier)
+            conn.execute(
+                sa.update(tickets)
+                .where(tickets.c.id == ticket_id)
+                .values(group_name=target.name, tier=target.tier, updated_at=now)
+            )
+            add_event(
+                conn,
+                ticket_id,
+                "escalated",
+                {
+                    "from_group": row.group_name,
+                    "from_tier": _tier(row.tier),
+                    "to_group": target.name,
+                    "to_tier": _tier(target.tier),
+                    "reason": reason,
+                },
+                now,
+            )
+            data = self.ticket_json(conn, ticket_id)
+            assert data is not None
+            return data
+
+        return await self._store.write(escalate)
+
+    async def reply(self, ref: str, text: str) -> None:
+        """Send ``text`` to the requester on the channel they used last, via the outbox."""
+        ticket_id = self._id(ref)
+        now = self._now()
+        await self._store.write(lambda conn: self._queue_reply(conn, ticket_id, ref, text, now))
+
+    def _queue_reply(
+        self, conn: Connection, ticket_id: int, ref: str, text: str, now: datetime
+    ) -> None:
+        row = conn.execute(
+            sa.select(
+                tickets.c.last_channel, tickets.c.subject, tickets.c.status, tickets.c.requester_id
+            ).where(tickets.c.id == ticket_id)
+        ).first()
+        if row is None:
+            raise TicketNotFound(ref)
+        if row.last_channel != "email":
+            raise ReplyNotPossible(
+                f"replies on the {row.last_channel} channel are not supported yet", field="channel"
+            )
+        last = conn.execute(
+            sa.select(contacts.c.from_addr, contacts.c.external_id)
+            .where(
+                contacts.c.ticket_id == ticket_id,
+                contacts.c.direction == "in",
+                contacts.c.channel == "email",
+            )
+            .order_by(contacts.c.id.desc())
+            .limit(1)
+        ).first()
+        to = last.from_addr if last is not None else None
+        if not to or "@" not in to:
+            raise ReplyNotPossible(f"{ref} has no email address to reply to", field="channel")
+        thread = list(
+            conn.execute(
+                sa.select(message_ids.c.message_id)
+                .where(message_ids.c.ticket_id == ticket_id)
+                .order_by(message_ids.c.message_id)
+                .limit(20)
+            ).scalars()
+        )
+        in_reply_to = last.external_id if last is not None else None
+        message_id = acks.new_message_id(self.settings, ticket_id)
+        subject = acks.tagged_subject(ref, row.subject)
+        payload = {
+            "to": to,
+            "from_address": self.settings.desk_address,
+            "from_name": self.settings.from_name,
+            "subject": subject if subject.lower().startswith("re:") else f"Re: {subject}",
+            "text": text,
+            "message_id": message_id,
+            "in_reply_to": in_reply_to,
+            "references": [m for m in thread if m != in_reply_to]
+            + ([in_reply_to] if in_reply_to else []),
+            "auto_submitted": None,
+            "ticket_ref": ref,
+        }
+        enqueue(
+            conn,
+            REPLY,
+            payload,
+            key=f"reply:{message_id}",
+            ticket_id=ticket_id,
+            recipient=to,
+            now=now,
+        )
+        conn.execute(
+            sa.insert(contacts).values(
+                ticket_id=ticket_id,
+                channel="email",
+                direction="out",
+                external_id=message_id,
+                received_at=now,
+                from_addr=self.settings.desk_address,
+                from_name=self.settings.from_name,
+                recipient=to,
+                subject=payload["subject"],
+                text=text,
+                auto="human",
+                raw_type=None,
+                raw=None,
+            )
+        )
+        remember_ids(conn, ticket_id, [message_id])
+        values: dict[str, Any] = {"updated_at": now}
+        if row.status == "new":
+            values["status"] = "open"
+        conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(**values))
+        add_event(
+            conn,
+            ticket_id,
+            "replied",
+            {"channel": "email", "to": to, "message_id": message_id},
+            now,
+        )
+
+
+def _tier(tier: float) -> int | float:
+    return int(tier) if float(tier).is_integer() else tier
+
+
+def _requester_json(conn: Connection, requester_id: int) -> dict[str, Any]:
+    name = conn.execute(
+        sa.select(requesters.c.name).where(requesters.c.id == requester_id)
+    ).scalar()
+    ids = dict(
+        conn.execute(
+            sa.select(identities.c.kind, identities.c.value)
+            .where(identities.c.requester_id == requester_id)
+            .order_by(identities.c.id.desc())
+        ).all()
+    )
+    return {
+        "id": requester_id,
+        "name": name,
+        "email": ids.get("email"),
+        "phone": ids.get("phone"),
+        "slack_user_id": ids.get("slack"),
+    }
+
+
+def _contacts_json(conn: Connection, ticket_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(
+            contacts.c.id,
+            contacts.c.channel,
+            contacts.c.direction,
+            contacts.c.received_at,
+            contacts.c.from_addr,
+            contacts.c.recipient,
+            contacts.c.subject,
+            contacts.c.text,
+            contacts.c.external_id,
+            contacts.c.auto,
+        )
+        .where(contacts.c.ticket_id == ticket_id)
+        .order_by(contacts.c.received_at, contacts.c.id)
+    ).all()
+    files: dict[int, list[dict[str, Any]]] = {}
+    if rows:
+        for a in conn.execute(
+            sa.select(attachments)
+            .where(attachments.c.contact_id.in_([r.id for r in rows]))
+            .order_by(attachments.c.id)
+        ):
+            files.setdefault(a.contact_id, []).append(
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                }
+            )
+    return [
+        {
+            "id": r.id,
+            "channel": r.channel,
+            "direction": r.direction,
+            "received_at": iso(r.received_at),
+            "from": r.from_addr,
+            "to": r.recipient,
+            "subject": r.subject,
+            "text": r.text,
+            "external_id": r.external_id,
+            "auto": r.auto,
+            "attachments": files.get(r.id, []),
+        }
+        for r in rows
+    ]

@@ -1,0 +1,343 @@
+"""The router's decisions: dedupe, identity, threading, triage, assignment, acks."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from normalizer.contact import AutoClass, Channel, Hints, Kind, Party
+from normalizer.intake import ContactRejectedError
+from router.router import Router
+from router.schema import blobs, contacts, identities, outbox, requesters
+from router.settings import AckSettings, RoutingRule, TriageSettings
+from tests.unit.router.conftest import Desk, attachment, email, make_settings, other
+
+
+def count(desk: Desk, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    return desk.store.run_sync(
+        lambda c: c.execute(
+            sa.select(sa.func.count()).select_from(table).where(*where)
+        ).scalar_one()
+    )
+
+
+async def test_first_email_opens_a_ticket_owned_by_the_service_desk(desk: Desk) -> None:
+    result = await desk.router.submit(email())
+    assert result.created and not result.duplicate
+    assert result.ticket_ref == "SD-1"
+    ticket = await desk.tickets.get("SD-1")
+    assert ticket["owner"] == "service-desk" and ticket["group"] == "service-desk"
+    assert ticket["tier"] == 1 and ticket["status"] == "new" and ticket["channel"] == "email"
+    assert ticket["requester"]["email"] == "alice@example.org"
+    assert [e["type"] for e in ticket["events"]] == ["created", "contact.added"]
+
+
+async def test_same_message_twice_is_a_duplicate_and_adds_nothing(desk: Desk) -> None:
+    first = await desk.router.submit(email(message_id="same@x"))
+    again = await desk.router.submit(email(message_id="same@x", text="changed"))
+    assert again.duplicate and again.ticket_ref == first.ticket_ref
+    assert again.contact_id == first.contact_id
+    assert count(desk, contacts) == 1
+
+
+async def test_concurrent_submissions_are_group_committed_and_each_answered(desk: Desk) -> None:
+    results = await asyncio.gather(
+        *(desk.router.submit(email(sender=f"u{i}@example.org")) for i in range(40))
+    )
+    assert len({r.ticket_ref for r in results}) == 40
+    assert count(desk, contacts) == 40
+
+
+async def test_one_bad_contact_in_a_batch_fails_alone(desk: Desk) -> None:
+    good = [email(sender=f"g{i}@example.org") for i in range(5)]
+    bad = email(sender="bad@example.org", subject="x" * 10)
+    original = desk.router.ingest
+
+    def ingest(conn, contact):  # type: ignore[no-untyped-def]
+        if contact.sender.email == "bad@example.org":
+            original(conn, contact)  # writes rows, which the savepoint must undo
+            raise RuntimeError("boom")
+        return original(conn, contact)
+
+    desk.router.ingest = ingest  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        *(desk.router.submit(c) for c in [*good[:2], bad, *good[2:]]), return_exceptions=True
+    )
+    assert isinstance(results[2], RuntimeError)
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 5
+    assert count(desk, contacts) == 5
+    assert count(desk, identities, identities.c.value == "bad@example.org") == 0
+
+
+async def test_contact_without_sender_is_rejected(desk: Desk) -> None:
+    with pytest.raises(ContactRejectedError) as err:
+        await desk.router.submit(email(sender=""))
+    assert err.value.field == "from"
+
+
+async def test_reply_by_message_id_joins_the_ticket(desk: Desk) -> None:
+    first = await desk.router.submit(email(message_id="orig@x"))
+    reply = await desk.router.submit(email(subject="Re: Printer", in_reply_to=("orig@x",)))
+    assert not reply.created and reply.ticket_ref == first.ticket_ref
+    assert reply.thread_reason == "message-id"
+    ticket = await desk.tickets.get(first.ticket_ref)
+    assert ticket["events"][-1]["detail"]["thread_reason"] == "message-id"
+
+
+async def test_reply_to_our_acknowledgement_threads_by_its_message_id(desk: Desk) -> None:
+    first = await desk.router.submit(email())
+    ack_id = desk.store.run_sync(lambda c: c.execute(sa.select(outbox.c.payload)).scalar_one())[
+        "message_id"
+    ]
+    reply = await desk.router.submit(email(subject="Re: thanks", references=(ack_id,)))
+    assert reply.ticket_ref == first.ticket_ref
+
+
+async def test_subject_tag_from_participant_joins_the_ticket(desk: Desk) -> None:
+    first = await desk.router.submit(email(to=("servicedesk@example.com", "bob@example.org")))
+    by_cc = await desk.router.submit(
+        email(sender="bob@example.org", subject="[SD-1] more", subject_refs=("SD-1",))
+    )
+    assert by_cc.ticket_ref == first.ticket_ref and by_cc.thread_reason == "subject-tag"
+
+
+async def test_reply_from_stranger_opens_new_ticket(desk: Desk) -> None:
+    await desk.router.submit(email(message_id="orig@x"))
+    tag = await desk.router.submit(
+        email(sender="mallory@evil.test", subject="[SD-1] gimme", subject_refs=("SD-1",))
+    )
+    ref = await desk.router.submit(email(sender="mallory@evil.test", in_reply_to=("orig@x",)))
+    assert tag.created and tag.ticket_ref != "SD-1"
+    assert tag.thread_reason == "new-stranger-refused"
+    assert ref.created and ref.ticket_ref not in ("SD-1", tag.ticket_ref)
+    ticket = await desk.tickets.get(tag.ticket_ref)
+    assert ticket["events"][-1]["detail"]["refused_refs"] == ["SD-1"]
+    assert len((await desk.tickets.get("SD-1"))["contacts"]) == 1
+
+
+async def test_subject_tag_of_another_desk_prefix_is_ignored(desk: Desk) -> None:
+    await desk.router.submit(email())
+    other_desk = await desk.router.submit(email(subject="[HR-1] x", subject_refs=("HR-1",)))
+    assert other_desk.created
+
+
+async def test_reply_to_recently_closed_ticket_reopens_it(desk: Desk) -> None:
+    await desk.router.submit(email(message_id="orig@x"))
+    _close(desk, 1)
+    desk.clock.advance(days=3)
+    again = await desk.router.submit(email(in_reply_to=("orig@x",)))
+    assert again.ticket_ref == "SD-1"
+    ticket = await desk.tickets.get("SD-1")
+    assert ticket["status"] == "open" and "reopened" in [e["type"] for e in ticket["events"]]
+
+
+async def test_reply_to_long_closed_ticket_opens_linked_ticket(desk: Desk) -> None:
+    await desk.router.submit(email(message_id="orig@x"))
+    _close(desk, 1)
+    desk.clock.advance(days=30)
+    again = await desk.router.submit(email(in_reply_to=("orig@x",)))
+    assert again.created and again.ticket_ref == "SD-2"
+    new = await desk.tickets.get("SD-2")
+    assert new["events"][0]["detail"]["linked_to"] == "SD-1"
+    assert "linked" in [e["type"] for e in (await desk.tickets.get("SD-1"))["events"]]
+
+
+def _close(desk: Desk, ticket_id: int) -> None:
+    from router.schema import tickets
+
+    desk.store.run_sync(
+        lambda c: c.execute(
+            sa.update(tickets)
+            .where(tickets.c.id == ticket_id)
+            .values(status="closed", closed_at=desk.clock.now)
+        )
+    )
+
+
+async def test_same_person_on_phone_and_email_is_one_requester(desk: Desk) -> None:
+    await desk.router.submit(
+        other(Channel.API, Party(email="alice@example.org", phone="+15550100"), "api-1")
+    )
+    call = await desk.router.submit(other(Channel.PHONE, Party(phone="+15550100"), "CA1"))
+    mail = await desk.router.submit(email())
+    t_call, t_mail = (
+        await desk.tickets.get(call.ticket_ref),
+        await desk.tickets.get(mail.ticket_ref),
+    )
+    assert t_call["requester"]["id"] == t_mail["requester"]["id"]
+    assert t_call["requester"]["phone"] == "+15550100"
+    assert count(desk, requesters) == 1
+
+
+async def test_identifiers_of_two_people_are_never_merged(desk: Desk) -> None:
+    await desk.router.submit(email(sender="alice@example.org"))
+    await desk.router.submit(other(Channel.PHONE, Party(phone="+15550199"), "CA2"))
+    both = await desk.router.submit(
+        other(Channel.API, Party(email="alice@example.org", phone="+15550199"), "api-2")
+    )
+    assert count(desk, requesters) == 2
+    ticket = await desk.tickets.get(both.ticket_ref)
+    assert ticket["requester"]["email"] == "alice@example.org"
+    assert ticket["events"][-1]["detail"]["identity_conflict"]
+    phone_owner = desk.store.run_sync(
+        lambda c: c.execute(
+            sa.select(identities.c.requester_id).where(identities.c.value == "+15550199")
+        ).scalar_one()
+    )
+    assert phone_owner != ticket["requester"]["id"]
+
+
+async def test_routing_rule_sends_billing_mail_to_customer_support(tmp_path, desk: Desk) -> None:  # type: ignore[no-untyped-def]
+    desk.router.settings = make_settings(
+        routing=(RoutingRule(group="customer-support", subject_matches=re.compile("(?i)invoice")),)
+    )
+    result = await desk.router.submit(email(subject="Invoice 123 is wrong"))
+    ticket = await desk.tickets.get(result.ticket_ref)
+    assert ticket["group"] == "customer-support" and ticket["tier"] == 1.5
+    assert ticket["owner"] == "service-desk"
+
+
+@pytest.mark.parametrize(
+    ("rule", "contact", "hit"),
+    [
+        (
+            RoutingRule(group="l2-apps", channel=Channel.PHONE),
+            other(Channel.PHONE, Party(phone="+15550100"), "c"),
+            True,
+        ),
+        (RoutingRule(group="l2-apps", channel=Channel.PHONE), email(), False),
+        (
+            RoutingRule(group="l2-apps", recipient="cs@example.com"),
+            email(recipients=("cs@example.com",)),
+            True,
+        ),
+        (RoutingRule(group="l2-apps", recipient="cs@example.com"), email(), False),
+        (RoutingRule(group="l2-apps", sender_domain="Example.ORG"), email(), True),
+        (RoutingRule(group="l2-apps", body_matches=re.compile("burning")), email(), True),
+        (
+            RoutingRule(group="l2-apps", when_category="locked_account"),
+            other(
+                Channel.PHONE, Party(phone="+15550100"), "c", hints=Hints(category="locked_account")
+            ),
+            True,
+        ),
+    ],
+)
+async def test_routing_rule_conditions(desk: Desk, rule: RoutingRule, contact, hit: bool) -> None:  # type: ignore[no-untyped-def]
+    desk.router.settings = make_settings(routing=(rule,))
+    ticket = await desk.tickets.get((await desk.router.submit(contact)).ticket_ref)
+    assert (ticket["group"] == "l2-apps") is hit
+
+
+@pytest.mark.parametrize(
+    ("subject", "vip", "priority"),
+    [
+        ("Printer jam", False, "P3"),
+        ("URGENT: server down", False, "P2"),
+        ("no rush: new mouse", False, "P4"),
+        ("URGENT: server down", True, "P1"),
+        ("Printer jam", True, "P2"),
+        ("Downloading is slow", False, "P3"),  # "down" only as a whole word
+    ],
+)
+async def test_priority_from_impact_and_urgency(
+    desk: Desk, subject: str, vip: bool, priority: str
+) -> None:
+    desk.router.settings = make_settings(
+        triage=TriageSettings(vip=("alice@example.org",) if vip else ())
+    )
+    result = await desk.router.submit(email(subject=subject, text=""))
+    assert (await desk.tickets.get(result.ticket_ref))["priority"] == priority
+
+
+async def test_kind_from_hint_and_words(desk: Desk) -> None:
+    req = await desk.router.submit(email(subject="Request: access to the finance share", text=""))
+    inc = await desk.router.submit(email(subject="VPN broken", text=""))
+    hinted = await desk.router.submit(
+        other(
+            Channel.PHONE,
+            Party(phone="+15550100"),
+            "c9",
+            hints=Hints(category="locked_account", kind=Kind.SERVICE_REQUEST),
+        )
+    )
+    assert (await desk.tickets.get(req.ticket_ref))["kind"] == "service_request"
+    assert (await desk.tickets.get(inc.ticket_ref))["kind"] == "incident"
+    t = await desk.tickets.get(hinted.ticket_ref)
+    assert t["kind"] == "service_request" and t["category"] == "locked_account"
+
+
+async def test_attachments_are_stored_once_by_content(desk: Desk) -> None:
+    data = b"same bytes"
+    await desk.router.submit(email(attachments=(attachment(data, "a.txt"),)))
+    await desk.router.submit(email(attachments=(attachment(data, "b.txt"),)))
+    assert count(desk, blobs) == 1
+    t = await desk.tickets.get("SD-2")
+    assert t["contacts"][0]["attachments"][0]["size"] == len(data)
+
+
+# ---- acknowledgements ---------------------------------------------------------------------
+
+
+def acks(desk: Desk) -> int:
+    return count(desk, outbox, outbox.c.kind == "email.ack")
+
+
+async def test_new_ticket_gets_one_threaded_acknowledgement_naming_the_ref(desk: Desk) -> None:
+    result = await desk.router.submit(email(message_id="orig@x", references=("older@x",)))
+    assert result.acknowledged
+    payload = desk.store.run_sync(lambda c: c.execute(sa.select(outbox.c.payload)).scalar_one())
+    assert payload["to"] == "alice@example.org"
+    assert payload["subject"] == "[SD-1] Printer on fire"
+    assert "SD-1" in payload["text"]
+    assert payload["in_reply_to"] == "orig@x" and payload["references"] == ["older@x", "orig@x"]
+    assert payload["auto_submitted"] == "auto-replied"
+    await desk.router.submit(email(in_reply_to=("orig@x",)))
+    assert acks(desk) == 1
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"auto": AutoClass.AUTO_REPLY}, "auto_reply"),
+        ({"auto": AutoClass.BOUNCE}, "bounce"),
+        ({"auto": AutoClass.LIST}, "list"),
+        ({"auto": AutoClass.BULK}, "bulk"),
+        ({"auto": AutoClass.LOOP}, "loop"),
+        ({"envelope_sender": ""}, "null-sender"),
+        ({"sender": "no-reply@vendor.example"}, "role-address"),
+        ({"sender": "mailer-daemon@mx.example"}, "role-address"),
+        ({"sender": "helpdesk@example.com"}, "own-address"),
+        ({"to": ("team@example.org",)}, "bcc-only"),
+    ],
+)
+async def test_never_acknowledge(desk: Desk, kw: dict[str, object], reason: str) -> None:
+    result = await desk.router.submit(email(**kw))  # type: ignore[arg-type]
+    assert not result.acknowledged and acks(desk) == 0
+    ticket = await desk.tickets.get(result.ticket_ref)
+    assert ticket["events"][-1]["detail"]["ack"] == f"suppressed:{reason}"
+
+
+async def test_at_most_five_acks_per_sender_per_hour(desk: Desk) -> None:
+    for _ in range(7):
+        await desk.router.submit(email())
+    assert acks(desk) == 5
+    desk.clock.advance(hours=1, seconds=1)
+    await desk.router.submit(email())
+    assert acks(desk) == 6
+
+
+async def test_global_ack_budget_per_minute(desk: Desk) -> None:
+    desk.router.settings = make_settings(acks=AckSettings(global_per_minute=3))
+    for i in range(5):
+        await desk.router.submit(email(sender=f"p{i}@example.org"))
+    assert acks(desk) == 3
+
+
+async def test_router_refuses_contact_without_external_id(desk: Desk) -> None:
+    router = Router(desk.store, make_settings())
+    with pytest.raises(ContactRejectedError):
+        await router.submit(other(Channel.API, Party(email="a@b.c"), ""))
