@@ -1,0 +1,330 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, Secrets, load_config, resolve_sqlite_url
+from normalizer.contact import Channel, Kind
+from router.settings import Group, RoutingRule
+
+REPO = Path(__file__).resolve().parents[3]
+SHIPPED = REPO / "config.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ or {})
+    return caught.value.problems
+
+
+def test_shipped_config_validates_with_an_empty_environment() -> None:
+    config = load_config(SHIPPED, {})
+    assert config.smtp.host == "127.0.0.1" and config.smtp.port == 2525
+    assert config.server.http_port == 8080
+    assert config.outbound_smtp.port == 2526
+    assert config.database.url == "sqlite:///var/spoc.db"
+    assert config.api.enabled and not config.twilio.enabled and not config.slack.enabled
+    assert [(g.name, g.tier) for g in config.groups] == [
+        ("service-desk", 1),
+        ("customer-support", 1.5),
+        ("l2-apps", 2),
+        ("vendor-acme", 3),
+    ]
+
+
+def test_shipped_config_holds_no_secret_looking_key() -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    keys = re.findall(r"^\s*([a-z_]+)\s*=", text, flags=re.MULTILINE)
+    assert not [k for k in keys if k.endswith(("password", "token", "secret"))]
+
+
+def test_empty_file_gives_working_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), {})
+    assert config.tickets.prefix == "SD"
+    assert config.router_settings().owner_group == Group("service-desk", 1.0)
+    assert config.email.id_domain == "example.com"
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[smtp]\nprot = 25\n") == ["smtp.prot: unknown key"]
+
+
+def test_unknown_section_is_named(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[smpt]\nport = 25\n") == ["smpt: unknown key"]
+
+
+def test_bad_port_names_the_key_and_the_value(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[smtp]\nport = 70000\n") == [
+        "smtp.port: 70000 is not a valid port (1-65535)"
+    ]
+
+
+def test_wrong_type_names_the_key_and_the_value(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, '[server]\nhttp_port = "8080"\n')
+    assert problem.startswith("server.http_port: ") and "'8080'" in problem
+
+
+def test_every_problem_is_reported_one_line_each(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[smtp]\nport = 0\nhost = 5\n[tickets]\nprefix = "sd-"\n')
+    assert len(found) == 3
+    assert all("\n" not in p for p in found)
+    assert {p.split(":")[0] for p in found} == {"smtp.port", "smtp.host", "tickets.prefix"}
+
+
+def test_toml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, "[server]\nhttp_port = = 1\n")
+    assert "not valid TOML" in problem and "line 2" in problem and "column" in problem
+
+
+def test_missing_file_is_a_clear_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.toml", {})
+    assert caught.value.problems == [f"{tmp_path / 'nope.toml'}: no such config file"]
+
+
+def test_bad_routing_regex_is_named(tmp_path: Path) -> None:
+    text = '[[routing]]\nwhen = { subject_matches = "(unclosed" }\ngroup = "service-desk"\n'
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith("routing[0].when.subject_matches: '(unclosed' is not a valid regular")
+
+
+def test_bad_fax_subject_pattern_is_named(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, '[fax]\nsubject_pattern = "fax [from"\n')
+    assert problem.startswith("fax.subject_pattern: ")
+
+
+def test_routing_to_an_unknown_group_is_named(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[[routing]]\ngroup = "l9-nobody"\n') == [
+        "routing[0].group: 'l9-nobody' is not a [[groups]] name"
+    ]
+
+
+def test_groups_must_have_exactly_one_lowest_tier(tmp_path: Path) -> None:
+    text = '[[groups]]\nname = "a"\ntier = 1\n[[groups]]\nname = "b"\ntier = 1\n'
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith("groups: a, b share the lowest tier 1")
+
+
+def test_duplicate_group_names_are_refused(tmp_path: Path) -> None:
+    text = '[[groups]]\nname = "a"\ntier = 1\n[[groups]]\nname = "a"\ntier = 2\n'
+    assert problems(tmp_path, text) == ["groups[1].name: 'a' is used twice"]
+
+
+def test_tier_must_be_positive(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, '[[groups]]\nname = "a"\ntier = 0\n')
+    assert problem.startswith("groups[0].tier: ") and "greater than 0" in problem
+
+
+def test_ticket_prefix_must_be_capitals(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, '[tickets]\nprefix = "sd"\n')
+    assert problem.startswith("tickets.prefix: 'sd' ")
+
+
+def test_ivr_digits_must_be_unique_single_digits(tmp_path: Path) -> None:
+    option = '[[ivr.options]]\ndigit = "{}"\nlabel = "x"\ncategory = "c"\n'
+    found = problems(tmp_path, "[ivr]\n" + option.format("1") + option.format("1"))
+    assert found == ["ivr.options[1].digit: '1' is used twice"]
+    [problem] = problems(tmp_path, "[ivr]\n" + option.format("12"))
+    assert problem.startswith("ivr.options[0].digit: ")
+
+
+def test_forward_needs_a_target_and_a_known_kind(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[[forward]]\nname = "x"\nkind = "webhook"\n')
+    assert found == ["forward[0]: a webhook forward needs `url`"]
+    [problem] = problems(tmp_path, '[[forward]]\nname = "x"\nkind = "fax"\nurl = "https://h/"\n')
+    assert problem.startswith("forward[0].kind: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "env_var"),
+    [
+        ('[twilio]\nauth_token = "x"\n', "twilio.auth_token", "SPOC_TWILIO_AUTH_TOKEN"),
+        ('[slack]\nsigning_secret = "x"\n', "slack.signing_secret", "SPOC_SLACK_SIGNING_SECRET"),
+        ('[slack]\nbot_token = "x"\n', "slack.bot_token", "SPOC_SLACK_BOT_TOKEN"),
+        ('[api]\ntoken = "x"\n', "api.token", "SPOC_API_TOKEN"),
+        (
+            '[outbound_smtp]\npassword = "x"\n',
+            "outbound_smtp.password",
+            "SPOC_OUTBOUND_SMTP_PASSWORD",
+        ),
+        (
+            '[[imap]]\nname = "legacy-helpdesk"\nhost = "h"\nusername = "u"\npassword = "x"\n',
+            "imap[0].password",
+            "SPOC_IMAP_LEGACY_HELPDESK_PASSWORD",
+        ),
+        (
+            '[[forward]]\nname = "l2-jira"\nkind = "webhook"\nurl = "https://h/"\nsecret = "x"\n',
+            "forward[0].secret",
+            "SPOC_FORWARD_L2_JIRA_SECRET",
+        ),
+    ],
+)
+def test_secret_in_the_file_is_refused_naming_the_env_var(
+    tmp_path: Path, text: str, key: str, env_var: str
+) -> None:
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith(f"{key}: ") and env_var in problem
+    assert '"x"' not in problem and "'x'" not in problem
+
+
+def test_password_inside_database_url_is_refused(tmp_path: Path) -> None:
+    [problem] = problems(tmp_path, '[database]\nurl = "postgresql://u:hunter2@db/spoc"\n')
+    assert problem.startswith("database.url: ") and "SPOC_DATABASE_URL" in problem
+    assert "hunter2" not in problem
+
+
+def test_secrets_come_from_the_environment(tmp_path: Path) -> None:
+    text = (
+        '[[imap]]\nname = "legacy-helpdesk"\nhost = "h"\nusername = "u"\n'
+        '[[imap]]\nname = "other"\nhost = "h"\nusername = "u"\n'
+        '[[forward]]\nname = "l2-jira"\nkind = "webhook"\nurl = "https://h/"\n'
+    )
+    environ = {
+        "SPOC_TWILIO_AUTH_TOKEN": "tw",
+        "SPOC_SLACK_SIGNING_SECRET": "ss",
+        "SPOC_SLACK_BOT_TOKEN": "xoxb",
+        "SPOC_SLACK_APP_TOKEN": "xapp",
+        "SPOC_API_TOKEN": " one, two ,,",
+        "SPOC_OUTBOUND_SMTP_PASSWORD": "relay",
+        "SPOC_IMAP_PASSWORD": "shared",
+        "SPOC_IMAP_LEGACY_HELPDESK_PASSWORD": "own",
+        "SPOC_FORWARD_L2_JIRA_SECRET": "whsec",
+    }
+    secrets = load_config(write(tmp_path, text), environ).secrets
+    assert (secrets.twilio_auth_token, secrets.slack_signing_secret) == ("tw", "ss")
+    assert (secrets.slack_bot_token, secrets.slack_app_token) == ("xoxb", "xapp")
+    assert secrets.api_tokens == ("one", "two")
+    assert secrets.outbound_smtp_password == "relay"
+    assert secrets.imap_password("legacy-helpdesk") == "own"
+    assert secrets.imap_password("other") == "shared"
+    assert secrets.forward_secret("l2-jira") == "whsec"
+
+
+def test_secrets_never_show_in_repr() -> None:
+    secrets = Secrets(twilio_auth_token="tw-secret", api_tokens=("api-secret",))
+    assert "secret" not in repr(secrets).replace("Secrets", "")
+
+
+def test_empty_environment_variables_count_as_unset(tmp_path: Path) -> None:
+    secrets = load_config(
+        write(tmp_path, ""), {"SPOC_API_TOKEN": "", "SPOC_TWILIO_AUTH_TOKEN": " "}
+    ).secrets
+    assert secrets.api_tokens == () and secrets.twilio_auth_token is None
+
+
+def test_relative_sqlite_path_is_resolved_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(write(tmp_path, ""), {})
+    assert config.database_url == f"sqlite:///{tmp_path.resolve()}/var/spoc.db"
+
+
+def test_database_url_env_var_overrides_the_file(tmp_path: Path) -> None:
+    url = "postgresql://spoc:pw@db.example.com/spoc"
+    config = load_config(write(tmp_path, ""), {"SPOC_DATABASE_URL": url})
+    assert config.database_url == url
+    assert url not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////abs/spoc.db", "sqlite:////abs/spoc.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite+pysqlite:///var/x.db?timeout=5", "sqlite+pysqlite:////base/var/x.db?timeout=5"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_resolve_sqlite_url_only_touches_relative_sqlite_paths(url: str, expected: str) -> None:
+    assert resolve_sqlite_url(url, Path("/base")) == expected
+
+
+def test_inert_sections_lists_configured_features_not_built_yet(tmp_path: Path) -> None:
+    assert load_config(SHIPPED, {}).inert_sections() == ["ivr"]
+    assert load_config(write(tmp_path, ""), {}).inert_sections() == []
+    text = (
+        '[[imap]]\nname = "m"\nhost = "h"\nusername = "u"\n[fax]\n[twilio]\nenabled = true\n'
+        "[slack]\nenabled = true\n[api]\nenabled = true\n"
+    )
+    assert load_config(write(tmp_path, text), {}).inert_sections() == [
+        "imap",
+        "fax",
+        "twilio",
+        "slack",
+    ]
+
+
+def test_router_settings_from_the_shipped_config() -> None:
+    settings = load_config(SHIPPED, {}).router_settings()
+    assert settings.ticket_prefix == "SD"
+    assert settings.desk_address == "servicedesk@example.com"
+    assert settings.our_addresses == {
+        "servicedesk@example.com",
+        "helpdesk@example.com",
+        "cs@example.com",
+    }
+    assert settings.message_id_domain == "example.com"
+    assert settings.owner_group == Group("service-desk", 1.0)
+    assert Group("customer-support", 1.5) in settings.groups
+    [rule] = settings.routing
+    assert rule.group == "customer-support"
+    assert rule.subject_matches is not None
+    assert rule.subject_matches.search("Your INVOICE 42")
+    assert settings.triage.category_kinds == {
+        "broken_device": Kind.INCIDENT,
+        "locked_account": Kind.SERVICE_REQUEST,
+    }
+
+
+def test_router_settings_builds_every_routing_condition(tmp_path: Path) -> None:
+    text = """
+[email]
+address = "Desk@Example.COM"
+message_id_domain = "mail.example.com"
+[triage]
+vip = ["Boss@Example.com", "+15550100"]
+[[groups]]
+name = "service-desk"
+tier = 1
+[[groups]]
+name = "l2-apps"
+tier = 2
+[[routing]]
+group = "l2-apps"
+category = "sap"
+kind = "service_request"
+priority = "P2"
+[routing.when]
+channel = "phone"
+recipient = "Desk@Example.com"
+sender_domain = "Acme.COM"
+body_matches = "SAP"
+category = "app"
+"""
+    settings = load_config(write(tmp_path, text), {}).router_settings()
+    assert settings.desk_address == "desk@example.com"
+    assert settings.message_id_domain == "mail.example.com"
+    assert settings.triage.vip == ("boss@example.com", "+15550100")
+    assert settings.routing == (
+        RoutingRule(
+            group="l2-apps",
+            channel=Channel.PHONE,
+            recipient="desk@example.com",
+            sender_domain="acme.com",
+            subject_matches=None,
+            body_matches=re.compile("SAP"),
+            when_category="app",
+            set_category="sap",
+            set_kind=Kind.SERVICE_REQUEST,
+            set_priority="P2",
+        ),
+    )
