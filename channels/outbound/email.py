@@ -1,0 +1,214 @@
+"""Outbound email: acknowledgements and agent replies over the ``[outbound_smtp]`` relay.
+
+What it does
+    Builds one RFC 5322 ``text/plain`` message per outbox payload (kinds ``email.ack`` and
+    ``email.reply``, shape in docs/architecture.md) and hands it to the relay with aiosmtplib.
+    Every message carries ``X-Loop: <desk address>`` and ``X-Auto-Response-Suppress: All``;
+    acks also ``Auto-Submitted: auto-replied`` (RFC 3834). Replies thread to the requester's
+    message with ``In-Reply-To`` and ``References``. The envelope sender is the desk address
+    (RFC 3834 allows it, and a null sender is often filtered).
+
+Config keys (:class:`OutboundSMTPSettings`)
+    ``host``, ``port``, ``tls`` (implicit TLS), ``starttls``, ``username``, ``password``,
+    ``timeout_seconds``, ``loop_marker`` (defaults to the payload's ``from_address``),
+    ``helo_hostname``, ``validate_certs``.
+
+Results
+    :meth:`EmailSender.send` returns the relay's final reply text. It raises
+    :class:`channels.outbound.DeliveryError` with ``permanent=True`` for a 5xx answer or a
+    malformed payload, ``permanent=False`` for a 4xx, a refused or dropped connection, a
+    timeout or an authentication failure (an operator can fix the credentials; the queued
+    mail should not die meanwhile).
+
+Idempotency key
+    The payload's ``message_id`` becomes the ``Message-ID``: a retry after an unclear failure
+    sends the same id, which receiving systems and the desk's own threading recognise.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.policy
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+import aiosmtplib
+
+from channels.outbound import DeliveryError
+
+log = logging.getLogger(__name__)
+
+_WHITESPACE = re.compile(r"\s+")
+_NOT_IN_ADDRESS = re.compile(r"[\s<>()\[\]\\,;:\"\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSMTPSettings:
+    host: str = "127.0.0.1"
+    port: int = 2526
+    starttls: bool = False
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 30.0
+    loop_marker: str | None = None  # X-Loop value; None: the payload's from_address
+    helo_hostname: str | None = None  # None: this host's FQDN
+    validate_certs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tls and self.starttls:
+            raise ValueError("outbound_smtp: choose tls (implicit) or starttls, not both")
+        if self.timeout_seconds <= 0:
+            raise ValueError(
+                f"outbound_smtp.timeout_seconds must be positive, got {self.timeout_seconds!r}"
+            )
+
+
+def _one_line(value: str) -> str:
+    """Header text on one line: CR, LF and runs of whitespace become one space."""
+    return _WHITESPACE.sub(" ", value).strip()
+
+
+def _bare_id(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
+def _field(payload: Mapping[str, Any], key: str, *, required: bool = True) -> str:
+    value = payload.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise DeliveryError(
+            f"outbound email payload: {key!r} must be a non-empty string", permanent=True
+        )
+    return value
+
+
+def _address(payload: Mapping[str, Any], key: str) -> str:
+    """A bare addr-spec. Non-ASCII local parts (RFC 6531) are allowed; aiosmtplib then asks
+    the relay for SMTPUTF8."""
+    value = _field(payload, key).strip()
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or _NOT_IN_ADDRESS.search(value):
+        raise DeliveryError(f"outbound email payload: {key!r} is not an address", permanent=True)
+    if value.isascii():
+        try:
+            return Address(addr_spec=value).addr_spec
+        except (ValueError, IndexError, email.errors.MessageError) as exc:
+            raise DeliveryError(
+                f"outbound email payload: {key!r} is not an address", permanent=True
+            ) from exc
+    return value
+
+
+def _references(payload: Mapping[str, Any]) -> list[str]:
+    refs = payload.get("references") or []
+    if isinstance(refs, str) or not isinstance(refs, Sequence):
+        raise DeliveryError("outbound email payload: 'references' must be a list", permanent=True)
+    return [bare for ref in refs if isinstance(ref, str) and (bare := _bare_id(ref))]
+
+
+def build_message(payload: Mapping[str, Any], *, loop_marker: str | None = None) -> EmailMessage:
+    """The MIME message for one outbox payload. Raises a permanent DeliveryError if malformed."""
+    to = _address(payload, "to")
+    from_address = _address(payload, "from_address")
+    message_id = _bare_id(_field(payload, "message_id"))
+    if not message_id or _WHITESPACE.search(message_id):
+        raise DeliveryError(
+            "outbound email payload: 'message_id' is not a message id", permanent=True
+        )
+    in_reply_to = _bare_id(_field(payload, "in_reply_to", required=False))
+    references = _references(payload)
+    auto_submitted = payload.get("auto_submitted")
+
+    msg = EmailMessage(policy=email.policy.SMTP)
+    try:
+        msg["From"] = Address(
+            display_name=_one_line(_field(payload, "from_name", required=False)),
+            addr_spec=from_address,
+        )
+        msg["To"] = to
+        msg["Subject"] = _one_line(_field(payload, "subject", required=False))
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = f"<{message_id}>"
+        if in_reply_to:
+            msg["In-Reply-To"] = f"<{in_reply_to}>"
+        if references or in_reply_to:
+            chain = (
+                references
+                if in_reply_to in references or not in_reply_to
+                else [
+                    *references,
+                    in_reply_to,
+                ]
+            )
+            msg["References"] = " ".join(f"<{ref}>" for ref in chain)
+        if auto_submitted:
+            msg["Auto-Submitted"] = _one_line(str(auto_submitted))
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg["X-Loop"] = _one_line(loop_marker or from_address)
+        text = _field(payload, "text", required=False)
+        msg.set_content(text, charset="utf-8", cte=None if text.isascii() else "quoted-printable")
+    except (ValueError, TypeError, email.errors.MessageError) as exc:
+        raise DeliveryError(
+            f"outbound email payload: cannot build message: {exc}", permanent=True
+        ) from exc
+    return msg
+
+
+class EmailSender:
+    """Delivers ``email.*`` outbox payloads through the configured relay, one connection each."""
+
+    def __init__(self, settings: OutboundSMTPSettings) -> None:
+        self.settings = settings
+
+    async def send(self, payload: Mapping[str, Any]) -> str:
+        msg = build_message(payload, loop_marker=self.settings.loop_marker)
+        sender = _address(payload, "from_address")
+        recipient = _address(payload, "to")
+        settings = self.settings
+        try:
+            _, reply = await aiosmtplib.send(
+                msg,
+                sender=sender,
+                recipients=[recipient],
+                hostname=settings.host,
+                port=settings.port,
+                username=settings.username,
+                password=settings.password,
+                local_hostname=settings.helo_hostname,
+                timeout=settings.timeout_seconds,
+                use_tls=settings.tls,
+                start_tls=settings.starttls,
+                validate_certs=settings.validate_certs,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+            detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            raise DeliveryError(f"recipient refused: {detail}", permanent=permanent) from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"relay authentication failed: {exc.code}", permanent=False
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"relay answered {exc.code} {exc.message}", permanent=500 <= exc.code < 600
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"relay unreachable: {type(exc).__name__}: {exc}", permanent=False
+            ) from exc
+        log.info(
+            "email %s delivered to relay for %s",
+            msg["Message-ID"],
+            payload.get("ticket_ref") or "-",
+        )
+        return reply

@@ -1,0 +1,335 @@
+"""Inbound SMTP: the desk's own mail server, one aiosmtpd protocol per connection in our loop.
+
+What it does
+    Listens on ``[smtp] host:port`` and accepts mail for the desk address and its aliases
+    only (never a relay). Each message is turned into a ``Contact`` by
+    ``normalizer.email.contact_from_email`` and handed to the intake; the ``250`` after DATA
+    is sent only once ``intake.submit`` has returned, i.e. once the contact is committed.
+
+Config keys (:class:`SMTPChannelSettings`)
+    ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
+    ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
+    ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
+    ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
+    ``max_received_headers``.
+
+Replies
+    ``250 2.0.0 Ok: queued as SD-42``   committed (also for a duplicate: the earlier ticket)
+    ``550 5.7.1 Relaying denied``        RCPT to a domain that is not ours
+    ``550 5.1.1 No such recipient here`` RCPT to one of our domains, but not the desk or an alias
+    ``452 4.5.3 Too many recipients``    more than ``max_recipients`` RCPT in one transaction
+    ``552 ...``                          over ``max_message_bytes`` (MAIL SIZE= or actual DATA)
+    ``554 5.4.0 Too many hops``          more than ``max_received_headers`` Received headers
+    ``550 5.6.0 <why>``                  the intake refused the contact for good
+    ``451 4.3.0 Temporary failure...``   the intake could not commit, or anything unexpected
+    ``421 4.7.0 Too many connections``   more than ``max_connections`` sessions at once
+    ``421 4.3.2 Service shutting down``  a new transaction while the channel stops
+
+Idempotency key
+    The message's ``Message-ID`` (the contact's ``external_id``, chosen by the converter): a
+    client that retries after a lost ``250`` gets the same ticket back, not a second one.
+
+DATA ends only on ``<CRLF>.<CRLF>`` (aiosmtpd reads CRLF-terminated lines), so bare-LF
+"SMTP smuggling" payloads stay inside the message that carried them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import string
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.base import Channel
+from normalizer.contact import Contact
+from normalizer.email import contact_from_email
+from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
+
+log = logging.getLogger(__name__)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down"
+TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections\r\n"
+
+# Parse big messages off the loop so one 25 MB mail does not stall every other session.
+_PARSE_IN_THREAD_BYTES = 256 * 1024
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_UNSAFE_REPLY = re.compile(r"[^\x20-\x7e]+")
+
+
+def fold_address(address: str) -> str:
+    """Lower-case ASCII letters only: long s (U+017F) or Kelvin (U+212A) never fold into ours."""
+    return address.translate(_ASCII_LOWER)
+
+
+def count_received_headers(raw: bytes) -> int:
+    """How many ``Received`` header fields the message's header block holds."""
+    end = _HEADER_END.search(raw)
+    return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
+
+
+def _reply_text(text: str, limit: int = 200) -> str:
+    """One printable ASCII line, safe to put after an SMTP reply code."""
+    return _UNSAFE_REPLY.sub(" ", text).strip()[:limit] or "Message refused"
+
+
+@dataclass(frozen=True, slots=True)
+class SMTPChannelSettings:
+    desk_address: str
+    aliases: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_bytes: int = 26_214_400
+    max_recipients: int = 50
+    max_connections: int = 100
+    idle_timeout_seconds: float = 300.0
+    hostname: str | None = None  # the greeting's name; None: this host's FQDN
+    ident: str = "spoc ESMTP"
+    loop_marker: str | None = None  # our X-Loop value; None: the desk address
+    max_received_headers: int = 30
+
+    def __post_init__(self) -> None:
+        for key in ("max_message_bytes", "max_recipients", "max_connections"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"smtp.{key} must be at least 1, got {getattr(self, key)!r}")
+        if self.idle_timeout_seconds <= 0:
+            raise ValueError(
+                f"smtp.idle_timeout_seconds must be positive, got {self.idle_timeout_seconds!r}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"smtp.port must be 0..65535, got {self.port!r}")
+
+    @property
+    def our_addresses(self) -> frozenset[str]:
+        return frozenset(fold_address(a) for a in (self.desk_address, *self.aliases))
+
+    @property
+    def our_domains(self) -> frozenset[str]:
+        return frozenset(a.rpartition("@")[2] for a in self.our_addresses)
+
+
+class _DeskHandler:
+    """The aiosmtpd hooks: who may be a recipient, and DATA -> Contact -> intake -> reply."""
+
+    def __init__(self, channel: SMTPChannel, intake: Intake) -> None:
+        self._channel = channel
+        self._intake = intake
+        settings = channel.settings
+        self._ours = settings.our_addresses
+        self._our_domains = settings.our_domains
+        self._max_recipients = settings.max_recipients
+        self._max_hops = settings.max_received_headers
+        self._loop_marker = settings.loop_marker or settings.desk_address
+        self._rcpt_attempts: weakref.WeakKeyDictionary[Envelope, int] = weakref.WeakKeyDictionary()
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self._channel.closing:
+            asyncio.get_running_loop().call_soon(_close_transport, server)
+            return SHUTTING_DOWN
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        attempts = self._rcpt_attempts.get(envelope, 0) + 1
+        self._rcpt_attempts[envelope] = attempts
+        if attempts > self._max_recipients:
+            return "452 4.5.3 Too many recipients"
+        folded = fold_address(address)
+        if folded not in self._ours:
+            log.info("SMTP %r: recipient %r refused", session.peer, address)
+            if folded.rpartition("@")[2] in self._our_domains:
+                return "550 5.1.1 No such recipient here"
+            return "550 5.7.1 Relaying denied"
+        if folded not in envelope.rcpt_tos:
+            envelope.rcpt_tos.append(folded)
+            envelope.rcpt_options.extend(options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        hops = count_received_headers(raw)
+        if hops > self._max_hops:
+            log.warning("SMTP %r: message refused after %d hops", session.peer, hops)
+            return "554 5.4.0 Too many hops"
+        with self._channel.in_flight():
+            try:
+                contact = await self._to_contact(raw, envelope)
+                result = await self._intake.submit(contact)
+            except ContactRejectedError as exc:
+                log.info("SMTP %r: contact rejected: %s", session.peer, exc)
+                return f"550 5.6.0 {_reply_text(str(exc))}"
+            except TemporaryIntakeError as exc:
+                log.warning("SMTP %r: intake unavailable, answered 451: %s", session.peer, exc)
+                return TEMPORARY_FAILURE
+            except Exception:
+                log.exception("SMTP %r: unexpected failure, answered 451", session.peer)
+                return TEMPORARY_FAILURE
+        log.info(
+            "SMTP %r: %d bytes queued as %s%s",
+            session.peer,
+            len(raw),
+            result.ticket_ref,
+            " (duplicate)" if result.duplicate else "",
+        )
+        return f"250 2.0.0 Ok: queued as {_reply_text(result.ticket_ref)}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd turns an exception escaping a hook into "500"; never let it say that.
+        log.error("SMTP session error, answered 451", exc_info=error)
+        return TEMPORARY_FAILURE
+
+    async def _to_contact(self, raw: bytes, envelope: Envelope) -> Contact:
+        mail_from = envelope.mail_from
+        kwargs: dict[str, Any] = {
+            "recipients": tuple(envelope.rcpt_tos),
+            "envelope_sender": "" if mail_from in (None, "<>") else mail_from,
+            "received_at": datetime.now(UTC),
+            "our_addresses": self._ours,
+            "loop_marker": self._loop_marker,
+        }
+        if len(raw) > _PARSE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(lambda: contact_from_email(raw, **kwargs))
+        return contact_from_email(raw, **kwargs)
+
+
+def _close_transport(server: SMTP) -> None:
+    if server.transport is not None:
+        server.transport.close()
+
+
+class _DeskSMTP(SMTP):
+    """aiosmtpd's protocol, telling the channel when its connection is gone."""
+
+    def __init__(self, handler: _DeskHandler, on_lost: Callable[[_DeskSMTP], None], **kw: Any):
+        super().__init__(handler, **kw)
+        self._on_lost = on_lost
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            self._on_lost(self)
+
+
+class _Refusal(asyncio.Protocol):
+    """Answers a connection over the cap with 421 and hangs up, without starting a session."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        log.warning(
+            "SMTP connection from %r refused: too many connections",
+            transport.get_extra_info("peername"),
+        )
+        transport.write(TOO_MANY_CONNECTIONS)
+        transport.close()
+
+
+class _InFlight:
+    """Counts DATA handlers running so ``stop`` can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.idle.set()
+
+
+class SMTPChannel(Channel):
+    name = "smtp"
+
+    def __init__(self, settings: SMTPChannelSettings, intake: Intake) -> None:
+        self.settings = settings
+        self.closing = False
+        self._handler = _DeskHandler(self, intake)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[_DeskSMTP] = set()
+        self._in_flight: _InFlight | None = None
+        self._hostname = settings.hostname
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (useful with ``port = 0``), else the configured one."""
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self.settings.port
+
+    def in_flight(self) -> _InFlight:
+        if self._in_flight is None:
+            self._in_flight = _InFlight()
+        return self._in_flight
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("SMTP channel already started")
+        if self._hostname is None:
+            self._hostname = await asyncio.to_thread(socket.getfqdn)
+        self.in_flight()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._make_protocol, self.settings.host, self.settings.port
+        )
+        log.info("SMTP listening on %s:%d", self.settings.host, self.port)
+
+    async def stop(self, grace_seconds: float) -> None:
+        server = self._server
+        if server is None or self.closing:
+            return
+        self.closing = True
+        server.close()
+        in_flight = self.in_flight()
+        if in_flight.count:
+            log.info("SMTP stopping: waiting for %d message(s) in flight", in_flight.count)
+            try:
+                await asyncio.wait_for(in_flight.idle.wait(), grace_seconds)
+            except TimeoutError:
+                log.warning(
+                    "SMTP stop: %d message(s) still in flight after %.1fs, dropping",
+                    in_flight.count,
+                    grace_seconds,
+                )
+        for session in list(self._sessions):
+            transport = session.transport
+            if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+                transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")
+                transport.close()
+        await server.wait_closed()
+        log.info("SMTP stopped")
+
+    def _make_protocol(self) -> asyncio.BaseProtocol:
+        if self.closing or len(self._sessions) >= self.settings.max_connections:
+            return _Refusal()
+        session = _DeskSMTP(
+            self._handler,
+            self._sessions.discard,
+            data_size_limit=self.settings.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=self._hostname,
+            ident=self.settings.ident,
+            timeout=self.settings.idle_timeout_seconds,
+        )
+        self._sessions.add(session)
+        return session

@@ -1,0 +1,520 @@
+"""The inbound SMTP channel against real clients: stdlib smtplib (in a thread) and raw sockets.
+
+Every test runs a real ``SMTPChannel`` in the test's loop on 127.0.0.1 port 0 with a recording
+intake in place of the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import channels.smtp
+from channels.smtp import SMTPChannel, SMTPChannelSettings
+from normalizer.contact import Channel, Contact
+from normalizer.email import contact_from_email
+from normalizer.intake import ContactRejectedError, IntakeResult, TemporaryIntakeError
+
+DESK = "servicedesk@example.com"
+ALIASES = ("helpdesk@example.com", "cs@example.com")
+
+
+@dataclass
+class RecordingIntake:
+    """Stores every contact; ``fail_with`` makes the next submits raise instead."""
+
+    contacts: list[Contact] = field(default_factory=list)
+    fail_with: BaseException | None = None
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event | None = None
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        self.entered.set()
+        if self.release is not None:
+            await self.release.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.contacts.append(contact)
+        n = len(self.contacts)
+        return IntakeResult(
+            ticket_ref=f"SD-{n}",
+            ticket_id=n,
+            contact_id=n,
+            created=True,
+            duplicate=False,
+            thread_reason="new",
+        )
+
+
+@dataclass
+class Conversion:
+    raw: bytes
+    kwargs: dict[str, Any]
+
+
+StartChannel = Callable[..., Awaitable[SMTPChannel]]
+
+
+@pytest.fixture
+def intake() -> RecordingIntake:
+    return RecordingIntake()
+
+
+@pytest.fixture
+def conversions(monkeypatch: pytest.MonkeyPatch) -> list[Conversion]:
+    """Every call the channel makes to the converter, with the exact bytes it passed."""
+    seen: list[Conversion] = []
+
+    def recording(raw: bytes, **kwargs: Any) -> Contact:
+        seen.append(Conversion(raw, kwargs))
+        return contact_from_email(raw, **kwargs)
+
+    monkeypatch.setattr(channels.smtp, "contact_from_email", recording)
+    return seen
+
+
+@pytest.fixture
+async def start_channel(intake: RecordingIntake) -> AsyncIterator[StartChannel]:
+    started: list[SMTPChannel] = []
+
+    async def start(**overrides: Any) -> SMTPChannel:
+        values: dict[str, Any] = {
+            "desk_address": DESK,
+            "aliases": ALIASES,
+            "host": "127.0.0.1",
+            "port": 0,
+            "hostname": "mx.test",
+            "max_message_bytes": 64 * 1024,
+        }
+        channel = SMTPChannel(SMTPChannelSettings(**(values | overrides)), intake)
+        await channel.start()
+        started.append(channel)
+        return channel
+
+    yield start
+    for channel in started:
+        await channel.stop(grace_seconds=1)
+
+
+@pytest.fixture
+async def channel(start_channel: StartChannel) -> SMTPChannel:
+    return await start_channel()
+
+
+def message(
+    subject: str = "Printer on fire", msgid: str = "<m1@client.test>", headers: str = ""
+) -> bytes:
+    return (
+        f"{headers}From: Alice <alice@example.org>\r\nTo: {DESK}\r\nSubject: {subject}\r\n"
+        f"Message-ID: {msgid}\r\n\r\nIt is on fire.\r\n"
+    ).encode()
+
+
+@dataclass
+class Transaction:
+    mail: tuple[int, bytes]
+    rcpts: list[tuple[int, bytes]]
+    data: tuple[int, bytes] | None
+
+
+def _transact(
+    port: int,
+    mail_from: str,
+    rcpts: list[str],
+    data: bytes | None,
+    *,
+    mail_options: tuple[str, ...] = (),
+    repeat: int = 1,
+) -> list[Transaction]:
+    """One SMTP session: ``repeat`` transactions of MAIL, raw RCPT args, DATA (if any 250)."""
+    results = []
+    client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    client.command_encoding = "utf-8"  # lets the address tricks include non-ASCII
+    try:
+        client.ehlo("client.test")
+        for _ in range(repeat):
+            mail = client.docmd("MAIL", f"FROM:<{mail_from}> {' '.join(mail_options)}".rstrip())
+            replies = [client.docmd("RCPT", f"TO:{rcpt}") for rcpt in rcpts]
+            result = None
+            if data is not None and any(code == 250 for code, _ in replies):
+                result = client.data(data)
+            elif mail[0] == 250:
+                client.rset()
+            results.append(Transaction(mail, replies, result))
+    finally:
+        try:
+            client.quit()  # may be answered 421 when the channel is stopping
+        except smtplib.SMTPServerDisconnected:
+            client.close()
+    return results
+
+
+async def transact(
+    port: int,
+    rcpts: list[str],
+    data: bytes | None = None,
+    mail_from: str = "alice@example.org",
+    **kwargs: Any,
+) -> Transaction:
+    [result] = await asyncio.to_thread(_transact, port, mail_from, rcpts, data, **kwargs)
+    return result
+
+
+async def test_message_to_desk_is_submitted_and_answered_with_its_ticket_ref(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    result = await transact(channel.port, [f"<{DESK}>"], message())
+    assert result.rcpts == [(250, b"2.1.5 Ok")]
+    assert result.data == (250, b"2.0.0 Ok: queued as SD-1")
+    [contact] = intake.contacts
+    assert contact.recipients == (DESK,)
+    assert contact.envelope_sender == "alice@example.org"
+    assert contact.channel is Channel.EMAIL
+
+
+async def test_message_to_an_alias_records_the_alias_as_recipient(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    result = await transact(channel.port, ["<HelpDesk@Example.COM>"], message())
+    assert result.data is not None and result.data[0] == 250
+    assert intake.contacts[0].recipients == ("helpdesk@example.com",)
+
+
+async def test_converter_gets_the_exact_bytes_our_addresses_and_loop_marker(
+    channel: SMTPChannel, conversions: list[Conversion]
+) -> None:
+    await transact(channel.port, [f"<{DESK}>", "<cs@example.com>"], message())
+    [seen] = conversions
+    assert seen.raw == message()
+    assert seen.kwargs["recipients"] == (DESK, "cs@example.com")
+    assert set(seen.kwargs["our_addresses"]) == {DESK, *ALIASES}
+    assert seen.kwargs["loop_marker"] == DESK
+    assert seen.kwargs["received_at"].tzinfo is not None
+
+
+async def test_null_sender_reaches_the_converter_as_empty_envelope_sender(
+    channel: SMTPChannel, conversions: list[Conversion]
+) -> None:
+    result = await transact(channel.port, [f"<{DESK}>"], message(), mail_from="")
+    assert result.data is not None and result.data[0] == 250
+    assert conversions[0].kwargs["envelope_sender"] == ""
+
+
+async def test_recipient_in_another_domain_is_refused_as_relaying(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    result = await transact(channel.port, ["<bob@elsewhere.test>"], message())
+    assert result.rcpts == [(550, b"5.7.1 Relaying denied")]
+    assert result.data is None
+    assert intake.contacts == []
+
+
+async def test_unknown_mailbox_in_our_domain_is_refused(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    result = await transact(channel.port, ["<ceo@example.com>"], message())
+    assert result.rcpts[0][0] == 550
+    assert intake.contacts == []
+
+
+@pytest.mark.parametrize(
+    "rcpt",
+    [
+        '<"servicedesk@example.com"@evil.com>',
+        '"servicedesk@example.com"@evil.com',
+        "<servicedesk@example.com@evil>",
+        "servicedesk@example.com@evil",
+        "<servicedesk%evil.com@example.com>",
+        "<servicedesk%example.com@evil.com>",
+        "<@example.com:victim@evil.com>",
+        "<servicedesk@example.com>@evil.com",
+        "<servicedesk@example.com,victim@evil.com>",
+        "<victim@evil.com> <servicedesk@example.com>",
+        "<servicedesk@example.com.>",
+        "<servicedesk@example.com.evil.com>",
+        "<servicedesk@[127.0.0.1]>",
+        "<servicedesk\\@example.com@evil.com>",
+        "<\u017fervicedesk@example.com>",  # long s: casefolds to "s", must not match
+        "<servicedes\u212a@example.com>",  # Kelvin sign: lower() gives "k", must not match
+    ],
+)
+async def test_address_tricks_never_pass_as_the_desk(
+    channel: SMTPChannel, intake: RecordingIntake, rcpt: str
+) -> None:
+    result = await transact(channel.port, [rcpt], message(), mail_options=("SMTPUTF8",))
+    [(code, _)] = result.rcpts
+    assert 500 <= code < 600
+    assert result.data is None
+    assert intake.contacts == []
+
+
+async def test_source_route_to_the_desk_is_accepted_as_the_bare_desk_address(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    result = await transact(channel.port, ["<@relay.test:servicedesk@example.com>"], message())
+    assert result.data is not None and result.data[0] == 250
+    assert intake.contacts[0].recipients == (DESK,)
+
+
+async def test_recipients_over_the_cap_get_452(start_channel: StartChannel) -> None:
+    channel = await start_channel(max_recipients=2)
+    result = await transact(
+        channel.port, [f"<{DESK}>", "<cs@example.com>", "<helpdesk@example.com>"]
+    )
+    assert [code for code, _ in result.rcpts] == [250, 250, 452]
+    assert result.rcpts[2][1] == b"4.5.3 Too many recipients"
+
+
+async def test_declared_size_over_the_limit_gets_552(channel: SMTPChannel) -> None:
+    result = await transact(channel.port, [f"<{DESK}>"], mail_options=("SIZE=999999999",))
+    assert result.mail[0] == 552
+
+
+async def test_ehlo_advertises_size_8bitmime_and_smtputf8(channel: SMTPChannel) -> None:
+    def ehlo() -> dict[str, str]:
+        with smtplib.SMTP("127.0.0.1", channel.port, timeout=10) as client:
+            client.ehlo("client.test")
+            return dict(client.esmtp_features)
+
+    features = await asyncio.to_thread(ehlo)
+    assert features["size"] == str(64 * 1024)
+    assert "8bitmime" in features and "smtputf8" in features
+
+
+async def test_message_over_the_limit_gets_552_and_is_not_submitted(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    big = message() + b"x" * 900 + b"\r\n"
+    big *= 80
+    result = await transact(channel.port, [f"<{DESK}>"], big)
+    assert result.data is not None and result.data[0] == 552
+    assert intake.contacts == []
+
+
+async def test_more_than_30_received_headers_get_554(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    hops = "".join(
+        f"Received: from hop{i}.test by mx.test; Sun, 22 Nov 2026\r\n" for i in range(31)
+    )
+    result = await transact(channel.port, [f"<{DESK}>"], message(headers=hops))
+    assert result.data == (554, b"5.4.0 Too many hops")
+    assert intake.contacts == []
+
+
+async def test_30_received_headers_are_still_accepted(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    hops = "".join(
+        f"Received: from hop{i}.test by mx.test; Sun, 22 Nov 2026\r\n" for i in range(30)
+    )
+    result = await transact(channel.port, [f"<{DESK}>"], message(headers=hops))
+    assert result.data is not None and result.data[0] == 250
+
+
+async def test_250_is_sent_only_after_submit_returned(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    intake.release = asyncio.Event()
+    client = asyncio.create_task(transact(channel.port, [f"<{DESK}>"], message()))
+    await intake.entered.wait()
+    await asyncio.sleep(0)
+    assert not client.done()  # the server cannot have answered: submit has not returned
+    intake.release.set()
+    result = await client
+    assert result.data == (250, b"2.0.0 Ok: queued as SD-1")
+
+
+@pytest.mark.parametrize(
+    "error", [TemporaryIntakeError("database is locked"), RuntimeError("bug in the router")]
+)
+async def test_intake_failure_gets_451_and_the_session_keeps_serving(
+    channel: SMTPChannel, intake: RecordingIntake, error: Exception
+) -> None:
+    intake.fail_with = error
+
+    def two_messages() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", channel.port, timeout=10) as client:
+            client.ehlo("client.test")
+            client.mail("alice@example.org")
+            client.rcpt(DESK)
+            first = client.data(message())
+            intake.fail_with = None
+            client.mail("alice@example.org")
+            client.rcpt(DESK)
+            return first, client.data(message(msgid="<m2@client.test>"))
+
+    first, second = await asyncio.to_thread(two_messages)
+    assert first == (451, b"4.3.0 Temporary failure, try again later")
+    assert second == (250, b"2.0.0 Ok: queued as SD-1")
+
+
+async def test_converter_crash_gets_451_not_500(
+    channel: SMTPChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(raw: bytes, **kwargs: Any) -> Contact:
+        raise ValueError("unparseable")
+
+    monkeypatch.setattr(channels.smtp, "contact_from_email", broken)
+    result = await transact(channel.port, [f"<{DESK}>"], message())
+    assert result.data is not None and result.data[0] == 451
+
+
+async def test_exception_in_any_hook_gets_451_not_500(
+    channel: SMTPChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(address: str) -> str:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(channels.smtp, "fold_address", broken)
+    result = await transact(channel.port, [f"<{DESK}>"])
+    assert result.rcpts[0][0] == 451
+
+
+async def test_large_message_is_converted_and_submitted(
+    start_channel: StartChannel, intake: RecordingIntake, conversions: list[Conversion]
+) -> None:
+    channel = await start_channel(max_message_bytes=2 * 1024 * 1024)
+    big = message() + (b"y" * 998 + b"\r\n") * 400
+    result = await transact(channel.port, [f"<{DESK}>"], big)
+    assert result.data == (250, b"2.0.0 Ok: queued as SD-1")
+    assert conversions[0].raw == big
+    assert len(intake.contacts) == 1
+
+
+async def test_rejected_contact_gets_550_with_a_one_line_reason(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    intake.fail_with = ContactRejectedError("no usable sender\r\n250 fake", field="from")
+    result = await transact(channel.port, [f"<{DESK}>"], message())
+    assert result.data == (550, b"5.6.0 no usable sender 250 fake")
+
+
+async def test_connections_over_the_cap_get_421_and_are_closed(
+    start_channel: StartChannel,
+) -> None:
+    channel = await start_channel(max_connections=1)
+    reader1, writer1 = await asyncio.open_connection("127.0.0.1", channel.port)
+    assert (await reader1.readline()).startswith(b"220 ")
+    reader2, writer2 = await asyncio.open_connection("127.0.0.1", channel.port)
+    assert await reader2.readline() == b"421 4.7.0 Too many connections\r\n"
+    assert await reader2.read() == b""
+    writer2.close()
+    writer1.write(b"QUIT\r\n")
+    await writer1.drain()
+    assert (await reader1.readline()).startswith(b"221")
+    assert await reader1.read() == b""
+    writer1.close()
+    # the first session is gone, so a new one fits under the cap again
+    reader3, writer3 = await asyncio.open_connection("127.0.0.1", channel.port)
+    assert (await reader3.readline()).startswith(b"220 ")
+    writer3.close()
+
+
+async def _command(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes
+) -> bytes:
+    writer.write(line)
+    await writer.drain()
+    reply = b""
+    while not reply[3:4] == b" ":
+        reply = await reader.readline()
+        assert reply, "server closed the connection"
+    return reply
+
+
+@pytest.mark.parametrize("terminator", [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"])
+async def test_bare_lf_smuggling_yields_one_message(
+    channel: SMTPChannel,
+    intake: RecordingIntake,
+    conversions: list[Conversion],
+    terminator: bytes,
+) -> None:
+    smuggled = (
+        b"MAIL FROM:<ceo@example.com>\r\nRCPT TO:<servicedesk@example.com>\r\nDATA\r\n"
+        b"From: ceo@example.com\r\nSubject: smuggled\r\nMessage-ID: <evil@x>\r\n\r\nwire money\r\n"
+    )
+    body = message()[:-2] + terminator + smuggled + b".\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", channel.port)
+    assert (await reader.readline()).startswith(b"220")
+    await _command(reader, writer, b"EHLO client.test\r\n")
+    assert (await _command(reader, writer, b"MAIL FROM:<alice@example.org>\r\n")).startswith(b"250")
+    assert (await _command(reader, writer, b"RCPT TO:<servicedesk@example.com>\r\n")).startswith(
+        b"250"
+    )
+    assert (await _command(reader, writer, b"DATA\r\n")).startswith(b"354")
+    assert (await _command(reader, writer, body)).startswith(b"250 2.0.0 Ok: queued as SD-1")
+    assert (await _command(reader, writer, b"QUIT\r\n")).startswith(b"221")
+    writer.close()
+    await writer.wait_closed()
+    [contact] = intake.contacts
+    assert contact.subject == "Printer on fire"
+    [seen] = conversions
+    assert b"Subject: smuggled" in seen.raw and b"wire money" in seen.raw
+
+
+async def test_smtputf8_address_and_8bit_body_are_accepted(
+    channel: SMTPChannel, intake: RecordingIntake, conversions: list[Conversion]
+) -> None:
+    raw = (
+        "From: Jörg <jörg@exämple.de>\r\nTo: servicedesk@example.com\r\nSubject: Drucker kaputt\r\n"
+        "Message-ID: <ü1@exämple.de>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nDer Drucker druckt nur noch Grüße.\r\n"
+    ).encode()
+
+    def send() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", channel.port, timeout=10) as client:
+            client.ehlo("client.test")
+            assert client.mail("jörg@exämple.de", ["SMTPUTF8", "BODY=8BITMIME"])[0] == 250
+            assert client.rcpt(DESK)[0] == 250
+            return client.data(raw)
+
+    reply = await asyncio.to_thread(send)
+    assert reply[0] == 250
+    assert conversions[0].raw == raw
+    assert intake.contacts[0].envelope_sender == "jörg@exämple.de"
+
+
+async def test_stop_waits_for_the_message_in_flight_and_refuses_new_connections(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    intake.release = asyncio.Event()
+    port = channel.port
+    client = asyncio.create_task(transact(port, [f"<{DESK}>"], message()))
+    await intake.entered.wait()
+    stopping = asyncio.create_task(channel.stop(grace_seconds=30))
+    await asyncio.sleep(0)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    assert not stopping.done()
+    intake.release.set()
+    await stopping
+    result = await client
+    assert result.data == (250, b"2.0.0 Ok: queued as SD-1")
+
+
+async def test_stop_tells_idle_sessions_421_and_closes_them(channel: SMTPChannel) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", channel.port)
+    assert (await reader.readline()).startswith(b"220 ")
+    await _command(reader, writer, b"EHLO client.test\r\n")
+    await channel.stop(grace_seconds=1)
+    assert await reader.readline() == b"421 4.3.2 Service shutting down\r\n"
+    assert await reader.read() == b""
+    writer.close()
+
+
+async def test_idle_session_is_closed_after_the_idle_timeout(start_channel: StartChannel) -> None:
+    channel = await start_channel(idle_timeout_seconds=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", channel.port)
+    assert (await reader.readline()).startswith(b"220 ")
+    assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    writer.close()
+
+
+async def test_channel_reports_the_port_it_bound(channel: SMTPChannel) -> None:
+    assert channel.port > 0
