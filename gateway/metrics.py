@@ -1,0 +1,128 @@
+"""Prometheus metrics for ``GET /metrics``, on a registry of our own (no global state).
+
+Exposed series:
+
+- ``spoc_contacts_total{channel,outcome}``: contacts handed to intake, by what became of them
+  (``created`` a new ticket, ``appended`` to one, ``duplicate`` of a stored one, ``rejected``
+  for good, ``failed`` temporarily or unexpectedly).
+- ``spoc_tickets_created_total{channel}``: tickets opened, by the channel of their first contact.
+- ``spoc_outbox_depth``: outbox rows waiting to be delivered (refreshed on each scrape).
+- ``spoc_delivery_failures_total{kind}``: failed outbound deliveries, by outbox kind.
+- ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal).
+
+:class:`MeteredIntake` wraps any :class:`~normalizer.intake.Intake` so every channel is counted
+the same way without knowing about metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from normalizer.contact import Channel, Contact
+from normalizer.intake import ContactRejectedError, Intake, IntakeResult
+
+OUTCOMES: Final = ("created", "appended", "duplicate", "rejected", "failed")
+_LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The gateway's metrics; one instance per process (or per test)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._contacts = Counter(
+            "spoc_contacts",
+            "Contacts handed to intake, by channel and outcome.",
+            ("channel", "outcome"),
+            registry=self.registry,
+        )
+        self._tickets_created = Counter(
+            "spoc_tickets_created",
+            "Tickets opened, by the channel of their first contact.",
+            ("channel",),
+            registry=self.registry,
+        )
+        self._outbox_depth = Gauge(
+            "spoc_outbox_depth",
+            "Outbox rows waiting to be delivered.",
+            registry=self.registry,
+        )
+        self._delivery_failures = Counter(
+            "spoc_delivery_failures",
+            "Failed outbound deliveries, by outbox kind.",
+            ("kind",),
+            registry=self.registry,
+        )
+        self._intake_seconds = Histogram(
+            "spoc_intake_seconds",
+            "Seconds from handing a contact to intake until it is committed or refused.",
+            ("channel",),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Every known series exists from the start, so a dashboard shows 0 rather than nothing.
+        for channel in Channel:
+            self._tickets_created.labels(channel=channel.value)
+            self._intake_seconds.labels(channel=channel.value)
+            for outcome in OUTCOMES:
+                self._contacts.labels(channel=channel.value, outcome=outcome)
+
+    def observe_intake(self, channel: str, outcome: str, seconds: float) -> None:
+        """Count one contact's outcome and how long its handling took."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown intake outcome {outcome!r}")
+        self._contacts.labels(channel=channel, outcome=outcome).inc()
+        self._intake_seconds.labels(channel=channel).observe(max(seconds, 0.0))
+        if outcome == "created":
+            self._tickets_created.labels(channel=channel).inc()
+
+    def delivery_failed(self, kind: str) -> None:
+        self._delivery_failures.labels(kind=kind).inc()
+
+    def set_outbox_depth(self, n: int) -> None:
+        self._outbox_depth.set(n)
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition and its content type, for ``GET /metrics``."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MeteredIntake:
+    """An :class:`Intake` that counts and times every ``submit`` of the intake it wraps."""
+
+    def __init__(self, intake: Intake, metrics: Metrics) -> None:
+        self._intake = intake
+        self._metrics = metrics
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = await self._intake.submit(contact)
+        except ContactRejectedError:
+            outcome = "rejected"
+            raise
+        else:
+            outcome = outcome_of(result)
+            return result
+        finally:
+            self._metrics.observe_intake(
+                contact.channel.value, outcome, time.perf_counter() - started
+            )
+
+
+def outcome_of(result: IntakeResult) -> str:
+    """The ``outcome`` label for a committed contact."""
+    if result.duplicate:
+        return "duplicate"
+    return "created" if result.created else "appended"
