@@ -1,0 +1,178 @@
+"""``spoc serve``: one process, one event loop, every enabled channel, the HTTP app and the
+outbox dispatcher.
+
+Start order: database (SQLite is migrated in place; PostgreSQL must be at head), router, outbox
+dispatcher, SMTP, HTTP. Stop order on SIGTERM/SIGINT: stop accepting (SMTP and HTTP listeners
+close), let in-flight contacts finish and commit, stop the dispatcher, close the store; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from channels.outbound.email import EmailSender, OutboundSMTPSettings
+from channels.smtp import SMTPChannel, SMTPChannelSettings
+from gateway.config import Config
+from gateway.dispatcher import Dispatcher
+from gateway.http import bound_port, build_app, start_http
+from gateway.metrics import MeteredIntake, Metrics
+from gateway.migrate import check, upgrade
+from normalizer.contact import Contact
+from normalizer.intake import Intake, IntakeResult
+from router.outbox import Outbox
+from router.router import Router
+from router.store import Store, is_sqlite
+from router.tickets import TicketService
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 30.0
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says what to do."""
+
+
+@dataclass(slots=True)
+class _WakeDispatcher:
+    """Wakes the dispatcher as soon as a contact queued something to send."""
+
+    intake: Intake
+    dispatcher: Dispatcher
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        result = await self.intake.submit(contact)
+        if result.acknowledged:
+            self.dispatcher.wake()
+        return result
+
+
+class Gateway:
+    """Everything ``spoc serve`` runs, startable in-process (tests, ``spoc demo``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store: Store | None = None
+        self.router: Router | None = None
+        self.tickets: TicketService | None = None
+        self.smtp: SMTPChannel | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._http: web.AppRunner | None = None
+
+    @property
+    def smtp_port(self) -> int:
+        assert self.smtp is not None
+        return self.smtp.port
+
+    @property
+    def http_port(self) -> int:
+        assert self._http is not None
+        return bound_port(self._http)
+
+    async def start(self) -> None:
+        config = self.config
+        url = config.database_url
+        for section in config.inert_sections():
+            log.info("[%s] is configured but not active in this version; it is ignored", section)
+        if is_sqlite(url):
+            await asyncio.to_thread(upgrade, url)
+        elif not await asyncio.to_thread(check, url):
+            raise StartupError("the database schema is not up to date: run `spoc db upgrade`")
+        self.store = Store.from_url(url)
+        await self.store.start()
+        settings = config.router_settings()
+        self.router = Router(self.store, settings)
+        self.tickets = TicketService(self.store, settings)
+        sender = EmailSender(
+            OutboundSMTPSettings(
+                host=config.outbound_smtp.host,
+                port=config.outbound_smtp.port,
+                starttls=config.outbound_smtp.starttls,
+                tls=config.outbound_smtp.tls,
+                username=config.outbound_smtp.username,
+                password=config.secrets.outbound_smtp_password,
+                timeout_seconds=config.outbound_smtp.timeout_seconds,
+            )
+        )
+        self.dispatcher = Dispatcher(
+            Outbox(self.store),
+            {"email": sender.send},
+            self.metrics,
+            max_attempts=config.outbox.max_attempts,
+            poll_interval_seconds=config.outbox.poll_interval_seconds,
+        )
+        self.dispatcher.start()
+        intake = _WakeDispatcher(MeteredIntake(self.router, self.metrics), self.dispatcher)
+        self.smtp = SMTPChannel(
+            SMTPChannelSettings(
+                desk_address=config.email.address,
+                aliases=tuple(config.email.aliases),
+                host=config.smtp.host,
+                port=config.smtp.port,
+                max_message_bytes=config.smtp.max_message_bytes,
+                max_recipients=config.smtp.max_recipients,
+                max_connections=config.smtp.max_connections,
+                idle_timeout_seconds=config.smtp.idle_timeout_seconds,
+            ),
+            intake,
+        )
+        await self.smtp.start()
+        app = build_app(
+            store=self.store,
+            tickets=self.tickets,
+            intake=intake,
+            metrics=self.metrics,
+            api_tokens=config.secrets.api_tokens,
+            api_enabled=config.api.enabled,
+        )
+        self._http = await start_http(app, config.server.http_host, config.server.http_port)
+        log.info("spoc ready: SMTP on %s:%d, HTTP on %s:%d, database %s",
+                 config.smtp.host, self.smtp_port, config.server.http_host, self.http_port,
+                 self.store.dialect)  # fmt: skip
+
+    async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Stop accepting, finish in-flight contacts, then release everything."""
+        if self.smtp is not None:
+            await self.smtp.stop(grace_seconds)
+        if self._http is not None:
+            await self._http.cleanup()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self.store is not None:
+            await self.store.close()
+        log.info("spoc stopped")
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    # aiosmtpd logs every sender and recipient at INFO: personal data, and noise.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+async def serve(config: Config) -> int:
+    _configure_logging()
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+    except (StartupError, OSError) as exc:
+        log.error("spoc cannot start: %s", exc)
+        await gateway.stop(grace_seconds=0)
+        return 1
+    await stop.wait()
+    log.info("signal received: stopping (finishing in-flight contacts)")
+    await gateway.stop()
+    return 0
