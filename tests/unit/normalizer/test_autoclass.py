@@ -7,7 +7,7 @@ import email.message
 from pathlib import Path
 
 import pytest
-from support.services import require_service
+from tests.support.services import require_service
 
 from normalizer.autoclass import classify, is_role_address
 from normalizer.contact import AutoClass

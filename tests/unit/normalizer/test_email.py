@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.services import require_service
+from tests.support.services import require_service
 
 from normalizer.contact import AutoClass, Channel
 from normalizer.email import contact_from_email
