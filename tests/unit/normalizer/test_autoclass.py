@@ -7,10 +7,10 @@ import email.message
 from pathlib import Path
 
 import pytest
-from tests.support.services import require_service
 
 from normalizer.autoclass import classify, is_role_address
 from normalizer.contact import AutoClass
+from tests.support.services import require_service
 
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "sisimai" / "maildir"
 LOOP_MARKER = "servicedesk@example.com"

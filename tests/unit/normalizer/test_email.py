@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.support.services import require_service
 
 from normalizer.contact import AutoClass, Channel
 from normalizer.email import contact_from_email
+from tests.support.services import require_service
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "email"
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "sisimai" / "maildir"
