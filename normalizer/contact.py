@@ -84,8 +84,8 @@ class ThreadHints:
 
     ``message_id`` and the reference lists hold bare ids without angle brackets. ``subject_refs``
     are ticket refs found in ``[XX-n]`` subject tags (the router checks the prefix and whether
-    the sender may use them). ``chat_thread`` is a Slack ``channel:thread_ts``; ``call_id`` a
-    Twilio CallSid.
+    the sender may use them). ``chat_thread`` is a Slack ``channel:thread_ts`` or an SMS
+    conversation ``sms:+15550100``; ``call_id`` a Twilio CallSid.
     """
 
     message_id: str | None = None
@@ -94,6 +94,10 @@ class ThreadHints:
     subject_refs: tuple[str, ...] = ()
     chat_thread: str | None = None
     call_id: str | None = None
+    # A chat thread normally continues its ticket for good. With a window (SMS: one phone
+    # number is one endless "thread") it continues only a ticket that is still open and was
+    # active within that many seconds; otherwise the contact opens a new ticket.
+    chat_window_seconds: float | None = None
 
     def referenced_ids(self) -> tuple[str, ...]:
         """In-Reply-To first, then References newest first, without repeats."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -100,12 +101,18 @@ def find_thread(
         seen.add(tid)
         row = conn.execute(
             sa.select(
-                tickets.c.id, tickets.c.status, tickets.c.requester_id, tickets.c.closed_at
+                tickets.c.id,
+                tickets.c.status,
+                tickets.c.requester_id,
+                tickets.c.closed_at,
+                tickets.c.updated_at,
             ).where(tickets.c.id == tid)
         ).first()
         if row is None:
             continue
         state = TicketState(row.id, row.status, row.requester_id, row.closed_at)
+        if why == "chat-thread" and not _chat_window_open(contact, row, now):
+            continue
         if not _is_participant(conn, state, contact, requester_id):
             refused.append(f"{prefix}-{tid}")
             continue
@@ -117,6 +124,14 @@ def find_thread(
         return ThreadMatch(state, why, tuple(refused))
     reason = "new-stranger-refused" if refused else "new"
     return ThreadMatch(None, reason, tuple(refused))
+
+
+def _chat_window_open(contact: Contact, row: Any, now: datetime) -> bool:
+    """A windowed chat thread (SMS) continues only an open ticket active within the window."""
+    window = contact.thread.chat_window_seconds
+    if window is None:
+        return True
+    return row.status not in CLOSED_STATUSES and now - row.updated_at <= timedelta(seconds=window)
 
 
 def _is_participant(
@@ -156,15 +171,29 @@ def add_participants(conn: Connection, ticket_id: int, addresses: Iterable[str])
 
 
 def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
-    """Map message/thread ids to a ticket; an id already known keeps its first ticket."""
+    """Map message/thread ids to a ticket.
+
+    A Message-ID or call already known keeps its first ticket. A chat key (``chat:…``) moves to
+    the newest ticket: when a windowed conversation (SMS) opened a new ticket, later messages
+    continue that one.
+    """
     wanted = sorted(set(ids))
     if not wanted:
         return
-    have = set(
+    have = dict(
         conn.execute(
-            sa.select(message_ids.c.message_id).where(message_ids.c.message_id.in_(wanted))
-        ).scalars()
+            sa.select(message_ids.c.message_id, message_ids.c.ticket_id).where(
+                message_ids.c.message_id.in_(wanted)
+            )
+        ).all()
     )
     new = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if m not in have]
     if new:
         conn.execute(sa.insert(message_ids), new)
+    moved = [m for m in wanted if m.startswith("chat:") and have.get(m, ticket_id) != ticket_id]
+    if moved:
+        conn.execute(
+            sa.update(message_ids)
+            .where(message_ids.c.message_id.in_(moved))
+            .values(ticket_id=ticket_id)
+        )

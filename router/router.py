@@ -22,20 +22,15 @@ from normalizer.contact import Contact
 from normalizer.intake import ContactRejectedError, IntakeResult
 from router import acks
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
+from router.events import add_event
 from router.identity import Resolved, party_keys, resolve_requester
 from router.refs import format_ref
-from router.schema import attachments, blobs, contacts, events, tickets
+from router.schema import attachments, blobs, contacts, tickets
 from router.settings import RouterSettings
 from router.store import Store
 from router.triage import triage
 
 log = logging.getLogger(__name__)
-
-
-def add_event(
-    conn: Connection, ticket_id: int, type_: str, detail: dict[str, Any], now: datetime
-) -> None:
-    conn.execute(sa.insert(events).values(ticket_id=ticket_id, at=now, type=type_, detail=detail))
 
 
 class Router:
@@ -196,6 +191,7 @@ class Router:
                 from_addr=contact.sender.address,
                 from_name=contact.sender.name,
                 recipient=recipient,
+                thread_key=contact.thread.chat_thread or contact.thread.call_id,
                 subject=contact.subject[:998],
                 text=contact.text,
                 auto=contact.auto.value,

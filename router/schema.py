@@ -102,6 +102,7 @@ contacts = sa.Table(
     sa.Column("from_addr", sa.String(320)),
     sa.Column("from_name", sa.String(200)),
     sa.Column("recipient", sa.String(320)),  # the address or alias it reached
+    sa.Column("thread_key", sa.String(200)),  # chat thread / call it belongs to (replies go there)
     sa.Column("subject", sa.String(998), nullable=False, server_default=""),
     sa.Column("text", sa.Text(), nullable=False, server_default=""),
     sa.Column("auto", sa.String(16), nullable=False, server_default="human"),

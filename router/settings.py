@@ -85,6 +85,8 @@ class RouterSettings:
     routing: tuple[RoutingRule, ...] = ()
     triage: TriageSettings = field(default_factory=TriageSettings)
     acks: AckSettings = field(default_factory=AckSettings)
+    # Outbound transports the gateway runs (email always; sms with Twilio, slack with Slack).
+    outbound_transports: frozenset[str] = frozenset({"email"})
 
     @property
     def our_addresses(self) -> frozenset[str]:

@@ -15,17 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.intake import ContactRejectedError
-from router import acks
-from router.conversation import remember_ids
-from router.outbox import enqueue
+from router import replies
+from router.events import add_event
 from router.refs import format_ref, parse_ref
-from router.router import add_event
 from router.schema import (
     attachments,
     contacts,
     events,
     identities,
-    message_ids,
     requesters,
     tickets,
 )
@@ -34,15 +31,10 @@ from router.store import Store
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 CHANNELS = ("email", "fax", "phone", "sms", "slack", "api")
-REPLY = "email.reply"
 
 
 class TicketNotFound(LookupError):
     """No ticket has this ref."""
-
-
-class ReplyNotPossible(ContactRejectedError):
-    """The ticket's channel cannot carry an agent's reply (yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +220,9 @@ class TicketService:
                 },
                 now,
             )
+            replies.announce(
+                conn, ticket_id, ref, f"{ref} is now with {target.name}: {reason}", now
+            )
             data = self.ticket_json(conn, ticket_id)
             assert data is not None
             return data
@@ -238,97 +233,14 @@ class TicketService:
         """Send ``text`` to the requester on the channel they used last, via the outbox."""
         ticket_id = self._id(ref)
         now = self._now()
-        await self._store.write(lambda conn: self._queue_reply(conn, ticket_id, ref, text, now))
 
-    def _queue_reply(
-        self, conn: Connection, ticket_id: int, ref: str, text: str, now: datetime
-    ) -> None:
-        row = conn.execute(
-            sa.select(
-                tickets.c.last_channel, tickets.c.subject, tickets.c.status, tickets.c.requester_id
-            ).where(tickets.c.id == ticket_id)
-        ).first()
-        if row is None:
-            raise TicketNotFound(ref)
-        if row.last_channel != "email":
-            raise ReplyNotPossible(
-                f"replies on the {row.last_channel} channel are not supported yet", field="channel"
-            )
-        last = conn.execute(
-            sa.select(contacts.c.from_addr, contacts.c.external_id)
-            .where(
-                contacts.c.ticket_id == ticket_id,
-                contacts.c.direction == "in",
-                contacts.c.channel == "email",
-            )
-            .order_by(contacts.c.id.desc())
-            .limit(1)
-        ).first()
-        to = last.from_addr if last is not None else None
-        if not to or "@" not in to:
-            raise ReplyNotPossible(f"{ref} has no email address to reply to", field="channel")
-        thread = list(
-            conn.execute(
-                sa.select(message_ids.c.message_id)
-                .where(message_ids.c.ticket_id == ticket_id)
-                .order_by(message_ids.c.message_id)
-                .limit(20)
-            ).scalars()
-        )
-        in_reply_to = last.external_id if last is not None else None
-        message_id = acks.new_message_id(self.settings, ticket_id)
-        subject = acks.tagged_subject(ref, row.subject)
-        payload = {
-            "to": to,
-            "from_address": self.settings.desk_address,
-            "from_name": self.settings.from_name,
-            "subject": subject if subject.lower().startswith("re:") else f"Re: {subject}",
-            "text": text,
-            "message_id": message_id,
-            "in_reply_to": in_reply_to,
-            "references": [m for m in thread if m != in_reply_to]
-            + ([in_reply_to] if in_reply_to else []),
-            "auto_submitted": None,
-            "ticket_ref": ref,
-        }
-        enqueue(
-            conn,
-            REPLY,
-            payload,
-            key=f"reply:{message_id}",
-            ticket_id=ticket_id,
-            recipient=to,
-            now=now,
-        )
-        conn.execute(
-            sa.insert(contacts).values(
-                ticket_id=ticket_id,
-                channel="email",
-                direction="out",
-                external_id=message_id,
-                received_at=now,
-                from_addr=self.settings.desk_address,
-                from_name=self.settings.from_name,
-                recipient=to,
-                subject=payload["subject"],
-                text=text,
-                auto="human",
-                raw_type=None,
-                raw=None,
-            )
-        )
-        remember_ids(conn, ticket_id, [message_id])
-        values: dict[str, Any] = {"updated_at": now}
-        if row.status == "new":
-            values["status"] = "open"
-        conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(**values))
-        add_event(
-            conn,
-            ticket_id,
-            "replied",
-            {"channel": "email", "to": to, "message_id": message_id},
-            now,
-        )
+        def reply(conn: Connection) -> None:
+            try:
+                replies.queue_reply(conn, self.settings, ticket_id, ref, text, now)
+            except LookupError as exc:
+                raise TicketNotFound(ref) from exc
+
+        await self._store.write(reply)
 
 
 def _tier(tier: float) -> int | float:

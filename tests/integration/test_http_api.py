@@ -550,8 +550,17 @@ async def test_reply_to_an_email_ticket_is_queued(gw: Gateway) -> None:
     assert [c["direction"] for c in ticket["contacts"]] == ["in", "out"]
 
 
-async def test_reply_where_the_channel_cannot_carry_it_gets_400(gw: Gateway) -> None:
+async def test_reply_to_an_api_ticket_goes_to_the_requesters_email(gw: Gateway) -> None:
     ticket = await gw.new_contact()
+    response = await gw.post(f"/api/tickets/{ticket['ref']}/reply", {"text": "Hello"})
+    assert response.status == 202, await response.text()
+    shown = await (await gw.get(f"/api/tickets/{ticket['ref']}")).json()
+    out = [c for c in shown["contacts"] if c["direction"] == "out"]
+    assert out and out[0]["channel"] == "email" and out[0]["to"] == ticket["requester"]["email"]
+
+
+async def test_reply_where_nothing_can_carry_it_gets_400(gw: Gateway) -> None:
+    ticket = await gw.new_contact(**{"from": {"phone": "+14155552671"}})
     response = await gw.post(f"/api/tickets/{ticket['ref']}/reply", {"text": "Hello"})
     await assert_error(response, 400, "channel")
 

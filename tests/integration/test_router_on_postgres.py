@@ -16,7 +16,8 @@ from router.settings import RouterSettings
 from router.store import Store
 from router.tickets import TicketService
 from tests.unit.router.conftest import Clock, Desk, make_settings
-from tests.unit.router.test_router import *  # noqa: F403 - re-run every test on PostgreSQL
+from tests.unit.router.test_replies import *  # noqa: F403 - re-run every test on PostgreSQL
+from tests.unit.router.test_router import *  # noqa: F403
 
 pytestmark = pytest.mark.postgres
 

@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("from_addr", sa.String(length=320), nullable=True),
         sa.Column("from_name", sa.String(length=200), nullable=True),
         sa.Column("recipient", sa.String(length=320), nullable=True),
+        sa.Column("thread_key", sa.String(length=200), nullable=True),
         sa.Column("subject", sa.String(length=998), server_default="", nullable=False),
         sa.Column("text", sa.Text(), server_default="", nullable=False),
         sa.Column("auto", sa.String(length=16), server_default="human", nullable=False),

@@ -1,0 +1,17 @@
+"""Ticket events: the audit trail every decision writes, shown in the ticket's timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from router.schema import events
+
+
+def add_event(
+    conn: Connection, ticket_id: int, type_: str, detail: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(sa.insert(events).values(ticket_id=ticket_id, at=now, type=type_, detail=detail))

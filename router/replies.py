@@ -1,0 +1,261 @@
+"""Answering the requester on the channel they used last, through the outbox.
+
+| last channel | transport    | outbox kind | payload                                         |
+| ------------ | ------------ | ----------- | ----------------------------------------------- |
+| email        | email        | email.reply | threaded mail (see docs/architecture.md)        |
+| sms, phone   | SMS (Twilio) | sms.reply   | ``{"to": "+1…", "text", "ticket_ref"}``         |
+| slack        | Slack        | slack.reply | ``{"channel", "thread_ts", "text", "ticket_ref"}`` |
+| api, fax     | email        | email.reply | when the requester has an email address         |
+
+A caller is answered by SMS: a voice call can't be placed back automatically, a text can. Every
+reply is also recorded on the ticket as an outbound contact, so the timeline shows it.
+Status announcements (``slack.status``) go to a Slack ticket's thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from normalizer.intake import ContactRejectedError
+from router import acks
+from router.conversation import remember_ids
+from router.events import add_event
+from router.outbox import enqueue
+from router.schema import contacts, identities, message_ids, tickets
+from router.settings import RouterSettings
+
+
+class ReplyNotPossible(ContactRejectedError):
+    """Nothing can carry a reply to this ticket's requester."""
+
+
+_TRANSPORT = {"sms": "sms", "phone": "sms", "slack": "slack"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Last:
+    channel: str
+    from_addr: str | None
+    external_id: str | None
+    thread_key: str | None
+
+
+def _last_inbound(conn: Connection, ticket_id: int, channels: tuple[str, ...]) -> _Last | None:
+    row = conn.execute(
+        sa.select(
+            contacts.c.channel, contacts.c.from_addr, contacts.c.external_id, contacts.c.thread_key
+        )
+        .where(
+            contacts.c.ticket_id == ticket_id,
+            contacts.c.direction == "in",
+            contacts.c.channel.in_(channels),
+        )
+        .order_by(contacts.c.id.desc())
+        .limit(1)
+    ).first()
+    return _Last(row.channel, row.from_addr, row.external_id, row.thread_key) if row else None
+
+
+def _requester_identity(conn: Connection, ticket_id: int, kind: str) -> str | None:
+    return conn.execute(
+        sa.select(identities.c.value)
+        .join(tickets, tickets.c.requester_id == identities.c.requester_id)
+        .where(tickets.c.id == ticket_id, identities.c.kind == kind)
+        .order_by(identities.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def queue_reply(
+    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, text: str, now: datetime
+) -> str:
+    """Queue ``text`` for the requester; returns the channel it goes out on."""
+    row = conn.execute(
+        sa.select(tickets.c.last_channel, tickets.c.subject, tickets.c.status).where(
+            tickets.c.id == ticket_id
+        )
+    ).first()
+    if row is None:
+        raise LookupError(ref)
+    channel = row.last_channel
+    transport = _TRANSPORT.get(channel, "email")
+    if transport not in settings.outbound_transports:
+        raise ReplyNotPossible(
+            f"{ref} came in by {channel}, and replies by {transport} are not enabled",
+            field="channel",
+        )
+    if channel in ("sms", "phone"):
+        sent = _sms(conn, ticket_id, ref, text, now)
+    elif channel == "slack":
+        sent = _slack(conn, ticket_id, ref, text, now, kind="slack.reply")
+    else:
+        sent = _email(conn, settings, ticket_id, ref, row.subject, text, now)
+    values: dict[str, Any] = {"updated_at": now}
+    if row.status == "new":
+        values["status"] = "open"
+    conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(**values))
+    add_event(conn, ticket_id, "replied", sent, now)
+    return str(sent["channel"])
+
+
+def announce(conn: Connection, ticket_id: int, ref: str, text: str, now: datetime) -> bool:
+    """Tell a Slack requester about a status change in their thread; False if not a Slack ticket."""
+    last = conn.execute(sa.select(tickets.c.last_channel).where(tickets.c.id == ticket_id)).scalar()
+    if last != "slack":
+        return False
+    _slack(conn, ticket_id, ref, text, now, kind="slack.status", record=False)
+    return True
+
+
+def _record_out(
+    conn: Connection,
+    ticket_id: int,
+    channel: str,
+    external_id: str,
+    to: str,
+    subject: str,
+    text: str,
+    thread_key: str | None,
+    settings_from: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        sa.insert(contacts).values(
+            ticket_id=ticket_id,
+            channel=channel,
+            direction="out",
+            external_id=external_id,
+            received_at=now,
+            from_addr=settings_from,
+            recipient=to,
+            thread_key=thread_key,
+            subject=subject,
+            text=text,
+            auto="human",
+        )
+    )
+
+
+def _email(
+    conn: Connection,
+    settings: RouterSettings,
+    ticket_id: int,
+    ref: str,
+    subject: str,
+    text: str,
+    now: datetime,
+) -> dict[str, Any]:
+    last = _last_inbound(conn, ticket_id, ("email",))
+    to = last.from_addr if last is not None and last.from_addr and "@" in last.from_addr else None
+    to = to or _requester_identity(conn, ticket_id, "email")
+    if not to:
+        raise ReplyNotPossible(f"{ref} has no email address to reply to", field="channel")
+    thread = list(
+        conn.execute(
+            sa.select(message_ids.c.message_id)
+            .where(message_ids.c.ticket_id == ticket_id, message_ids.c.message_id.contains("@"))
+            .order_by(message_ids.c.message_id)
+            .limit(20)
+        ).scalars()
+    )
+    in_reply_to = last.external_id if last is not None else None
+    message_id = acks.new_message_id(settings, ticket_id)
+    tagged = acks.tagged_subject(ref, subject)
+    payload = {
+        "to": to,
+        "from_address": settings.desk_address,
+        "from_name": settings.from_name,
+        "subject": tagged if tagged.lower().startswith("re:") else f"Re: {tagged}",
+        "text": text,
+        "message_id": message_id,
+        "in_reply_to": in_reply_to,
+        "references": [m for m in thread if m != in_reply_to] + ([in_reply_to] * bool(in_reply_to)),
+        "auto_submitted": None,
+        "ticket_ref": ref,
+    }
+    enqueue(
+        conn,
+        "email.reply",
+        payload,
+        key=f"reply:{message_id}",
+        ticket_id=ticket_id,
+        recipient=to,
+        now=now,
+    )
+    _record_out(
+        conn,
+        ticket_id,
+        "email",
+        message_id,
+        to,
+        str(payload["subject"]),
+        text,
+        None,
+        settings.desk_address,
+        now,
+    )
+    remember_ids(conn, ticket_id, [message_id])
+    return {"channel": "email", "to": to, "message_id": message_id}
+
+
+def _sms(conn: Connection, ticket_id: int, ref: str, text: str, now: datetime) -> dict[str, Any]:
+    last = _last_inbound(conn, ticket_id, ("sms", "phone"))
+    to = last.from_addr if last is not None and (last.from_addr or "").startswith("+") else None
+    to = to or _requester_identity(conn, ticket_id, "phone")
+    if not to:
+        raise ReplyNotPossible(f"{ref} has no phone number to text", field="channel")
+    out_id = f"out-{secrets.token_hex(8)}"
+    payload = {"to": to, "text": text, "ticket_ref": ref}
+    enqueue(
+        conn,
+        "sms.reply",
+        payload,
+        key=f"reply:{out_id}",
+        ticket_id=ticket_id,
+        recipient=to,
+        now=now,
+    )
+    _record_out(conn, ticket_id, "sms", out_id, to, "", text, None, None, now)
+    return {"channel": "sms", "to": to}
+
+
+def _slack(
+    conn: Connection,
+    ticket_id: int,
+    ref: str,
+    text: str,
+    now: datetime,
+    *,
+    kind: str,
+    record: bool = True,
+) -> dict[str, Any]:
+    last = _last_inbound(conn, ticket_id, ("slack",))
+    key = last.thread_key if last is not None else None
+    if not key or ":" not in key:
+        raise ReplyNotPossible(f"{ref} has no Slack conversation to reply in", field="channel")
+    channel_id, _, thread_ts = key.partition(":")
+    out_id = f"out-{secrets.token_hex(8)}"
+    payload = {
+        "channel": channel_id,
+        "thread_ts": thread_ts or None,
+        "text": text,
+        "ticket_ref": ref,
+    }
+    enqueue(
+        conn,
+        kind,
+        payload,
+        key=f"{kind}:{out_id}",
+        ticket_id=ticket_id,
+        recipient=last.from_addr if last else None,
+        now=now,
+    )
+    if record:
+        _record_out(conn, ticket_id, "slack", out_id, channel_id, "", text, key, None, now)
+    return {"channel": "slack", "to": channel_id, "thread_ts": thread_ts or None}

@@ -1,0 +1,116 @@
+"""Replies go back on the channel the requester used last; chat windows (SMS) end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from normalizer.contact import Channel, Contact, Party, ThreadHints
+from router.replies import ReplyNotPossible
+from router.schema import outbox
+from tests.unit.router.conftest import Desk, email, make_settings
+
+ALL = frozenset({"email", "sms", "slack"})
+
+
+def sms(text: str, sid: str, phone: str = "+14155552671") -> Contact:
+    return Contact(
+        channel=Channel.SMS,
+        external_id=sid,
+        sender=Party(phone=phone),
+        received_at=datetime(2026, 11, 22, tzinfo=UTC),
+        text=text,
+        thread=ThreadHints(chat_thread=f"sms:{phone}", chat_window_seconds=3600),
+    )
+
+
+def slack(text: str, event_id: str, thread: str = "C42:1700000000.000100") -> Contact:
+    return Contact(
+        channel=Channel.SLACK,
+        external_id=event_id,
+        sender=Party(slack_user_id="U1"),
+        received_at=datetime(2026, 11, 22, tzinfo=UTC),
+        text=text,
+        thread=ThreadHints(chat_thread=thread),
+    )
+
+
+def queued(desk: Desk) -> list[tuple[str, dict[str, object]]]:
+    return desk.store.run_sync(
+        lambda c: [
+            (r.kind, r.payload)
+            for r in c.execute(sa.select(outbox.c.kind, outbox.c.payload).order_by(outbox.c.id))
+        ]
+    )
+
+
+async def test_sms_within_the_window_continues_the_open_ticket(desk: Desk) -> None:
+    first = await desk.router.submit(sms("printer broken", "SM1"))
+    desk.clock.advance(minutes=30)
+    again = await desk.router.submit(sms("still broken", "SM2"))
+    assert again.ticket_ref == first.ticket_ref and again.thread_reason == "chat-thread"
+
+
+async def test_sms_after_the_window_opens_a_new_ticket_and_continues_that(desk: Desk) -> None:
+    first = await desk.router.submit(sms("printer broken", "SM1"))
+    desk.clock.advance(hours=2)
+    later = await desk.router.submit(sms("vpn down", "SM2"))
+    desk.clock.advance(minutes=5)
+    follow = await desk.router.submit(sms("any news?", "SM3"))
+    assert later.created and later.ticket_ref != first.ticket_ref
+    assert follow.ticket_ref == later.ticket_ref
+
+
+async def test_slack_thread_continues_its_ticket_without_a_window(desk: Desk) -> None:
+    first = await desk.router.submit(slack("laptop dead", "Ev1"))
+    desk.clock.advance(days=3)
+    assert (await desk.router.submit(slack("any news?", "Ev2"))).ticket_ref == first.ticket_ref
+
+
+async def test_reply_to_sms_ticket_is_texted_back(desk: Desk) -> None:
+    desk.tickets.settings = make_settings(outbound_transports=ALL)
+    ticket = await desk.router.submit(sms("printer broken", "SM1"))
+    await desk.tickets.reply(ticket.ticket_ref, "On our way")
+    assert queued(desk)[-1] == (
+        "sms.reply",
+        {"to": "+14155552671", "text": "On our way", "ticket_ref": ticket.ticket_ref},
+    )
+    shown = await desk.tickets.get(ticket.ticket_ref)
+    assert shown["status"] == "open" and shown["contacts"][-1]["direction"] == "out"
+
+
+async def test_reply_to_slack_ticket_goes_to_its_thread(desk: Desk) -> None:
+    desk.tickets.settings = make_settings(outbound_transports=ALL)
+    ticket = await desk.router.submit(slack("laptop dead", "Ev1"))
+    await desk.tickets.reply(ticket.ticket_ref, "Bring it to desk 4")
+    kind, payload = queued(desk)[-1]
+    assert kind == "slack.reply"
+    assert payload == {
+        "channel": "C42",
+        "thread_ts": "1700000000.000100",
+        "text": "Bring it to desk 4",
+        "ticket_ref": ticket.ticket_ref,
+    }
+
+
+async def test_escalating_a_slack_ticket_announces_it_in_the_thread(desk: Desk) -> None:
+    ticket = await desk.router.submit(slack("laptop dead", "Ev1"))
+    await desk.tickets.escalate(ticket.ticket_ref, "needs a new board")
+    kind, payload = queued(desk)[-1]
+    assert kind == "slack.status" and "customer-support" in str(payload["text"])
+
+
+async def test_escalating_an_email_ticket_sends_the_requester_nothing(desk: Desk) -> None:
+    ticket = await desk.router.submit(email())
+    before = len(queued(desk))
+    await desk.tickets.escalate(ticket.ticket_ref, "needs l2")
+    assert len(queued(desk)) == before
+
+
+async def test_reply_on_a_transport_that_is_not_enabled_is_refused(desk: Desk) -> None:
+    ticket = await desk.router.submit(sms("printer broken", "SM1"))
+    with pytest.raises(ReplyNotPossible) as err:
+        await desk.tickets.reply(ticket.ticket_ref, "On our way")
+    assert err.value.field == "channel" and "sms" in str(err.value)
