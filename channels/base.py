@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import abc
 
+from aiohttp import web
+
 
 class Channel(abc.ABC):
     """An inbound transport the gateway starts and stops.
@@ -28,3 +30,21 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def stop(self, grace_seconds: float) -> None:
         """Stop accepting, finish in-flight contacts (up to ``grace_seconds``), close."""
+
+
+class WebhookChannel(Channel):
+    """A channel that is called over the gateway's HTTP app (Twilio, Slack Events API).
+
+    It adds its routes to the app the gateway builds (before the app starts); ``start`` and
+    ``stop`` manage whatever else it runs (a Socket Mode connection, a spool replayer).
+    """
+
+    @abc.abstractmethod
+    def add_routes(self, app: web.Application) -> None:
+        """Register this channel's handlers on the gateway's application."""
+
+    async def start(self) -> None:
+        """Nothing to start beyond the routes, unless a channel says otherwise."""
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Nothing to drain beyond the HTTP app, unless a channel says otherwise."""

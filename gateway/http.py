@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 from aiohttp import web
 
+from channels.base import WebhookChannel
 from gateway.api import build_api_app, error_response, json_response
 from gateway.metrics import Metrics
 from normalizer.intake import Intake, IntakeError
@@ -50,6 +51,7 @@ def build_app(
     metrics: Metrics,
     api_tokens: tuple[str, ...],
     api_enabled: bool,
+    channels: Sequence[WebhookChannel] = (),
 ) -> web.Application:
     """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404)."""
     app = web.Application(middlewares=[_json_errors], client_max_size=CLIENT_MAX_SIZE)
@@ -61,6 +63,8 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/", dashboard)
+    for channel in channels:
+        channel.add_routes(app)
     if api_enabled:
         if not api_tokens:
             log.warning("[api] is enabled but SPOC_API_TOKEN is not set: every call gets 401")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
+from channels.base import WebhookChannel
 from channels.outbound.email import EmailSender, OutboundSMTPSettings
 from channels.smtp import SMTPChannel, SMTPChannelSettings
 from gateway.config import Config
-from gateway.dispatcher import Dispatcher
+from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
 from gateway.metrics import MeteredIntake, Metrics
 from gateway.migrate import check, upgrade
@@ -63,6 +64,7 @@ class Gateway:
         self.tickets: TicketService | None = None
         self.smtp: SMTPChannel | None = None
         self.dispatcher: Dispatcher | None = None
+        self.webhook_channels: list[WebhookChannel] = []
         self._http: web.AppRunner | None = None
 
     @property
@@ -86,29 +88,23 @@ class Gateway:
             raise StartupError("the database schema is not up to date: run `spoc db upgrade`")
         self.store = Store.from_url(url)
         await self.store.start()
-        settings = config.router_settings()
+        senders = self._outbound_senders()
+        # Agents may reply only on transports that actually run (router.replies).
+        settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
         self.router = Router(self.store, settings)
         self.tickets = TicketService(self.store, settings)
-        sender = EmailSender(
-            OutboundSMTPSettings(
-                host=config.outbound_smtp.host,
-                port=config.outbound_smtp.port,
-                starttls=config.outbound_smtp.starttls,
-                tls=config.outbound_smtp.tls,
-                username=config.outbound_smtp.username,
-                password=config.secrets.outbound_smtp_password,
-                timeout_seconds=config.outbound_smtp.timeout_seconds,
-            )
-        )
         self.dispatcher = Dispatcher(
             Outbox(self.store),
-            {"email": sender.send},
+            senders,
             self.metrics,
             max_attempts=config.outbox.max_attempts,
             poll_interval_seconds=config.outbox.poll_interval_seconds,
         )
         self.dispatcher.start()
         intake = _WakeDispatcher(MeteredIntake(self.router, self.metrics), self.dispatcher)
+        self.webhook_channels = self._webhook_channels(intake)
+        for channel in self.webhook_channels:
+            await channel.start()
         self.smtp = SMTPChannel(
             SMTPChannelSettings(
                 desk_address=config.email.address,
@@ -130,11 +126,39 @@ class Gateway:
             metrics=self.metrics,
             api_tokens=config.secrets.api_tokens,
             api_enabled=config.api.enabled,
+            channels=self.webhook_channels,
         )
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
-        log.info("spoc ready: SMTP on %s:%d, HTTP on %s:%d, database %s",
-                 config.smtp.host, self.smtp_port, config.server.http_host, self.http_port,
-                 self.store.dialect)  # fmt: skip
+        log.info(
+            "spoc ready: SMTP on %s:%d, HTTP on %s:%d, database %s",
+            config.smtp.host,
+            self.smtp_port,
+            config.server.http_host,
+            self.http_port,
+            self.store.dialect,
+        )
+
+    def _outbound_senders(self) -> dict[str, Sender]:
+        """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
+        config = self.config
+        email = EmailSender(
+            OutboundSMTPSettings(
+                host=config.outbound_smtp.host,
+                port=config.outbound_smtp.port,
+                starttls=config.outbound_smtp.starttls,
+                tls=config.outbound_smtp.tls,
+                username=config.outbound_smtp.username,
+                password=config.secrets.outbound_smtp_password,
+                timeout_seconds=config.outbound_smtp.timeout_seconds,
+            )
+        )
+        senders: dict[str, Sender] = {"email": email.send}
+        return senders
+
+    def _webhook_channels(self, intake: Intake) -> list[WebhookChannel]:
+        """Channels reached over the HTTP app, each enabled by its config section."""
+        channels: list[WebhookChannel] = []
+        return channels
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Stop accepting, finish in-flight contacts, then release everything."""
@@ -142,6 +166,8 @@ class Gateway:
             await self.smtp.stop(grace_seconds)
         if self._http is not None:
             await self._http.cleanup()
+        for channel in self.webhook_channels:
+            await channel.stop(grace_seconds)
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.store is not None:
