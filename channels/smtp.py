@@ -213,7 +213,16 @@ def _close_transport(server: SMTP) -> None:
 
 
 class _DeskSMTP(SMTP):
-    """aiosmtpd's protocol, telling the channel when its connection is gone."""
+    """aiosmtpd's protocol, telling the channel when its connection is gone.
+
+    ``line_length_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
+    long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
+    aiosmtpd would answer such a message with a permanent ``500 Line too long``; we accept lines
+    up to 1 MiB instead. Memory stays bounded: the whole message is still capped by SIZE, and
+    command lines by aiosmtpd's own command size limits.
+    """
+
+    line_length_limit = 1 << 20
 
     def __init__(self, handler: _DeskHandler, on_lost: Callable[[_DeskSMTP], None], **kw: Any):
         super().__init__(handler, **kw)

@@ -518,3 +518,13 @@ async def test_idle_session_is_closed_after_the_idle_timeout(start_channel: Star
 
 async def test_channel_reports_the_port_it_bound(channel: SMTPChannel) -> None:
     assert channel.port > 0
+
+
+async def test_a_line_longer_than_rfc_5321_allows_is_still_accepted(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    long_line = b"<p>" + b"x" * 5000 + b"</p>"
+    raw = message().replace(b"It is on fire.", long_line)
+    result = await transact(channel.port, [f"<{DESK}>"], raw)
+    assert result.data is not None and result.data[0] == 250
+    assert long_line in intake.contacts[-1].raw
