@@ -95,8 +95,11 @@ def create_engines(url: str) -> tuple[Engine, Engine]:
             conn.exec_driver_sql("BEGIN")
 
         return writer, reader
-    writer = sa.create_engine(real, pool_size=2, max_overflow=2, pool_pre_ping=True)
-    reader = sa.create_engine(real, pool_size=4, max_overflow=4, pool_pre_ping=True)
+    # Fail fast when the server is unreachable: the intake answers "try again" (SMTP 451,
+    # HTTP 503) instead of holding connections open while the database is down.
+    pg: dict[str, Any] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+    writer = sa.create_engine(real, pool_size=2, max_overflow=2, **pg)
+    reader = sa.create_engine(real, pool_size=4, max_overflow=4, **pg)
     return writer, reader
 
 

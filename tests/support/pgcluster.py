@@ -139,6 +139,17 @@ class PostgresCluster:
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 
+    def halt(self) -> None:
+        """Stop the server but keep its data: a database outage, to be ended by ``resume``."""
+        self._run(
+            [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast", "-w"],
+            what="pg_ctl stop",
+        )
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port."""
+        self._run(self._start_args(), what="pg_ctl start")
+
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex}"
         with psycopg.connect(self.conninfo(), autocommit=True) as conn:
