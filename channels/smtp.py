@@ -166,19 +166,18 @@ class _DeskHandler:
         if hops > self._max_hops:
             log.warning("SMTP %r: message refused after %d hops", session.peer, hops)
             return "554 5.4.0 Too many hops"
-        with self._channel.in_flight():
-            try:
-                contact = await self._to_contact(raw, envelope)
-                result = await self._intake.submit(contact)
-            except ContactRejectedError as exc:
-                log.info("SMTP %r: contact rejected: %s", session.peer, exc)
-                return f"550 5.6.0 {_reply_text(str(exc))}"
-            except TemporaryIntakeError as exc:
-                log.warning("SMTP %r: intake unavailable, answered 451: %s", session.peer, exc)
-                return TEMPORARY_FAILURE
-            except Exception:
-                log.exception("SMTP %r: unexpected failure, answered 451", session.peer)
-                return TEMPORARY_FAILURE
+        try:
+            contact = await self._to_contact(raw, envelope)
+            result = await self._intake.submit(contact)
+        except ContactRejectedError as exc:
+            log.info("SMTP %r: contact rejected: %s", session.peer, exc)
+            return f"550 5.6.0 {_reply_text(str(exc))}"
+        except TemporaryIntakeError as exc:
+            log.warning("SMTP %r: intake unavailable, answered 451: %s", session.peer, exc)
+            return TEMPORARY_FAILURE
+        except Exception:
+            log.exception("SMTP %r: unexpected failure, answered 451", session.peer)
+            return TEMPORARY_FAILURE
         log.info(
             "SMTP %r: %d bytes queued as %s%s",
             session.peer,
@@ -224,9 +223,22 @@ class _DeskSMTP(SMTP):
 
     line_length_limit = 1 << 20
 
-    def __init__(self, handler: _DeskHandler, on_lost: Callable[[_DeskSMTP], None], **kw: Any):
+    def __init__(
+        self,
+        handler: _DeskHandler,
+        on_lost: Callable[[_DeskSMTP], None],
+        in_flight: _InFlight,
+        **kw: Any,
+    ):
         super().__init__(handler, **kw)
         self._on_lost = on_lost
+        self._in_flight = in_flight
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # A message counts as in flight from the DATA command on, not only once its bytes are
+        # all in: a stopping gateway lets a message that is still arriving finish and commit.
+        with self._in_flight:
+            await super().smtp_DATA(arg)
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
@@ -249,7 +261,7 @@ class _Refusal(asyncio.Protocol):
 
 
 class _InFlight:
-    """Counts DATA handlers running so ``stop`` can wait for them."""
+    """Counts messages between their DATA command and the reply, so ``stop`` can wait."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -333,6 +345,7 @@ class SMTPChannel(Channel):
         session = _DeskSMTP(
             self._handler,
             self._sessions.discard,
+            self.in_flight(),
             data_size_limit=self.settings.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

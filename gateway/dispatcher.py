@@ -48,6 +48,7 @@ class Dispatcher:
         self._batch = batch_size
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="spoc-outbox-dispatcher")
@@ -57,14 +58,16 @@ class Dispatcher:
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        self._stopping = True
+        # Cancel until it is really done: on Python 3.11 a cancel that lands while a
+        # wait_for/timeout is finishing can be swallowed (CPython gh-86296).
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 sent = await self.run_once()
             except IntakeError as exc:  # database unavailable: try again later
@@ -72,7 +75,8 @@ class Dispatcher:
                 sent = 0
             if sent < self._batch:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval)
+                    async with asyncio.timeout(self._interval):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def run_once(self) -> int:
