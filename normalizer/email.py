@@ -7,8 +7,8 @@ undecodable encoded-words all yield a Contact; a message with no usable sender y
 ``sender.email = None``, which the router refuses.
 
 Speed: the message is parsed with the fast ``compat32`` parser (about 35 us for 4 KB, against
-about 470 us for ``policy.default``), and headers, encoded-words, charsets and parts are
-decoded here, only as far as the router needs them.
+about 470 us for ``policy.default``), and headers (in :mod:`normalizer.headers`), charsets and
+parts are decoded only as far as the router needs them.
 
 Idempotency: ``external_id`` is the Message-ID without angle brackets. A message without one
 gets ``sha256-<hex of the raw bytes>@spoc.invalid``, so an MTA resending the same bytes after a
@@ -17,22 +17,29 @@ lost ``250`` is recognised as a duplicate.
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import email
 import email.message
 import email.parser
-import email.utils
 import hashlib
 import logging
 import re
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from normalizer.autoclass import classify
 from normalizer.contact import Attachment, AutoClass, Channel, Contact, Party, ThreadHints
 from normalizer.filenames import safe_filename
+from normalizer.headers import (
+    MAX_REFERENCES,
+    addresses,
+    decode_header,
+    decode_text,
+    first_message_id,
+    message_ids,
+    references,
+    valid_address,
+)
 from normalizer.html import html_to_text
 
 __all__ = ["contact_from_email", "synthetic_message_id"]
@@ -40,31 +47,19 @@ __all__ = ["contact_from_email", "synthetic_message_id"]
 log = logging.getLogger(__name__)
 
 MAX_SUBJECT_CHARS = 998
-MAX_ID_CHARS = 998
-MAX_ADDRESS_CHARS = 320
 MAX_NAME_CHARS = 200
-MAX_REFERENCES = 100
 MAX_RECIPIENTS = 200
 MAX_PARTS = 1000
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
 
 _SUBJECT_REF = re.compile(r"\[([A-Z][A-Z0-9]{0,9}-\d{1,12})\]", re.IGNORECASE)
-_BRACKETED_ID = re.compile(r"<([^<>\s\x00-\x1f\x7f]{1,998})>")
-_ID_TOKEN = re.compile(r"[^<>\s\x00-\x1f\x7f,]{1,998}")
-_ADDR_SPEC = r"[^\s<>\",;:()\\@]+@[^\s<>\",;:()\\@]+"
-_SIMPLE_MAILBOX = re.compile(rf"\s*(?:([^<>]*?)\s*<\s*({_ADDR_SPEC})\s*>|({_ADDR_SPEC}))\s*")
-_NEEDS_FULL_PARSER = re.compile(r"[\"()\\:;]")
-_ADDRESS = re.compile(r"[^\s<>,;\x00-\x1f\x7f]+@[^\s<>,;@\x00-\x1f\x7f]+")
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 # NUL and other C0 controls in stored text break databases and terminals; keep tab and newline.
 _TEXT_CONTROL_CHARS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F])
 _CONTROL_CHARS = dict.fromkeys([*range(0x20), 0x7F], " ")
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-_ASCII_CHARSETS = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968", "646", "us"})
-_CHARSET_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "iso-8859-1": "cp1252"}
 
 
 def contact_from_email(
@@ -87,7 +82,7 @@ def contact_from_email(
     msg = _parse(raw)
     headers = _first_headers(msg)
     subject = _subject(headers.get("subject", ""))
-    message_id = _first_id(headers.get("message-id", ""))
+    message_id = first_message_id(headers.get("message-id", ""))
     sender = _sender(headers.get("from", ""), envelope_sender)
     body = _Body.collect(msg)
     auto = classify(msg, envelope_sender, loop_marker)
@@ -102,14 +97,14 @@ def contact_from_email(
         subject=subject,
         text=body.text(),
         recipients=_unique(
-            a for a in (_valid_address(r.strip().strip("<>")) for r in recipients) if a
+            a for a in (valid_address(r.strip().strip("<>")) for r in recipients) if a
         ),
         visible_recipients=_visible_recipients(msg),
         attachments=tuple(body.attachments),
         thread=ThreadHints(
             message_id=message_id,
-            in_reply_to=_ids(headers.get("in-reply-to", ""))[:MAX_REFERENCES],
-            references=_references(headers.get("references", "")),
+            in_reply_to=message_ids(headers.get("in-reply-to", ""))[:MAX_REFERENCES],
+            references=references(headers.get("references", "")),
             subject_refs=_unique(m.upper() for m in _SUBJECT_REF.findall(subject)),
         ),
         auto=auto,
@@ -124,7 +119,7 @@ def synthetic_message_id(raw: bytes) -> str:
     return f"sha256-{hashlib.sha256(raw).hexdigest()}@{SYNTHETIC_ID_DOMAIN}"
 
 
-# --- parsing and headers ---------------------------------------------------------------------
+# --- parsing and header fields ---------------------------------------------------------------
 
 
 def _parse(raw: bytes) -> email.message.Message:
@@ -142,183 +137,29 @@ def _first_headers(msg: email.message.Message) -> dict[str, str]:
     return headers
 
 
-def _unescape_8bit(value: str) -> str:
-    """Headers with raw 8-bit bytes (SMTPUTF8, or careless mailers): UTF-8, else Latin-1."""
-    if value.isascii():
-        return value
-    try:
-        data = value.encode("ascii", "surrogateescape")
-    except UnicodeEncodeError:  # real text, perhaps mixed with escaped bytes
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _decode_header(value: str) -> str:
-    """Header text with 8-bit bytes and RFC 2047 encoded-words decoded; never raises.
-
-    Adjacent encoded-words in one charset are joined before decoding (mailers split UTF-8
-    sequences across them); a malformed word is kept as written; unknown charsets fall back
-    like bodies do.
-    """
-    value = _unescape_8bit(value)
-    if "=?" not in value:
-        return value
-    out: list[str] = []
-    run = _WordRun()
-    position = 0
-    for match in _ENCODED_WORD.finditer(value):
-        data = _encoded_word_bytes(match.group(2), match.group(3))
-        if data is None:
-            continue  # undecodable: left in place, it becomes part of the literal text
-        charset = match.group(1).split("*", 1)[0].lower()  # drop an RFC 2231 language
-        between = value[position : match.start()]
-        if run.charset is not None and (not between or between.isspace()):
-            between = ""  # whitespace between two encoded-words is not text
-        if between or charset != run.charset:
-            out.append(run.flush())
-            out.append(between)
-        run.add(charset, data)
-        position = match.end()
-    out.append(run.flush())
-    out.append(value[position:])
-    return "".join(out)
-
-
-@dataclass(slots=True)
-class _WordRun:
-    """Adjacent encoded-words in one charset, decoded together (mailers split UTF-8 across them)."""
-
-    charset: str | None = None
-    data: bytearray = field(default_factory=bytearray)
-
-    def add(self, charset: str, data: bytes) -> None:
-        self.charset = charset
-        self.data += data
-
-    def flush(self) -> str:
-        text = _decode_text(bytes(self.data), self.charset) if self.charset else ""
-        self.charset, self.data = None, bytearray()
-        return text
-
-
-def _encoded_word_bytes(encoding: str, text: str) -> bytes | None:
-    try:
-        if encoding in "bB":
-            return binascii.a2b_base64((text + "===")[: len(text) + (-len(text) % 4)])
-        return binascii.a2b_qp(text.encode("ascii"), header=True)
-    except (binascii.Error, UnicodeError, ValueError):
-        return None
-
-
-def _decode_text(data: bytes, charset: str | None) -> str:
-    """Bytes in a declared charset; undeclared, ASCII or unknown: UTF-8, else Latin-1."""
-    name = (charset or "").strip().strip("\"'").lower()
-    if name and name not in _ASCII_CHARSETS:
-        name = _CHARSET_SUPERSETS.get(name, name)
-        try:
-            codecs.lookup(name)
-            text = data.decode(name, errors="replace")
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass  # unknown or non-text codec ("base64", "x-unknown"): guess below
-        else:
-            if name in ("utf-8", "utf8", "cp1252"):
-                return text
-            # Codecs like utf-7 or unicode-escape can yield lone surrogates no database stores.
-            return text.encode("utf-8", "replace").decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
 def _subject(raw: str) -> str:
-    text = _decode_header(raw).translate(_CONTROL_CHARS)
+    text = decode_header(raw).translate(_CONTROL_CHARS)
     return " ".join(text.split())[:MAX_SUBJECT_CHARS]
-
-
-def _ids(value: str) -> tuple[str, ...]:
-    """Bare message ids from an id-list header; junk without brackets is split on space."""
-    value = _unescape_8bit(value)
-    found = _BRACKETED_ID.findall(value)
-    if not found:
-        found = [t for t in _ID_TOKEN.findall(value) if "@" in t]
-    return _unique(found)
-
-
-def _first_id(value: str) -> str | None:
-    ids = _ids(value)
-    if ids:
-        return ids[0]
-    token = _ID_TOKEN.search(_unescape_8bit(value))  # an id without brackets or "@"
-    return token.group(0) if token else None
-
-
-def _references(value: str) -> tuple[str, ...]:
-    refs = _ids(value)
-    if len(refs) > MAX_REFERENCES:  # keep the thread's root and the newest ones
-        refs = refs[:1] + refs[-(MAX_REFERENCES - 1) :]
-    return refs
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-# --- addresses -------------------------------------------------------------------------------
-
-
-def _valid_address(addr: str) -> str | None:
-    addr = addr.strip().casefold()
-    if len(addr) > MAX_ADDRESS_CHARS or not _ADDRESS.fullmatch(addr):
-        return None
-    return addr
-
-
-def _addresses(values: Iterable[str]) -> list[tuple[str, str]]:
-    """(display name, address) pairs; plain ``Name <a@b>, c@d`` lists skip the slow parser."""
-    out: list[tuple[str, str]] = []
-    for value in values:
-        value = _unescape_8bit(value)
-        pairs = None if _NEEDS_FULL_PARSER.search(value) else _simple_addresses(value)
-        if pairs is None:
-            try:
-                pairs = email.utils.getaddresses([value])
-            except Exception:  # older parsers choke on some junk; treat as no address
-                pairs = []
-        for name, addr in pairs:
-            valid = _valid_address(addr)
-            if valid:
-                out.append((name, valid))
-    return out
-
-
-def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
-    pairs = []
-    for piece in value.split(","):
-        if not piece or piece.isspace():
-            continue
-        match = _SIMPLE_MAILBOX.fullmatch(piece)
-        if match is None:
-            return None
-        name, angle_addr, bare_addr = match.groups()
-        pairs.append(((name or "").strip(), angle_addr or bare_addr))
-    return pairs
+# --- sender and recipients -------------------------------------------------------------------
 
 
 def _sender(from_value: str, envelope_sender: str | None) -> Party:
-    for name, addr in _addresses([from_value] if from_value else []):
-        clean = " ".join(_decode_header(name).translate(_CONTROL_CHARS).split()).strip("\"' ")
+    for name, addr in addresses([from_value] if from_value else []):
+        clean = " ".join(decode_header(name).translate(_CONTROL_CHARS).split()).strip("\"' ")
         return Party(email=addr, name=clean[:MAX_NAME_CHARS] or None)
-    fallback = _valid_address((envelope_sender or "").strip().strip("<>"))
+    fallback = valid_address((envelope_sender or "").strip().strip("<>"))
     return Party(email=fallback)
 
 
 def _visible_recipients(msg: email.message.Message) -> tuple[str, ...]:
     values = [str(v) for k, v in msg.raw_items() if k.lower() in ("to", "cc")]
-    return _unique(addr for _, addr in _addresses(values))[:MAX_RECIPIENTS]
+    return _unique(addr for _, addr in addresses(values))[:MAX_RECIPIENTS]
 
 
 # --- body and attachments --------------------------------------------------------------------
@@ -365,14 +206,14 @@ class _Body:
             data = b""
         is_text_body = ctype in ("text/plain", "text/html") and not info.filename
         if is_text_body and info.disposition != "attachment":
-            text = _decode_text(data, info.charset)
+            text = decode_text(data, info.charset)
             text = text.replace("\r\n", "\n").replace("\r", "\n")
             (self.plain if ctype == "text/plain" else self.html).append(text)
         else:
             self._attach(ctype, data, info.filename)
 
     def _attach(self, ctype: str, data: bytes, filename: str | None) -> None:
-        name = _decode_header(filename) if filename else None
+        name = decode_header(filename) if filename else None
         self.attachments.append(
             Attachment(
                 filename=safe_filename(name, ctype),
