@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from normalizer.contact import Contact
 from router.identity import party_keys
 from router.refs import parse_ref
-from router.schema import message_ids, participants, tickets
+from router.schema import insert_ignore, message_ids, participants, tickets, upsert
 
 CLOSED_STATUSES = ("resolved", "closed")
 
@@ -155,19 +155,9 @@ def _is_participant(
 
 def add_participants(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
     """Record addresses as participants of a ticket (existing ones are kept)."""
-    wanted = sorted({a for a in addresses if a})
-    if not wanted:
-        return
-    have = set(
-        conn.execute(
-            sa.select(participants.c.address).where(
-                participants.c.ticket_id == ticket_id, participants.c.address.in_(wanted)
-            )
-        ).scalars()
-    )
-    new = [{"ticket_id": ticket_id, "address": a} for a in wanted if a not in have]
-    if new:
-        conn.execute(sa.insert(participants), new)
+    rows = [{"ticket_id": ticket_id, "address": a} for a in sorted({a for a in addresses if a})]
+    if rows:
+        conn.execute(insert_ignore(conn, participants, "ticket_id", "address"), rows)
 
 
 def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
@@ -178,22 +168,9 @@ def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
     continue that one.
     """
     wanted = sorted(set(ids))
-    if not wanted:
-        return
-    have = dict(
-        conn.execute(
-            sa.select(message_ids.c.message_id, message_ids.c.ticket_id).where(
-                message_ids.c.message_id.in_(wanted)
-            )
-        ).all()
-    )
-    new = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if m not in have]
-    if new:
-        conn.execute(sa.insert(message_ids), new)
-    moved = [m for m in wanted if m.startswith("chat:") and have.get(m, ticket_id) != ticket_id]
-    if moved:
-        conn.execute(
-            sa.update(message_ids)
-            .where(message_ids.c.message_id.in_(moved))
-            .values(ticket_id=ticket_id)
-        )
+    fixed = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if not m.startswith("chat:")]
+    moving = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if m.startswith("chat:")]
+    if fixed:
+        conn.execute(insert_ignore(conn, message_ids, "message_id"), fixed)
+    if moving:
+        conn.execute(upsert(conn, message_ids, ("message_id",), ("ticket_id",)), moving)

@@ -15,3 +15,14 @@ def add_event(
     conn: Connection, ticket_id: int, type_: str, detail: dict[str, Any], now: datetime
 ) -> None:
     conn.execute(sa.insert(events).values(ticket_id=ticket_id, at=now, type=type_, detail=detail))
+
+
+def add_events(
+    conn: Connection, rows: list[tuple[int, str, dict[str, Any]]], now: datetime
+) -> None:
+    """Several events in one statement: ``(ticket_id, type, detail)`` each."""
+    if rows:
+        conn.execute(
+            sa.insert(events),
+            [{"ticket_id": t, "at": now, "type": k, "detail": d} for t, k, d in rows],
+        )

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from router.schema import outbox
+from router.schema import insert_ignore, outbox
 from router.store import Store
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
@@ -42,23 +42,22 @@ def enqueue(
     recipient: str | None = None,
 ) -> bool:
     """Queue one message; False when a row with this idempotency key exists already."""
-    exists = conn.execute(sa.select(outbox.c.id).where(outbox.c.idempotency_key == key)).first()
-    if exists is not None:
-        return False
-    conn.execute(
-        sa.insert(outbox).values(
-            kind=kind,
-            ticket_id=ticket_id,
-            recipient=recipient,
-            idempotency_key=key,
-            payload=payload,
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-    return True
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy.
+    inserted = conn.execute(
+        insert_ignore(conn, outbox, "idempotency_key").returning(outbox.c.id),
+        {
+            "kind": kind,
+            "ticket_id": ticket_id,
+            "recipient": recipient,
+            "idempotency_key": key,
+            "payload": payload,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    ).first()
+    return inserted is not None
 
 
 class Outbox:

@@ -14,23 +14,30 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import Contact
 from normalizer.intake import ContactRejectedError, IntakeResult
 from router import acks
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
-from router.events import add_event
+from router.events import add_events
 from router.identity import Resolved, party_keys, resolve_requester
 from router.refs import format_ref
-from router.schema import attachments, blobs, contacts, tickets
+from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
 from router.triage import triage
 
 log = logging.getLogger(__name__)
+
+
+# Built once: the hot path's statements skip construction and reuse the compiled form.
+_SEEN = sa.select(contacts.c.id, contacts.c.ticket_id).where(
+    contacts.c.channel == sa.bindparam("channel"),
+    contacts.c.external_id == sa.bindparam("external_id"),
+)
+_NEW_TICKET = sa.insert(tickets).returning(tickets.c.id)
+_NEW_CONTACT = sa.insert(contacts).returning(contacts.c.id)
 
 
 class Router:
@@ -56,10 +63,7 @@ class Router:
         now = self._now()
         prefix = self.settings.ticket_prefix
         seen = conn.execute(
-            sa.select(contacts.c.id, contacts.c.ticket_id).where(
-                contacts.c.channel == contact.channel.value,
-                contacts.c.external_id == contact.external_id,
-            )
+            _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
         ).first()
         if seen is not None:
             return IntakeResult(
@@ -73,15 +77,16 @@ class Router:
 
         who = resolve_requester(conn, contact.sender, contact.channel, now)
         match = find_thread(conn, contact, who.requester_id, prefix, now, self._reopen_window)
+        new_events: list[tuple[int, str, dict[str, Any]]] = []  # written in one statement
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False
-            self._continue_ticket(conn, contact, match, now)
+            self._continue_ticket(conn, contact, match, now, new_events)
         else:
-            ticket_id, created = self._open_ticket(conn, contact, who, match, now), True
+            ticket_id, created = self._open_ticket(conn, contact, who, match, now, new_events), True
         ref = format_ref(prefix, ticket_id)
 
         contact_id = self._store_contact(conn, contact, ticket_id, now)
-        remember_ids(conn, ticket_id, own_keys(contact))
+        thread_ids = own_keys(contact)
         add_participants(conn, ticket_id, self._participants(contact))
 
         detail: dict[str, Any] = {
@@ -97,10 +102,12 @@ class Router:
         if created:
             message_id, refusal = acks.queue_ack(conn, contact, ticket_id, ref, self.settings, now)
             if message_id is not None:
-                remember_ids(conn, ticket_id, [message_id])
+                thread_ids.append(message_id)  # a reply to the ack threads onto the ticket
                 acked = True
             detail["ack"] = "queued" if acked else f"suppressed:{refusal}"
-        add_event(conn, ticket_id, "contact.added", detail, now)
+        remember_ids(conn, ticket_id, thread_ids)
+        new_events.append((ticket_id, "contact.added", detail))
+        add_events(conn, new_events, now)
         return IntakeResult(
             ref,
             ticket_id,
@@ -112,29 +119,34 @@ class Router:
         )
 
     def _open_ticket(
-        self, conn: Connection, contact: Contact, who: Resolved, match: ThreadMatch, now: datetime
+        self,
+        conn: Connection,
+        contact: Contact,
+        who: Resolved,
+        match: ThreadMatch,
+        now: datetime,
+        new_events: list[tuple[int, str, dict[str, Any]]],
     ) -> int:
         decided = triage(contact, self.settings, [v for _, v in party_keys(contact.sender)])
         owner = self.settings.owner_group
         ticket_id: int = conn.execute(
-            sa.insert(tickets)
-            .values(
-                status="new",
-                kind=decided.kind.value,
-                category=decided.category,
-                priority=decided.priority,
-                owner=owner.name,
-                group_name=decided.group.name,
-                tier=decided.group.tier,
-                channel=contact.channel.value,
-                last_channel=contact.channel.value,
-                subject=contact.subject[:998],
-                requester_id=who.requester_id,
-                parent_id=match.linked_to,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(tickets.c.id)
+            _NEW_TICKET,
+            {
+                "status": "new",
+                "kind": decided.kind.value,
+                "category": decided.category,
+                "priority": decided.priority,
+                "owner": owner.name,
+                "group_name": decided.group.name,
+                "tier": decided.group.tier,
+                "channel": contact.channel.value,
+                "last_channel": contact.channel.value,
+                "subject": contact.subject[:998],
+                "requester_id": who.requester_id,
+                "parent_id": match.linked_to,
+                "created_at": now,
+                "updated_at": now,
+            },
         ).scalar_one()
         detail: dict[str, Any] = {
             "thread_reason": match.reason,
@@ -149,29 +161,34 @@ class Router:
             detail["linked_identities"] = list(who.linked)
         if match.linked_to is not None:
             detail["linked_to"] = format_ref(self.settings.ticket_prefix, match.linked_to)
-            add_event(
-                conn,
-                match.linked_to,
-                "linked",
-                {"ticket": format_ref(self.settings.ticket_prefix, ticket_id)},
-                now,
+            new_events.append(
+                (
+                    match.linked_to,
+                    "linked",
+                    {"ticket": format_ref(self.settings.ticket_prefix, ticket_id)},
+                )
             )
-        add_event(conn, ticket_id, "created", detail, now)
+        new_events.append((ticket_id, "created", detail))
         return ticket_id
 
     def _continue_ticket(
-        self, conn: Connection, contact: Contact, match: ThreadMatch, now: datetime
+        self,
+        conn: Connection,
+        contact: Contact,
+        match: ThreadMatch,
+        now: datetime,
+        new_events: list[tuple[int, str, dict[str, Any]]],
     ) -> None:
         assert match.ticket is not None
         values: dict[str, Any] = {"updated_at": now, "last_channel": contact.channel.value}
         if match.reopen:
             values.update(status="open", closed_at=None)
-            add_event(
-                conn,
-                match.ticket.id,
-                "reopened",
-                {"from_status": match.ticket.status, "thread_reason": match.reason},
-                now,
+            new_events.append(
+                (
+                    match.ticket.id,
+                    "reopened",
+                    {"from_status": match.ticket.status, "thread_reason": match.reason},
+                )
             )
         conn.execute(sa.update(tickets).where(tickets.c.id == match.ticket.id).values(**values))
 
@@ -181,33 +198,29 @@ class Router:
         ours = self.settings.our_addresses
         recipient = next((r for r in contact.recipients if r in ours), None)
         contact_id: int = conn.execute(
-            sa.insert(contacts)
-            .values(
-                ticket_id=ticket_id,
-                channel=contact.channel.value,
-                direction="in",
-                external_id=contact.external_id,
-                received_at=contact.received_at,
-                from_addr=contact.sender.address,
-                from_name=contact.sender.name,
-                recipient=recipient,
-                thread_key=contact.thread.chat_thread or contact.thread.call_id,
-                subject=contact.subject[:998],
-                text=contact.text,
-                auto=contact.auto.value,
-                raw_type=contact.raw_type,
-                raw=contact.raw or None,
-            )
-            .returning(contacts.c.id)
+            _NEW_CONTACT,
+            {
+                "ticket_id": ticket_id,
+                "channel": contact.channel.value,
+                "direction": "in",
+                "external_id": contact.external_id,
+                "received_at": contact.received_at,
+                "from_addr": contact.sender.address,
+                "from_name": contact.sender.name,
+                "recipient": recipient,
+                "thread_key": contact.thread.chat_thread or contact.thread.call_id,
+                "subject": contact.subject[:998],
+                "text": contact.text,
+                "auto": contact.auto.value,
+                "raw_type": contact.raw_type,
+                "raw": contact.raw or None,
+            },
         ).scalar_one()
         if contact.attachments:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            for att in contact.attachments:
-                conn.execute(
-                    insert(blobs)
-                    .values(sha256=att.sha256, size=att.size, data=att.data)
-                    .on_conflict_do_nothing(index_elements=["sha256"])
-                )
+            conn.execute(
+                insert_ignore(conn, blobs, "sha256"),
+                [{"sha256": a.sha256, "size": a.size, "data": a.data} for a in contact.attachments],
+            )
             conn.execute(
                 sa.insert(attachments),
                 [

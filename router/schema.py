@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.dml import Insert
 
 metadata = sa.MetaData(
     naming_convention={
@@ -173,6 +176,28 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("done_at", UTCDateTime()),
     sa.Index(None, "status", "next_attempt_at"),
-    sa.Index(None, "kind", "recipient", "created_at"),
+    sa.Index(None, "kind", "recipient", "created_at"),  # acks per sender per hour
+    sa.Index(None, "kind", "created_at"),  # acks per minute in all: a range, never a scan
     sa.Index(None, "created_at"),
 )
+
+
+def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING`` for the connection's dialect.
+
+    One statement instead of select-then-insert. To learn whether a row went in, add
+    ``.returning(...)``: psycopg's ``rowcount`` is -1 for these through SQLAlchemy.
+    """
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def upsert(
+    conn: Connection, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
+) -> Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns to the new values."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+    )

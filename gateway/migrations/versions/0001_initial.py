@@ -153,6 +153,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_outbox_created_at"), "outbox", ["created_at"], unique=False)
     op.create_index(
+        op.f("ix_outbox_kind_created_at"), "outbox", ["kind", "created_at"], unique=False
+    )
+    op.create_index(
         op.f("ix_outbox_kind_recipient_created_at"),
         "outbox",
         ["kind", "recipient", "created_at"],
@@ -198,6 +201,7 @@ def downgrade() -> None:
     op.drop_table("participants")
     op.drop_index(op.f("ix_outbox_status_next_attempt_at"), table_name="outbox")
     op.drop_index(op.f("ix_outbox_kind_recipient_created_at"), table_name="outbox")
+    op.drop_index(op.f("ix_outbox_kind_created_at"), table_name="outbox")
     op.drop_index(op.f("ix_outbox_created_at"), table_name="outbox")
     op.drop_table("outbox")
     op.drop_table("message_ids")
