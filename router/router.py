@@ -87,6 +87,10 @@ class Router:
 
         contact_id = self._store_contact(conn, contact, ticket_id, now)
         thread_ids = own_keys(contact)
+        if match.refused:
+            # A stranger refused by a chat thread's ticket gets a ticket of their own, but the
+            # thread stays with the ticket it belongs to.
+            thread_ids = [k for k in thread_ids if not k.startswith("chat:")]
         add_participants(conn, ticket_id, self._participants(contact))
 
         detail: dict[str, Any] = {

@@ -114,3 +114,21 @@ async def test_reply_on_a_transport_that_is_not_enabled_is_refused(desk: Desk) -
     with pytest.raises(ReplyNotPossible) as err:
         await desk.tickets.reply(ticket.ticket_ref, "On our way")
     assert err.value.field == "channel" and "sms" in str(err.value)
+
+
+async def test_a_stranger_in_a_tickets_slack_thread_does_not_take_the_thread_over(
+    desk: Desk,
+) -> None:
+    alice = await desk.router.submit(slack("laptop dead", "C42:1"))
+    mallory = Contact(
+        channel=Channel.SLACK,
+        external_id="C42:2",
+        sender=Party(slack_user_id="U666"),
+        received_at=datetime(2026, 11, 22, tzinfo=UTC),
+        text="me too",
+        thread=ThreadHints(chat_thread="C42:1700000000.000100"),
+    )
+    stranger = await desk.router.submit(mallory)
+    assert stranger.created and stranger.ticket_ref != alice.ticket_ref
+    later = await desk.router.submit(slack("any news?", "C42:3"))
+    assert later.ticket_ref == alice.ticket_ref
