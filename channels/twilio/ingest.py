@@ -1,0 +1,168 @@
+"""From a call or SMS record to a committed contact, with the spool behind it.
+
+:meth:`TwilioIngest.call` and :meth:`TwilioIngest.sms` convert a record (``normalizer.telephony``)
+and submit it. When the intake says "temporary" (the database is down) the record is written to
+the spool and ``None`` comes back: the caller still gets a polite answer, and :meth:`replay`
+hands the spooled records to the intake once it works again.
+
+Recordings (step ``recording-file``) are downloaded with the account credentials (HTTP basic
+auth, account SID and auth token) only from ``api_base_url``, so the credentials never go to any
+other host; the file becomes the contact's attachment. A failed download keeps the URL only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from channels.twilio.spool import Spool
+from normalizer.contact import Attachment
+from normalizer.filenames import safe_filename
+from normalizer.intake import ContactRejectedError, Intake, IntakeResult, TemporaryIntakeError
+from normalizer.telephony import CallEvent, SmsMessage, contact_from_call, contact_from_sms
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDING_BYTES = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    spool_dir: Path
+    sms_window_seconds: float = 24 * 3600.0
+    default_region: str = "US"
+    account_sid: str | None = None
+    auth_token: str = field(default="", repr=False)
+    api_base_url: str = "https://api.twilio.com"
+    download_recordings: bool = False
+    download_timeout_seconds: float = 30.0
+
+    @property
+    def can_download(self) -> bool:
+        return self.download_recordings and bool(self.account_sid and self.auth_token)
+
+
+class TwilioIngest:
+    def __init__(self, intake: Intake, settings: IngestSettings) -> None:
+        self.intake = intake
+        self.settings = settings
+        self.spool = Spool(settings.spool_dir)
+        self._replay_lock = asyncio.Lock()
+
+    async def call(self, event: CallEvent, *, spool: bool = True) -> IntakeResult | None:
+        """Submit one call step; ``None`` when it was spooled. Raises ContactRejectedError."""
+        recording = None
+        if event.step == "recording-file" and event.recording_url:
+            recording = await self.download(event.recording_url, event.step_id)
+        contact = contact_from_call(
+            event, recording=recording, default_region=self.settings.default_region
+        )
+        try:
+            return await self.intake.submit(contact)
+        except TemporaryIntakeError:
+            if not spool:
+                raise
+            await asyncio.to_thread(self.spool.put, event)
+            return None
+
+    async def sms(self, message: SmsMessage, *, spool: bool = True) -> IntakeResult | None:
+        """Submit one text; ``None`` when it was spooled. Raises ContactRejectedError."""
+        contact = contact_from_sms(
+            message,
+            window_seconds=self.settings.sms_window_seconds,
+            default_region=self.settings.default_region,
+        )
+        try:
+            return await self.intake.submit(contact)
+        except TemporaryIntakeError:
+            if not spool:
+                raise
+            await asyncio.to_thread(self.spool.put, message)
+            return None
+
+    async def replay(self) -> int:
+        """Submit every spooled record, oldest first; stops at the first temporary failure.
+
+        Returns how many records were committed (duplicates included).
+        """
+        done = 0
+        async with self._replay_lock:
+            for path in await asyncio.to_thread(self.spool.pending):
+                try:
+                    record = await asyncio.to_thread(self.spool.load, path)
+                except ValueError as exc:
+                    await asyncio.to_thread(self.spool.reject, path, str(exc))
+                    continue
+                try:
+                    if isinstance(record, CallEvent):
+                        await self.call(record, spool=False)
+                    else:
+                        await self.sms(record, spool=False)
+                except TemporaryIntakeError:
+                    break
+                except ContactRejectedError as exc:
+                    await asyncio.to_thread(self.spool.reject, path, str(exc))
+                    continue
+                await asyncio.to_thread(self.spool.remove, path)
+                done += 1
+        if done:
+            log.info("replayed %d spooled Twilio records", done)
+        return done
+
+    async def download(self, url: str, recording_sid: str) -> Attachment | None:
+        """The recording as an attachment, or None (not allowed, or the download failed)."""
+        settings = self.settings
+        base = settings.api_base_url.rstrip("/") + "/"
+        if not settings.can_download or not url.startswith(base):
+            if settings.can_download:
+                log.warning("not downloading a recording from outside %s", base)
+            return None
+        assert settings.account_sid is not None
+        auth = {
+            "Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token)
+        }
+        timeout = aiohttp.ClientTimeout(total=settings.download_timeout_seconds)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                fetched = await _fetch(session, url + ".wav", auth)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("recording %s: download failed: %s", recording_sid, exc)
+            return None
+        if isinstance(fetched, int):
+            log.warning("recording %s: download answered %d", recording_sid, fetched)
+            return None
+        data, content_type = fetched
+        if len(data) > MAX_RECORDING_BYTES:
+            log.warning("recording %s is over %d bytes: kept as a URL", recording_sid, len(data))
+            return None
+        return Attachment(
+            filename=safe_filename(f"{recording_sid}.wav", content_type),
+            content_type=content_type,
+            sha256=hashlib.sha256(data).hexdigest(),
+            data=data,
+        )
+
+
+async def _fetch(
+    session: aiohttp.ClientSession, url: str, auth: dict[str, str]
+) -> tuple[bytes, str] | int:
+    """GET with the credentials; one redirect (to Twilio's storage) is followed without them."""
+    async with session.get(url, headers=auth, allow_redirects=False) as response:
+        location = response.headers.get("Location", "")
+        if response.status in (301, 302, 303, 307, 308) and location.startswith("https://"):
+            url, auth = location, {}
+        elif response.status != 200:
+            return response.status
+        else:
+            data = await response.content.read(MAX_RECORDING_BYTES + 1)
+            return data, response.content_type or "audio/wav"
+    async with session.get(url, allow_redirects=False) as response:
+        if response.status != 200:
+            return response.status
+        data = await response.content.read(MAX_RECORDING_BYTES + 1)
+        return data, response.content_type or "audio/wav"
