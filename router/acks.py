@@ -5,6 +5,10 @@ person's address, gets one -- never auto-replies, bounces, lists, bulk mail, the
 role or no-reply addresses, or our own addresses. At most one per (sender, ticket), at most
 ``per_sender_per_hour`` per sender and ``global_per_minute`` in all, counted from the outbox.
 The ack is written to the outbox in the routing transaction; the dispatcher sends it later.
+
+A Slack message, shortcut or modal that opened a ticket gets a ``slack.ack`` in its thread (or
+the user's DM for a modal) naming the ref -- when the Slack transport runs, never for an
+automatic contact, at most ``per_sender_per_hour`` per Slack user (no global limit).
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from router.schema import outbox
 from router.settings import RouterSettings
 
 ACK = "email.ack"
+SLACK_ACK = "slack.ack"
 
 
 def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
     """Why this contact must not be acknowledged, or None when it may be."""
     if not settings.acks.enabled:
         return "acks-disabled"
+    if contact.channel is Channel.SLACK:
+        return _slack_refusal(contact, settings)
     if contact.channel is not Channel.EMAIL:
         return "not-email"
     if contact.is_automatic:
@@ -47,24 +54,44 @@ def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
     return None
 
 
+def _slack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
+    if "slack" not in settings.outbound_transports:
+        return "slack-not-enabled"
+    if contact.is_automatic:
+        return contact.auto.value
+    if not contact.sender.slack_user_id:
+        return "no-address"
+    if not contact.thread.chat_thread or ":" not in contact.thread.chat_thread:
+        return "no-thread"
+    return None
+
+
 def rate_refusal(
-    conn: Connection, sender: str, settings: RouterSettings, now: datetime
+    conn: Connection,
+    sender: str,
+    settings: RouterSettings,
+    now: datetime,
+    kind: str = ACK,
+    *,
+    global_limit: bool = True,
 ) -> str | None:
     per_sender = conn.execute(
         sa.select(sa.func.count())
         .select_from(outbox)
         .where(
-            outbox.c.kind == ACK,
+            outbox.c.kind == kind,
             outbox.c.recipient == sender,
             outbox.c.created_at > now - timedelta(hours=1),
         )
     ).scalar_one()
     if per_sender >= settings.acks.per_sender_per_hour:
         return "sender-rate-limit"
+    if not global_limit:
+        return None
     overall = conn.execute(
         sa.select(sa.func.count())
         .select_from(outbox)
-        .where(outbox.c.kind == ACK, outbox.c.created_at > now - timedelta(minutes=1))
+        .where(outbox.c.kind == kind, outbox.c.created_at > now - timedelta(minutes=1))
     ).scalar_one()
     if overall >= settings.acks.global_per_minute:
         return "global-rate-limit"
@@ -104,6 +131,8 @@ def queue_ack(
     """Queue the acknowledgement if policy allows: (message id, None) or (None, reason)."""
     if reason := ack_refusal(contact, settings):
         return None, reason
+    if contact.channel is Channel.SLACK:
+        return queue_slack_ack(conn, contact, ticket_id, ref, settings, now)
     sender = contact.sender.email
     assert sender is not None
     if reason := rate_refusal(conn, sender, settings, now):
@@ -134,3 +163,49 @@ def queue_ack(
     if not inserted:
         return None, "already-acknowledged"
     return message_id, None
+
+
+def slack_ack_text(ref: str, name: str | None) -> str:
+    hello = f"Thanks {name}" if name else "Thanks"
+    return (
+        f"{hello}: your request is logged as *{ref}*. "
+        "Reply in this thread to add information; answers from the desk will appear here."
+    )
+
+
+def queue_slack_ack(
+    conn: Connection,
+    contact: Contact,
+    ticket_id: int,
+    ref: str,
+    settings: RouterSettings,
+    now: datetime,
+) -> tuple[str | None, str | None]:
+    """``slack.ack`` in the contact's thread. The id returned is the thread's own ``chat:`` key
+    (the router already maps it to the ticket), so nothing new is remembered."""
+    user = contact.sender.slack_user_id
+    thread = contact.thread.chat_thread
+    assert user is not None and thread is not None
+    # Only the per-user limit: a Slack ack goes to the thread the person just wrote in (no
+    # backscatter to forged senders), and 120 colleagues asking at once should all hear back.
+    if reason := rate_refusal(conn, user, settings, now, kind=SLACK_ACK, global_limit=False):
+        return None, reason
+    channel_id, _, thread_ts = thread.partition(":")
+    payload: dict[str, Any] = {
+        "channel": channel_id,
+        "thread_ts": thread_ts or None,
+        "text": slack_ack_text(ref, contact.sender.name),
+        "ticket_ref": ref,
+    }
+    inserted = enqueue(
+        conn,
+        SLACK_ACK,
+        payload,
+        key=f"ack:{ticket_id}:slack:{user}",
+        ticket_id=ticket_id,
+        recipient=user,
+        now=now,
+    )
+    if not inserted:
+        return None, "already-acknowledged"
+    return f"chat:{thread}", None

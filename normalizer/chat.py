@@ -1,0 +1,261 @@
+"""Slack messages, shortcuts and modal forms -> :class:`Contact`. Pure: no I/O, no clock.
+
+The Slack channel (``channels/slack``) does the talking to Slack -- who the user is
+(``users.info``), a message's permalink -- and hands the primitive pieces here. Nothing in this
+module knows slack_sdk or slack_bolt; it reads plain mappings the way Slack documents them.
+
+Idempotency keys (``Contact.external_id``)
+    a message (DM, @mention, thread reply)  ``C123:1700000000.000100`` (``channel:ts``), so the
+                                            same message seen as ``message.im`` and as
+                                            ``app_mention``, or redelivered, is one contact
+    message shortcut / emoji reaction       ``shortcut:C123:1700…`` / ``reaction:C123:1700…``
+    the ``/helpdesk`` modal                 ``view:V123`` (the submitted view's id)
+
+Thread keys (``ThreadHints.chat_thread``)
+    ``channel:thread_ts`` for a reply in a thread, ``channel:ts`` for a top-level message: a
+    top-level DM starts its own conversation, replies in its thread continue it. A modal has no
+    thread: its key is ``U123:view-V123`` (unique per ticket), and the outbound sender posts
+    to the user's DM without ``thread_ts`` when the part after ``:`` is not a Slack timestamp.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from normalizer.contact import Channel, Contact, Hints, Party, ThreadHints
+from normalizer.intake import ContactRejectedError
+
+MAX_SUBJECT_CHARS = 120
+MAX_TEXT_CHARS = 40_000  # Slack's own limit for a message's text
+
+# The /helpdesk modal: the channel builds the view with these ids, this module reads them back.
+FORM_CALLBACK_ID = "spoc_helpdesk_form"
+BLOCK_CATEGORY, ACTION_CATEGORY = "category", "category_select"
+BLOCK_URGENCY, ACTION_URGENCY = "urgency", "urgency_select"
+BLOCK_DESCRIPTION, ACTION_DESCRIPTION = "description", "description_input"
+URGENCIES = ("high", "medium", "low")
+
+# Message subtypes a person writes; every other subtype (edits, joins, bot posts …) is ignored.
+_HUMAN_SUBTYPES = frozenset({"", "file_share", "thread_broadcast", "me_message"})
+_TS_RE = re.compile(r"^[0-9]{1,12}\.[0-9]{1,9}$")
+_ID_RE = re.compile(r"^[A-Z0-9]{2,40}$")
+_MENTION_RE = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """The parts of a Slack message the desk uses."""
+
+    channel_id: str
+    ts: str
+    user_id: str
+    text: str
+    thread_ts: str | None = None
+    channel_type: str | None = None  # "im", "channel", "group", "mpim"
+
+    @property
+    def thread_key(self) -> str:
+        return f"{self.channel_id}:{self.thread_ts or self.ts}"
+
+    @property
+    def is_dm(self) -> bool:
+        return self.channel_type == "im" or self.channel_id.startswith("D")
+
+
+@dataclass(frozen=True, slots=True)
+class HelpdeskForm:
+    """What the ``/helpdesk`` modal asked: a category, an urgency and a description."""
+
+    category: str | None
+    urgency: str | None
+    description: str
+
+
+def is_slack_ts(value: str | None) -> bool:
+    """``1700000000.000100``: the shape of a Slack message timestamp."""
+    return bool(value) and _TS_RE.match(value or "") is not None
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    """When a Slack message was written (its ``ts`` is Unix seconds with microseconds)."""
+    return datetime.fromtimestamp(float(ts), UTC)
+
+
+def skip_reason(event: Mapping[str, object], bot_user_id: str | None) -> str | None:
+    """Why a message event must not become a contact (a bot wrote it, it is an edit …)."""
+    if event.get("bot_id") or event.get("bot_profile"):
+        return "bot"
+    subtype = event.get("subtype")
+    if subtype is not None and subtype not in _HUMAN_SUBTYPES:
+        return f"subtype:{subtype}"
+    user = event.get("user")
+    if not isinstance(user, str) or not user:
+        return "no-user"
+    if bot_user_id and user == bot_user_id:
+        return "own-message"
+    return None
+
+
+def parse_message(event: Mapping[str, object], channel_id: str | None = None) -> SlackMessage:
+    """A message event (or a shortcut's ``message``) as a :class:`SlackMessage`.
+
+    ``channel_id`` is given when the mapping itself has no ``channel`` (shortcuts). Raises
+    :class:`ContactRejectedError` when an id or a timestamp is missing or malformed.
+    """
+    channel = event.get("channel", channel_id)
+    if isinstance(channel, Mapping):  # some payloads nest {"id": "C…"}
+        channel = channel.get("id")
+    ts, user = event.get("ts"), event.get("user")
+    thread_ts = event.get("thread_ts")
+    if not isinstance(channel, str) or not _ID_RE.match(channel):
+        raise ContactRejectedError("the Slack message has no channel id", field="channel")
+    if not isinstance(ts, str) or not is_slack_ts(ts):
+        raise ContactRejectedError("the Slack message has no valid ts", field="ts")
+    if not isinstance(user, str) or not _ID_RE.match(user):
+        raise ContactRejectedError("the Slack message has no user id", field="user")
+    if thread_ts is not None and (not isinstance(thread_ts, str) or not is_slack_ts(thread_ts)):
+        raise ContactRejectedError("the Slack message has a malformed thread_ts", field="thread_ts")
+    text = event.get("text")
+    channel_type = event.get("channel_type")
+    return SlackMessage(
+        channel_id=channel,
+        ts=ts,
+        user_id=user,
+        text=text if isinstance(text, str) else "",
+        thread_ts=thread_ts,
+        channel_type=channel_type if isinstance(channel_type, str) else None,
+    )
+
+
+def clean_text(text: str, bot_user_id: str | None = None) -> str:
+    """The message text without the mention of our own bot, capped at Slack's limit."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>\s*", "", text)
+    return text.strip()[:MAX_TEXT_CHARS]
+
+
+def subject_of(text: str) -> str:
+    """The first line of a message, mentions shown as ``@U123``, at most 120 characters."""
+    first = next((line for line in _LINE_BREAKS.split(text) if line.strip()), "")
+    first = _MENTION_RE.sub(lambda m: f"@{m.group(1)}", first).strip()
+    if len(first) > MAX_SUBJECT_CHARS:
+        first = first[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
+    return first
+
+
+def _with_permalink(text: str, permalink: str | None) -> str:
+    return f"{text}\n\nSlack: {permalink}" if permalink else text
+
+
+def contact_from_message(
+    message: SlackMessage,
+    *,
+    sender: Party,
+    received_at: datetime,
+    permalink: str | None = None,
+    bot_user_id: str | None = None,
+    raw: bytes = b"",
+) -> Contact:
+    """A DM, an @mention or a reply in a ticket's thread."""
+    _check_sender(sender, received_at)
+    text = clean_text(message.text, bot_user_id)
+    if not text:
+        raise ContactRejectedError("the Slack message has no text", field="text")
+    return Contact(
+        channel=Channel.SLACK,
+        external_id=f"{message.channel_id}:{message.ts}",
+        sender=sender,
+        received_at=received_at,
+        subject=subject_of(text),
+        text=_with_permalink(text, permalink),
+        thread=ThreadHints(chat_thread=message.thread_key),
+        raw=raw,
+        raw_type="application/json",
+    )
+
+
+def contact_from_shortcut(
+    message: SlackMessage,
+    *,
+    action: str,
+    sender: Party,
+    received_at: datetime,
+    permalink: str | None = None,
+    raw: bytes = b"",
+) -> Contact:
+    """Any message turned into a ticket for its author (``action``: shortcut or reaction)."""
+    _check_sender(sender, received_at)
+    text = clean_text(message.text) or "(a Slack message without text)"
+    return Contact(
+        channel=Channel.SLACK,
+        external_id=f"{action}:{message.channel_id}:{message.ts}",
+        sender=sender,
+        received_at=received_at,
+        subject=subject_of(text),
+        text=_with_permalink(text, permalink),
+        thread=ThreadHints(chat_thread=message.thread_key),
+        raw=raw,
+        raw_type="application/json",
+    )
+
+
+def form_from_view_state(values: Mapping[str, object]) -> HelpdeskForm:
+    """Read the ``/helpdesk`` modal's ``view.state.values``. Raises ContactRejectedError
+    (``field`` is the block id) when the description is missing."""
+
+    def action(block: str, action_id: str) -> Mapping[str, object]:
+        holder = values.get(block)
+        item = holder.get(action_id) if isinstance(holder, Mapping) else None
+        return item if isinstance(item, Mapping) else {}
+
+    def selected(block: str, action_id: str) -> str | None:
+        option = action(block, action_id).get("selected_option")
+        value = option.get("value") if isinstance(option, Mapping) else None
+        return value if isinstance(value, str) and value else None
+
+    description = action(BLOCK_DESCRIPTION, ACTION_DESCRIPTION).get("value")
+    if not isinstance(description, str) or not description.strip():
+        raise ContactRejectedError("please describe the problem", field=BLOCK_DESCRIPTION)
+    urgency = selected(BLOCK_URGENCY, ACTION_URGENCY)
+    return HelpdeskForm(
+        category=selected(BLOCK_CATEGORY, ACTION_CATEGORY),
+        urgency=urgency if urgency in URGENCIES else None,
+        description=description.strip()[:MAX_TEXT_CHARS],
+    )
+
+
+def contact_from_form(
+    form: HelpdeskForm,
+    *,
+    view_id: str,
+    sender: Party,
+    received_at: datetime,
+    raw: bytes = b"",
+) -> Contact:
+    """A submitted ``/helpdesk`` modal. Replies go to the user's DM (no thread)."""
+    _check_sender(sender, received_at)
+    if not sender.slack_user_id or not _ID_RE.match(view_id):
+        raise ContactRejectedError("the modal has no user or view id", field="view")
+    return Contact(
+        channel=Channel.SLACK,
+        external_id=f"view:{view_id}",
+        sender=sender,
+        received_at=received_at,
+        subject=subject_of(form.description),
+        text=form.description,
+        thread=ThreadHints(chat_thread=f"{sender.slack_user_id}:view-{view_id}"),
+        hints=Hints(category=form.category, urgency=form.urgency),
+        raw=raw,
+        raw_type="application/json",
+    )
+
+
+def _check_sender(sender: Party, received_at: datetime) -> None:
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+    if sender.is_empty():
+        raise ContactRejectedError("the Slack message has no user", field="user")

@@ -1,0 +1,139 @@
+"""The Slack listeners: what each event becomes, and what Slack hears when storing fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from slack_bolt.async_app import AsyncBoltContext
+
+from channels.slack.app import (
+    SlackChannelSettings,
+    SlackListeners,
+    SlackUnavailable,
+    helpdesk_view,
+    on_error,
+)
+from channels.slack.users import SlackUsers
+from normalizer.contact import Contact
+from normalizer.intake import ContactRejectedError, IntakeResult, TemporaryIntakeError
+from tests.unit.channels.slack_stubs import StubClient
+
+SETTINGS = SlackChannelSettings(bot_token="xoxb-t", signing_secret="s", reaction="ticket")
+USER = {"ok": True, "user": {"id": "U1", "profile": {"email": "a@example.org"}}}
+
+
+class Intake:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.contacts: list[Contact] = []
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        if self.error is not None:
+            raise self.error
+        self.contacts.append(contact)
+        return IntakeResult("SD-1", 1, 1, created=True, duplicate=False, thread_reason="new")
+
+
+def listeners(
+    intake: Intake, known: bool | Exception = False
+) -> tuple[SlackListeners, AsyncBoltContext]:
+    client = StubClient(**{"users.info": USER, "chat.getPermalink": {"ok": True, "permalink": "L"}})
+
+    async def known_thread(key: str, user_id: str) -> bool:
+        if isinstance(known, Exception):
+            raise known
+        return known
+
+    users = SlackUsers(client)  # type: ignore[arg-type]
+    context = AsyncBoltContext({"bot_user_id": "UBOT", "client": client})
+    return SlackListeners(SETTINGS, intake, users, known_thread), context
+
+
+def dm(**kw: Any) -> dict[str, Any]:
+    event = {"type": "message", "channel": "D1", "channel_type": "im", "user": "U1",
+             "text": "help", "ts": "1700000000.000100"}  # fmt: skip
+    event.update(kw)
+    return event
+
+
+async def test_a_dm_is_submitted_and_acknowledged() -> None:
+    intake = Intake()
+    handler, context = listeners(intake)
+    assert await handler.on_message(dm(), context) is None
+    [contact] = intake.contacts
+    assert contact.sender.email == "a@example.org" and contact.external_id == "D1:1700000000.000100"
+
+
+async def test_when_the_desk_cannot_store_slack_gets_a_503_and_retries() -> None:
+    handler, context = listeners(Intake(TemporaryIntakeError("database down")))
+    response = await handler.on_message(dm(), context)
+    assert response is not None and response.status == 503 and response.body == ""
+
+
+async def test_a_refused_contact_is_acknowledged_so_slack_does_not_retry() -> None:
+    handler, context = listeners(Intake(ContactRejectedError("no", field="from")))
+    assert await handler.on_message(dm(), context) is None
+
+
+async def test_a_channel_message_outside_a_ticket_thread_is_not_submitted() -> None:
+    intake = Intake()
+    handler, context = listeners(intake, known=False)
+    channel = dm(channel="C1", channel_type="channel", thread_ts="1699999999.000100")
+    assert await handler.on_message(channel, context) is None
+    assert await handler.on_message({**channel, "thread_ts": None}, context) is None
+    assert intake.contacts == []
+
+
+async def test_a_reply_in_a_ticket_thread_in_a_channel_is_submitted() -> None:
+    intake = Intake()
+    handler, context = listeners(intake, known=True)
+    await handler.on_message(dm(channel="C1", channel_type="channel", thread_ts="1.2"), context)
+    assert [c.thread.chat_thread for c in intake.contacts] == ["C1:1.2"]
+
+
+async def test_when_the_thread_cannot_be_looked_up_slack_gets_a_503() -> None:
+    handler, context = listeners(Intake(), known=TemporaryIntakeError("database down"))
+    channel = dm(channel="C1", channel_type="channel", thread_ts="1699999999.000100")
+    response = await handler.on_message(channel, context)
+    assert response is not None and response.status == 503
+
+
+async def test_a_reaction_other_than_the_configured_one_does_nothing() -> None:
+    intake = Intake()
+    handler, context = listeners(intake)
+    reaction = {"type": "reaction_added", "reaction": "eyes",
+                "item": {"type": "message", "channel": "C1", "ts": "1.2"}}  # fmt: skip
+    assert await handler.on_reaction(reaction, context) is None
+    assert intake.contacts == []
+
+
+def test_the_modal_leaves_out_categories_when_there_are_none() -> None:
+    view = helpdesk_view(())
+    assert [b["block_id"] for b in view["blocks"]] == ["urgency", "description"]
+    assert "initial_value" not in view["blocks"][-1]["element"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "missing"),
+    [({"mode": "http"}, "signing secret"), ({"mode": "socket"}, "app token")],
+)
+def test_settings_refuse_a_mode_without_its_secret(kw: dict[str, Any], missing: str) -> None:
+    with pytest.raises(ValueError, match=missing):
+        SlackChannelSettings(bot_token="xoxb-t", **kw)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (SlackUnavailable("auth.test failed"), 503),
+        (TemporaryIntakeError("database down"), 503),
+        (RuntimeError("a bug"), 500),
+    ],
+)
+async def test_errors_answer_slack_without_a_body_and_are_logged(
+    error: Exception, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await on_error(error, {"type": "event_callback"})
+    assert (response.status, response.body) == (status, "")
+    assert str(error) in caplog.text
