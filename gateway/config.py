@@ -40,7 +40,7 @@ from normalizer.contact import Channel, Kind
 from router.settings import AckSettings, Group, RouterSettings, RoutingRule, TriageSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
-NOT_YET_ACTIVE = ("imap", "fax", "twilio", "slack", "forward", "ivr")
+NOT_YET_ACTIVE = ("imap", "fax", "forward")
 
 _SECRET_KEYS = frozenset(
     {"password", "passwd", "token", "tokens", "secret", "api_key", "auth_token", "signing_secret"}
@@ -236,12 +236,34 @@ class FaxSection(_Section):
 
 class TwilioSection(_Section):
     enabled: StrictBool = False  # auth token from SPOC_TWILIO_AUTH_TOKEN
+    account_sid: Annotated[StrictStr, Field(pattern=r"^AC[0-9a-fA-F]{32}$")] | None = None
+    phone_number: Annotated[StrictStr, Field(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None
+    api_base_url: HttpUrl = "https://api.twilio.com"  # Messages API and recordings
+    sms_window_hours: PositiveFloat = 24.0  # a text joins the sender's open SMS ticket within this
+    download_recordings: StrictBool = False  # else the recording URL is kept on the ticket
+    spool_dir: Annotated[StrictStr, Field(min_length=1)] = "var/spool/twilio"
+    spool_retry_seconds: PositiveFloat = 5.0
+    default_region: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] = "US"
+
+    @model_validator(mode="after")
+    def _download_needs_account(self) -> TwilioSection:
+        if self.download_recordings and not self.account_sid:
+            raise ValueError("download_recordings needs account_sid (the AC... account SID)")
+        return self
+
+    def spool_path(self, base_dir: Path) -> Path:
+        """``spool_dir``; a relative one is relative to ``base_dir`` (the working directory)."""
+        path = Path(self.spool_dir)
+        return path if path.is_absolute() else base_dir / path
 
 
 class SlackSection(_Section):
     enabled: StrictBool = False  # secrets from SPOC_SLACK_*
     mode: Literal["http", "socket"] = "http"
     api_base_url: HttpUrl = "https://slack.com/api/"
+    # An emoji name (no colons) whose reaction turns a message into a ticket; "" = off.
+    reaction: Annotated[StrictStr, Field(pattern=r"^[a-z0-9_+'-]{0,100}$")] = ""
+    users_cache_ttl_seconds: PositiveFloat = 3600.0
 
 
 class ApiSection(_Section):
@@ -295,16 +317,133 @@ class ForwardEntry(_Section):
         return self
 
 
+Digit = Annotated[StrictStr, Field(pattern=r"^[0-9]$")]
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[StrictStr, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+    return value
+
+
 class IvrOption(_Section):
-    digit: Annotated[StrictStr, Field(pattern=r"^[0-9]$")]
+    digit: Digit
     label: Annotated[StrictStr, Field(min_length=1)]
     category: Annotated[StrictStr, Field(min_length=1)]
     kind: KindName = "incident"
+    action: Literal["voicemail", "dial"] = "voicemail"  # what choosing it does (no submenu)
+    number: Annotated[StrictStr, Field(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None  # dial
+    prompt: StrictStr | None = None  # a submenu's introduction
+    options: tuple[IvrOption, ...] = ()  # a submenu
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IvrOption:
+        if self.action == "dial" and not self.options and not self.number:
+            raise ValueError(f'option {self.digit}: action = "dial" needs number (E.164)')
+        digits = [o.digit for o in self.options]
+        if len(digits) != len(set(digits)):
+            raise ValueError(f"option {self.digit}: two submenu options use the same digit")
+        return self
+
+    def to_option(self) -> Any:
+        """This option as the IVR's ``channels.twilio.MenuOption``."""
+        from channels.twilio import MenuOption
+
+        return MenuOption(
+            digit=self.digit,
+            label=self.label,
+            category=self.category,
+            kind=self.kind,
+            action=self.action,
+            dial_number=self.number,
+            prompt=self.prompt,
+            options=tuple(o.to_option() for o in self.options),
+        )
+
+
+class IvrHours(_Section):
+    timezone: Annotated[StrictStr, AfterValidator(_check_timezone)] = "UTC"
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    open: ClockTime = "08:00"
+    close: ClockTime = "18:00"
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> IvrHours:
+        if self.open >= self.close:
+            raise ValueError(f"open ({self.open}) must be before close ({self.close})")
+        return self
 
 
 class IvrSection(_Section):
     greeting: StrictStr = "Welcome to the IT service desk."
     options: tuple[IvrOption, ...] = ()
+    gather_timeout_seconds: Annotated[StrictInt, Field(ge=1, le=60)] = 5
+    max_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 2
+    default_digit: Digit | None = None  # after max_retries; none: a message without a category
+    recording_notice: Annotated[StrictStr, Field(min_length=1)] = (
+        "This call is recorded so that we can help you. After the tone, please describe the "
+        "problem, then hang up or press the pound key."
+    )
+    max_recording_seconds: Annotated[StrictInt, Field(ge=5, le=3600)] = 120
+    transcribe: StrictBool = True
+    voice: StrictStr | None = None  # a Twilio <Say> voice, e.g. "Polly.Joanna"
+    language: StrictStr = "en-US"
+    hours: IvrHours | None = None  # none: always open
+    after_hours_message: StrictStr = (
+        "The service desk is closed right now. Please leave a message and we will call you back."
+    )
+    recent_ticket_hours: Annotated[StrictFloat, Field(ge=0)] = 72.0  # 0: never offer
+    add_to_ticket_digit: Digit = "9"
+
+    @model_validator(mode="after")
+    def _digits_free(self) -> IvrSection:
+        digits = {o.digit for o in self.options}
+        if self.default_digit is not None and self.default_digit not in digits:
+            raise ValueError(f"default_digit {self.default_digit!r} is not an option's digit")
+        if self.recent_ticket_hours > 0 and self.add_to_ticket_digit in digits:
+            raise ValueError(
+                f"digit {self.add_to_ticket_digit} is add_to_ticket_digit; "
+                "choose another option digit or add_to_ticket_digit"
+            )
+        return self
+
+    def to_menu(self) -> Any:
+        """The whole section as the IVR's ``channels.twilio.Menu``."""
+        from datetime import time
+
+        from channels.twilio import BusinessHours, Menu
+
+        hours = None
+        if self.hours is not None:
+            hours = BusinessHours(
+                timezone=self.hours.timezone,
+                days=frozenset(_WEEKDAYS.index(d) for d in self.hours.days),
+                opens=time.fromisoformat(self.hours.open),
+                closes=time.fromisoformat(self.hours.close),
+            )
+        return Menu(
+            greeting=self.greeting,
+            options=tuple(o.to_option() for o in self.options),
+            gather_timeout_seconds=self.gather_timeout_seconds,
+            max_retries=self.max_retries,
+            default_digit=self.default_digit,
+            recording_notice=self.recording_notice,
+            max_recording_seconds=self.max_recording_seconds,
+            transcribe=self.transcribe,
+            voice=self.voice,
+            language=self.language,
+            hours=hours,
+            after_hours_message=self.after_hours_message,
+            recent_ticket_hours=self.recent_ticket_hours,
+            add_to_ticket_digit=self.add_to_ticket_digit,
+        )
 
 
 def env_name(name: str) -> str:

@@ -12,12 +12,17 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from aiohttp import web
 
 from channels.base import WebhookChannel
 from channels.outbound.email import EmailSender, OutboundSMTPSettings
+from channels.outbound.slack import SlackSender, SlackSenderSettings
+from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
+from channels.slack import SlackChannel, SlackChannelSettings
 from channels.smtp import SMTPChannel, SMTPChannelSettings
+from channels.twilio import Menu, TwilioChannel, TwilioSettings
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
@@ -25,6 +30,7 @@ from gateway.metrics import MeteredIntake, Metrics
 from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
+from router.lookup import ChatLookup, PhoneLookup
 from router.outbox import Outbox
 from router.router import Router
 from router.store import Store, is_sqlite
@@ -153,11 +159,82 @@ class Gateway:
             )
         )
         senders: dict[str, Sender] = {"email": email.send}
+        if config.slack.enabled and config.secrets.slack_bot_token:
+            slack = SlackSender(
+                SlackSenderSettings(
+                    bot_token=config.secrets.slack_bot_token,
+                    api_base_url=config.slack.api_base_url,
+                )
+            )
+            senders["slack"] = slack.send  # slack.ack, slack.reply, slack.status
+        twilio, token = config.twilio, config.secrets.twilio_auth_token
+        if twilio.enabled and token and twilio.account_sid and twilio.phone_number:
+            sms = TwilioSMSSender(
+                TwilioSMSSettings(
+                    account_sid=twilio.account_sid,
+                    auth_token=token,
+                    from_number=twilio.phone_number,
+                    api_base_url=twilio.api_base_url,
+                )
+            )
+            senders["sms"] = sms.send  # sms.reply
+        elif twilio.enabled and token:
+            log.warning("[twilio] has no account_sid or phone_number: agents cannot reply by SMS")
         return senders
 
     def _webhook_channels(self, intake: Intake) -> list[WebhookChannel]:
         """Channels reached over the HTTP app, each enabled by its config section."""
         channels: list[WebhookChannel] = []
+        config = self.config
+        if config.slack.enabled:
+            slack, secrets, store = config.slack, config.secrets, self.store
+            needed = {"SPOC_SLACK_BOT_TOKEN": secrets.slack_bot_token}
+            if slack.mode == "http":
+                needed["SPOC_SLACK_SIGNING_SECRET"] = secrets.slack_signing_secret
+            else:
+                needed["SPOC_SLACK_APP_TOKEN"] = secrets.slack_app_token
+            missing = [name for name, value in needed.items() if not value]
+            for name in missing:
+                log.error("[slack] is enabled but %s is not set: Slack stays off", name)
+            if not missing and secrets.slack_bot_token and store is not None:
+                categories = (
+                    [(o.category, o.label) for o in config.ivr.options] if config.ivr else []
+                )
+                settings = SlackChannelSettings(
+                    bot_token=secrets.slack_bot_token,
+                    signing_secret=secrets.slack_signing_secret,
+                    app_token=secrets.slack_app_token,
+                    mode=slack.mode,
+                    api_base_url=slack.api_base_url,
+                    reaction=slack.reaction,
+                    users_cache_ttl_seconds=slack.users_cache_ttl_seconds,
+                    categories=tuple(categories),
+                )
+                channels.append(SlackChannel(settings, intake, ChatLookup(store).known_thread))
+        if config.twilio.enabled:
+            token = config.secrets.twilio_auth_token
+            if not token:
+                log.error(
+                    "[twilio] is enabled but SPOC_TWILIO_AUTH_TOKEN is not set: the phone and SMS "
+                    "channel is NOT started (its webhooks could not be verified)"
+                )
+            else:
+                twilio = config.twilio
+                twilio_settings = TwilioSettings(
+                    auth_token=token,
+                    public_base_url=config.server.base_url,
+                    menu=config.ivr.to_menu() if config.ivr is not None else Menu(),
+                    account_sid=twilio.account_sid,
+                    api_base_url=twilio.api_base_url,
+                    sms_window_hours=twilio.sms_window_hours,
+                    download_recordings=twilio.download_recordings,
+                    spool_dir=twilio.spool_path(Path.cwd()),
+                    spool_retry_seconds=twilio.spool_retry_seconds,
+                    default_region=twilio.default_region,
+                )
+                assert self.store is not None
+                lookup = PhoneLookup(self.store, config.tickets.prefix)
+                channels.append(TwilioChannel(twilio_settings, intake, lookup))
         return channels
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:

@@ -249,18 +249,13 @@ def test_resolve_sqlite_url_only_touches_relative_sqlite_paths(url: str, expecte
 
 
 def test_inert_sections_lists_configured_features_not_built_yet(tmp_path: Path) -> None:
-    assert load_config(SHIPPED, {}).inert_sections() == ["ivr"]
+    assert load_config(SHIPPED, {}).inert_sections() == []
     assert load_config(write(tmp_path, ""), {}).inert_sections() == []
     text = (
         '[[imap]]\nname = "m"\nhost = "h"\nusername = "u"\n[fax]\n[twilio]\nenabled = true\n'
         "[slack]\nenabled = true\n[api]\nenabled = true\n"
     )
-    assert load_config(write(tmp_path, text), {}).inert_sections() == [
-        "imap",
-        "fax",
-        "twilio",
-        "slack",
-    ]
+    assert load_config(write(tmp_path, text), {}).inert_sections() == ["imap", "fax"]
 
 
 def test_router_settings_from_the_shipped_config() -> None:
@@ -328,3 +323,92 @@ category = "app"
             set_priority="P2",
         ),
     )
+
+
+def test_slack_reaction_and_user_cache_ttl_have_defaults_and_can_be_set(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, "[slack]\nenabled = true\n"), {}).slack
+    assert (default.reaction, default.users_cache_ttl_seconds) == ("", 3600.0)
+    text = '[slack]\nreaction = "ticket"\nusers_cache_ttl_seconds = 60.0\n'
+    slack = load_config(write(tmp_path, text), {}).slack
+    assert (slack.reaction, slack.users_cache_ttl_seconds) == ("ticket", 60.0)
+
+
+def test_slack_reaction_with_colons_or_spaces_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[slack]\nreaction = ":ticket:"\n')
+    assert len(found) == 1 and found[0].startswith("slack.reaction:")
+
+
+def test_slack_users_cache_ttl_must_be_positive(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[slack]\nusers_cache_ttl_seconds = 0.0\n")
+    assert len(found) == 1 and found[0].startswith("slack.users_cache_ttl_seconds:")
+
+
+def test_twilio_and_ivr_keys_have_defaults_and_build_the_phone_menu(tmp_path: Path) -> None:
+    text = """
+[twilio]
+enabled = true
+account_sid = "AC0123456789abcdef0123456789abcdef"
+phone_number = "+12025550199"
+sms_window_hours = 12
+download_recordings = true
+spool_dir = "spool"
+
+[ivr]
+greeting = "Hello."
+max_retries = 1
+default_digit = "1"
+[ivr.hours]
+timezone = "Europe/Berlin"
+days = ["mon", "fri"]
+open = "09:00"
+close = "17:30"
+[[ivr.options]]
+digit = "1"
+label = "a broken device"
+category = "broken_device"
+[[ivr.options]]
+digit = "2"
+label = "other things"
+category = "other"
+prompt = "Other things."
+[[ivr.options.options]]
+digit = "1"
+label = "a person"
+category = "live"
+action = "dial"
+number = "+12025550123"
+"""
+    config = load_config(write(tmp_path, text), {"SPOC_TWILIO_AUTH_TOKEN": "t"})
+    assert config.inert_sections() == []
+    assert config.secrets.twilio_auth_token == "t"
+    assert config.twilio.sms_window_hours == 12
+    assert config.twilio.spool_path(tmp_path) == tmp_path / "spool"
+    assert config.twilio.api_base_url == "https://api.twilio.com"
+    assert config.ivr is not None
+    menu = config.ivr.to_menu()
+    assert menu.hours.days == frozenset({0, 4})
+    assert menu.option_at("21").dial_number == "+12025550123"
+    assert menu.default_option().category == "broken_device"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[twilio]\naccount_sid = "abc"\n', "twilio.account_sid"),
+        ('[twilio]\nphone_number = "555-0100"\n', "twilio.phone_number"),
+        ("[twilio]\ndownload_recordings = true\n", "twilio"),
+        ('[ivr.hours]\ntimezone = "Mars/Olympus"\n', "ivr.hours.timezone"),
+        ('[ivr.hours]\nopen = "18:00"\nclose = "08:00"\n', "ivr.hours"),
+        ('[ivr.hours]\nopen = "25:00"\n', "ivr.hours.open"),
+        ('[ivr]\ndefault_digit = "4"\n', "ivr"),
+        ('[[ivr.options]]\ndigit = "9"\nlabel = "x"\ncategory = "x"\n', "ivr"),
+        (
+            '[[ivr.options]]\ndigit = "1"\nlabel = "x"\ncategory = "x"\naction = "dial"\n',
+            "ivr.options[0]",
+        ),
+    ],
+)
+def test_bad_twilio_and_ivr_values_name_their_key(tmp_path: Path, text: str, key: str) -> None:
+    found = problems(tmp_path, text)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{key}:"), found
