@@ -74,18 +74,23 @@ def rate_refusal(
     kind: str = ACK,
     *,
     global_limit: bool = True,
+    new_sender: bool = False,
 ) -> str | None:
-    per_sender = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(outbox)
-        .where(
-            outbox.c.kind == kind,
-            outbox.c.recipient == sender,
-            outbox.c.created_at > now - timedelta(hours=1),
-        )
-    ).scalar_one()
-    if per_sender >= settings.acks.per_sender_per_hour:
-        return "sender-rate-limit"
+    """Why the rate limits refuse an ack now, or None. ``new_sender``: the requester was created
+    by this very contact, so it has had no ack yet and its count is skipped (a statement saved
+    on every first contact)."""
+    if not new_sender:
+        per_sender = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.kind == kind,
+                outbox.c.recipient == sender,
+                outbox.c.created_at > now - timedelta(hours=1),
+            )
+        ).scalar_one()
+        if per_sender >= settings.acks.per_sender_per_hour:
+            return "sender-rate-limit"
     if not global_limit:
         return None
     overall = conn.execute(
@@ -127,6 +132,8 @@ def queue_ack(
     ref: str,
     settings: RouterSettings,
     now: datetime,
+    *,
+    new_sender: bool = False,
 ) -> tuple[str | None, str | None]:
     """Queue the acknowledgement if policy allows: (message id, None) or (None, reason)."""
     if reason := ack_refusal(contact, settings):
@@ -135,7 +142,7 @@ def queue_ack(
         return queue_slack_ack(conn, contact, ticket_id, ref, settings, now)
     sender = contact.sender.email
     assert sender is not None
-    if reason := rate_refusal(conn, sender, settings, now):
+    if reason := rate_refusal(conn, sender, settings, now, new_sender=new_sender):
         return None, reason
     message_id = new_message_id(settings, ticket_id)
     references = [*contact.thread.references, contact.thread.message_id]

@@ -1,6 +1,6 @@
 """The router: every channel's contacts go through :meth:`Router.submit`.
 
-One transaction per contact (group-committed by the store, each contact in its own SAVEPOINT):
+One transaction per contact (group-committed by the store; a failing contact fails alone):
 dedupe on ``(channel, external_id)``, identity, threading, triage and assignment for new tickets,
 the contact with its attachments, events, participants and the outbox rows it causes. The caller
 hears back only after COMMIT.
@@ -104,7 +104,9 @@ class Router:
             detail["identity_conflict"] = list(who.conflict)
         acked = False
         if created:
-            message_id, refusal = acks.queue_ack(conn, contact, ticket_id, ref, self.settings, now)
+            message_id, refusal = acks.queue_ack(
+                conn, contact, ticket_id, ref, self.settings, now, new_sender=who.created
+            )
             if message_id is not None:
                 thread_ids.append(message_id)  # a reply to the ack threads onto the ticket
                 acked = True
