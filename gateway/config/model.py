@@ -1,0 +1,138 @@
+"""The root :class:`Config` model: every section, the checks that span sections, and what the
+environment adds (secrets, the working directory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import PrivateAttr, model_validator
+
+from gateway.config.ivr import IvrSection
+from gateway.config.router_settings import router_settings
+from gateway.config.secrets import Secrets, env_name
+from gateway.config.sections import (
+    AcksSection,
+    ApiSection,
+    DatabaseSection,
+    EmailSection,
+    FaxSection,
+    ForwardEntry,
+    GroupEntry,
+    ImapMailbox,
+    OutboundSmtpSection,
+    OutboxSection,
+    RoutingEntry,
+    Section,
+    ServerSection,
+    SlackSection,
+    SmtpSection,
+    TicketsSection,
+    TriageSection,
+    TwilioSection,
+)
+from router.settings import RouterSettings
+
+# Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
+NOT_YET_ACTIVE = ("imap", "fax", "forward")
+
+
+class Config(Section):
+    """The whole validated ``config.toml`` plus the environment's secrets (``.secrets``)."""
+
+    server: ServerSection = ServerSection()
+    database: DatabaseSection = DatabaseSection()
+    tickets: TicketsSection = TicketsSection()
+    email: EmailSection = EmailSection()
+    smtp: SmtpSection = SmtpSection()
+    outbound_smtp: OutboundSmtpSection = OutboundSmtpSection()
+    acks: AcksSection = AcksSection()
+    triage: TriageSection = TriageSection()
+    outbox: OutboxSection = OutboxSection()
+    imap: tuple[ImapMailbox, ...] = ()
+    fax: FaxSection | None = None
+    twilio: TwilioSection = TwilioSection()
+    slack: SlackSection = SlackSection()
+    api: ApiSection = ApiSection()
+    groups: tuple[GroupEntry, ...] = (GroupEntry(name="service-desk", tier=1.0),)
+    routing: tuple[RoutingEntry, ...] = ()
+    forward: tuple[ForwardEntry, ...] = ()
+    ivr: IvrSection | None = None
+
+    _secrets: Secrets = PrivateAttr(default_factory=Secrets)
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        problems = list(_cross_problems(self))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def secrets(self) -> Secrets:
+        return self._secrets
+
+    @property
+    def database_url(self) -> str:
+        """``SPOC_DATABASE_URL`` or ``database.url``; relative SQLite paths made absolute."""
+        url = self._secrets.database_url or self.database.url
+        return resolve_sqlite_url(url, self._base_dir or Path.cwd())
+
+    def inert_sections(self) -> list[str]:
+        """Sections configured whose feature is not active yet (``serve`` logs each once)."""
+        configured = {
+            "imap": bool(self.imap),
+            "fax": self.fax is not None,
+            "twilio": self.twilio.enabled,
+            "slack": self.slack.enabled,
+            "forward": bool(self.forward),
+            "ivr": self.ivr is not None,
+        }
+        return [name for name in NOT_YET_ACTIVE if configured.get(name)]
+
+    def router_settings(self) -> RouterSettings:
+        """The router's settings, built exactly as ``router.settings`` defines them."""
+        return router_settings(self)
+
+
+def _duplicates(key: str, names: Iterable[str], what: str) -> Iterator[str]:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            yield f"{key}[{index}].{what}: {name!r} is used twice"
+        seen.add(name)
+
+
+def _cross_problems(config: Config) -> Iterator[str]:
+    """Checks that span sections: names unique, references resolve, one owner group."""
+    names = {g.name for g in config.groups}
+    yield from _duplicates("groups", (g.name for g in config.groups), "name")
+    lowest = min((g.tier for g in config.groups), default=None)
+    owners = [g.name for g in config.groups if g.tier == lowest]
+    if not config.groups:
+        yield "groups: at least one group is needed (the tier-1 service desk)"
+    elif len(owners) > 1:
+        shared = ", ".join(owners)
+        yield f"groups: {shared} share the lowest tier {lowest:g}; exactly one may own tickets"
+    for index, rule in enumerate(config.routing):
+        if rule.group not in names:
+            yield f"routing[{index}].group: {rule.group!r} is not a [[groups]] name"
+    for index, fwd in enumerate(config.forward):
+        if fwd.when.group is not None and fwd.when.group not in names:
+            yield f"forward[{index}].when.group: {fwd.when.group!r} is not a [[groups]] name"
+    yield from _duplicates("imap", (env_name(m.name) for m in config.imap), "name")
+    yield from _duplicates("forward", (env_name(f.name) for f in config.forward), "name")
+    if config.ivr is not None:
+        yield from _duplicates("ivr.options", (o.digit for o in config.ivr.options), "digit")
+
+
+def resolve_sqlite_url(url: str, base_dir: Path) -> str:
+    """``sqlite:///var/spoc.db`` -> ``sqlite:////<base_dir>/var/spoc.db``; others unchanged."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not scheme.startswith("sqlite"):
+        return url
+    path, query_sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("/"):
+        return url
+    return f"{scheme}:///{(base_dir / path).resolve()}{query_sep}{query}"

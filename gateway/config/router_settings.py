@@ -1,0 +1,56 @@
+"""The conversion of a validated config into the router's :class:`RouterSettings`."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from normalizer.contact import Channel, Kind
+from router.settings import AckSettings, Group, RouterSettings, RoutingRule, TriageSettings
+
+if TYPE_CHECKING:
+    from gateway.config.model import Config
+    from gateway.config.sections import RoutingEntry
+
+
+def router_settings(config: Config) -> RouterSettings:
+    """The router's settings, built exactly as ``router.settings`` defines them."""
+    category_kinds = {o.category: Kind(o.kind) for o in config.ivr.options} if config.ivr else {}
+    return RouterSettings(
+        ticket_prefix=config.tickets.prefix,
+        desk_address=config.email.address.casefold(),
+        desk_aliases=tuple(a.casefold() for a in config.email.aliases),
+        from_name=config.email.from_name,
+        message_id_domain=config.email.id_domain,
+        reopen_window_days=float(config.tickets.reopen_window_days),
+        groups=tuple(Group(g.name, float(g.tier)) for g in config.groups),
+        routing=tuple(_routing_rule(r) for r in config.routing),
+        triage=TriageSettings(
+            high_urgency_words=config.triage.high_urgency_words,
+            low_urgency_words=config.triage.low_urgency_words,
+            vip=tuple(v.casefold() for v in config.triage.vip),
+            service_request_words=config.triage.service_request_words,
+            category_kinds=category_kinds,
+        ),
+        acks=AckSettings(
+            enabled=config.acks.enabled,
+            per_sender_per_hour=config.acks.per_sender_per_hour,
+            global_per_minute=config.acks.global_per_minute,
+        ),
+    )
+
+
+def _routing_rule(entry: RoutingEntry) -> RoutingRule:
+    when = entry.when
+    return RoutingRule(
+        group=entry.group,
+        channel=Channel(when.channel) if when.channel else None,
+        recipient=when.recipient.casefold() if when.recipient else None,
+        sender_domain=when.sender_domain.casefold() if when.sender_domain else None,
+        subject_matches=re.compile(when.subject_matches) if when.subject_matches else None,
+        body_matches=re.compile(when.body_matches) if when.body_matches else None,
+        when_category=when.category,
+        set_category=entry.category,
+        set_kind=Kind(entry.kind) if entry.kind else None,
+        set_priority=entry.priority,
+    )

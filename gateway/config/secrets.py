@@ -1,0 +1,89 @@
+"""Secrets: read only from the environment, never from the file, never printed.
+
+Also which keys of the file look secret and which environment variable holds each instead, so the
+loader can refuse a secret in ``config.toml`` and name the variable to set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_SECRET_KEYS = frozenset(
+    {"password", "passwd", "token", "tokens", "secret", "api_key", "auth_token", "signing_secret"}
+)
+_SECRET_SUFFIXES = ("_password", "_token", "_tokens", "_secret")
+_SECRET_ENV = {
+    ("twilio", "auth_token"): "SPOC_TWILIO_AUTH_TOKEN",
+    ("api", "token"): "SPOC_API_TOKEN",
+    ("api", "tokens"): "SPOC_API_TOKEN",
+    ("database", "password"): "SPOC_DATABASE_URL",
+}
+
+
+def env_name(name: str) -> str:
+    """A config name as it appears inside an env var: ``l2-jira`` -> ``L2_JIRA``."""
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Everything secret, read only from the environment. ``repr`` never shows a value."""
+
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    outbound_smtp_password: str | None = field(default=None, repr=False)
+    imap_default_password: str | None = field(default=None, repr=False)
+    imap_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    forward_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def imap_password(self, mailbox: str) -> str | None:
+        """``SPOC_IMAP_<NAME>_PASSWORD``, else ``SPOC_IMAP_PASSWORD``."""
+        return self.imap_passwords.get(mailbox, self.imap_default_password)
+
+    def forward_secret(self, forward: str) -> str | None:
+        return self.forward_secrets.get(forward)
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str], imap_names: Iterable[str], forward_names: Iterable[str]
+    ) -> Secrets:
+        def get(key: str) -> str | None:
+            return environ.get(key, "").strip() or None
+
+        imap = {n: p for n in imap_names if (p := get(f"SPOC_IMAP_{env_name(n)}_PASSWORD"))}
+        forward = {n: s for n in forward_names if (s := get(f"SPOC_FORWARD_{env_name(n)}_SECRET"))}
+        tokens = tuple(t.strip() for t in environ.get("SPOC_API_TOKEN", "").split(",") if t.strip())
+        return cls(
+            twilio_auth_token=get("SPOC_TWILIO_AUTH_TOKEN"),
+            slack_signing_secret=get("SPOC_SLACK_SIGNING_SECRET"),
+            slack_bot_token=get("SPOC_SLACK_BOT_TOKEN"),
+            slack_app_token=get("SPOC_SLACK_APP_TOKEN"),
+            api_tokens=tokens,
+            database_url=get("SPOC_DATABASE_URL"),
+            outbound_smtp_password=get("SPOC_OUTBOUND_SMTP_PASSWORD"),
+            imap_default_password=get("SPOC_IMAP_PASSWORD"),
+            imap_passwords=imap,
+            forward_secrets=forward,
+        )
+
+
+def is_secret_key(key: str) -> bool:
+    """A key that looks like it holds a secret (``password``, ``*_token`` ...)."""
+    return key.lower() in _SECRET_KEYS or key.lower().endswith(_SECRET_SUFFIXES)
+
+
+def secret_env_var(loc: tuple[str | int, ...], table: Mapping[str, Any]) -> str:
+    section, key = str(loc[0]), str(loc[-1]).lower()
+    if (section, key) in _SECRET_ENV:
+        return _SECRET_ENV[(section, key)]
+    name = table.get("name")
+    if len(loc) > 2 and isinstance(loc[1], int) and isinstance(name, str):
+        return f"SPOC_{env_name(section)}_{env_name(name)}_{env_name(key)}"
+    return f"SPOC_{env_name(section)}_{env_name(key)}"

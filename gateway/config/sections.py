@@ -1,0 +1,223 @@
+"""The pydantic models of ``config.toml``'s sections (the IVR menu is in ``ivr``).
+
+Every model forbids unknown keys and is frozen; defaults here are the documented defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from gateway.config.values import (
+    Address,
+    ChannelName,
+    HttpUrl,
+    KindName,
+    Name,
+    Port,
+    PositiveFloat,
+    PositiveInt,
+    Priority,
+    Regex,
+    check_database_url,
+    check_domain,
+    check_prefix,
+)
+from router.settings import TriageSettings
+
+
+class Section(BaseModel):
+    """A config table: unknown keys are errors and the parsed value is frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSection(Section):
+    http_host: StrictStr = "127.0.0.1"
+    http_port: Port = 8080
+    public_base_url: HttpUrl | None = None  # default: http://<http_host>:<http_port>
+
+    @property
+    def base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+
+class DatabaseSection(Section):
+    url: Annotated[StrictStr, AfterValidator(check_database_url)] = "sqlite:///var/spoc.db"
+
+
+class TicketsSection(Section):
+    prefix: Annotated[StrictStr, AfterValidator(check_prefix)] = "SD"
+    reopen_window_days: Annotated[StrictFloat, Field(ge=0)] = 14.0
+
+
+class EmailSection(Section):
+    address: Address = "servicedesk@example.com"
+    aliases: tuple[Address, ...] = ()
+    from_name: StrictStr = "IT Service Desk"
+    message_id_domain: Annotated[StrictStr, AfterValidator(check_domain)] | None = None
+
+    @property
+    def id_domain(self) -> str:
+        """The right-hand side of the Message-IDs we write (default: the desk's domain)."""
+        return self.message_id_domain or self.address.rpartition("@")[2]
+
+
+class SmtpSection(Section):
+    host: StrictStr = "127.0.0.1"
+    port: Port = 2525
+    max_message_bytes: PositiveInt = 26_214_400
+    max_recipients: PositiveInt = 50
+    max_connections: PositiveInt = 200
+    idle_timeout_seconds: PositiveFloat = 300.0
+
+
+class OutboundSmtpSection(Section):
+    host: StrictStr = "127.0.0.1"
+    port: Port = 2526
+    starttls: StrictBool = False
+    tls: StrictBool = False
+    username: StrictStr | None = None  # password from SPOC_OUTBOUND_SMTP_PASSWORD
+    timeout_seconds: PositiveFloat = 30.0
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> OutboundSmtpSection:
+        if self.starttls and self.tls:
+            raise ValueError("starttls and tls are both true; choose one")
+        return self
+
+
+class AcksSection(Section):
+    enabled: StrictBool = True
+    per_sender_per_hour: Annotated[StrictInt, Field(ge=0)] = 5
+    global_per_minute: Annotated[StrictInt, Field(ge=0)] = 120
+
+
+_TRIAGE = TriageSettings()
+
+
+class TriageSection(Section):
+    high_urgency_words: tuple[StrictStr, ...] = _TRIAGE.high_urgency_words
+    low_urgency_words: tuple[StrictStr, ...] = _TRIAGE.low_urgency_words
+    service_request_words: tuple[StrictStr, ...] = _TRIAGE.service_request_words
+    vip: tuple[StrictStr, ...] = ()  # emails or E.164 phone numbers
+
+
+class OutboxSection(Section):
+    max_attempts: PositiveInt = 8
+    poll_interval_seconds: PositiveFloat = 1.0
+
+
+class ImapMailbox(Section):
+    name: Name
+    host: StrictStr
+    port: Port = 993
+    tls: StrictBool = True
+    username: StrictStr  # password from SPOC_IMAP_<NAME>_PASSWORD or SPOC_IMAP_PASSWORD
+    folder: StrictStr = "INBOX"
+    processed_folder: StrictStr = "spoc/processed"
+    failed_folder: StrictStr = "spoc/failed"
+    poll_interval_seconds: PositiveFloat = 60.0
+
+
+class FaxSection(Section):
+    senders: tuple[Annotated[StrictStr, Field(min_length=1)], ...] = ()
+    subject_pattern: Regex = r"(?i)fax from (?P<number>[+0-9][0-9 ()-]{5,})"
+
+
+class TwilioSection(Section):
+    enabled: StrictBool = False  # auth token from SPOC_TWILIO_AUTH_TOKEN
+    account_sid: Annotated[StrictStr, Field(pattern=r"^AC[0-9a-fA-F]{32}$")] | None = None
+    phone_number: Annotated[StrictStr, Field(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None
+    api_base_url: HttpUrl = "https://api.twilio.com"  # Messages API and recordings
+    sms_window_hours: PositiveFloat = 24.0  # a text joins the sender's open SMS ticket within this
+    download_recordings: StrictBool = False  # else the recording URL is kept on the ticket
+    spool_dir: Annotated[StrictStr, Field(min_length=1)] = "var/spool/twilio"
+    spool_retry_seconds: PositiveFloat = 5.0
+    default_region: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] = "US"
+
+    @model_validator(mode="after")
+    def _download_needs_account(self) -> TwilioSection:
+        if self.download_recordings and not self.account_sid:
+            raise ValueError("download_recordings needs account_sid (the AC... account SID)")
+        return self
+
+    def spool_path(self, base_dir: Path) -> Path:
+        """``spool_dir``; a relative one is relative to ``base_dir`` (the working directory)."""
+        path = Path(self.spool_dir)
+        return path if path.is_absolute() else base_dir / path
+
+
+class SlackSection(Section):
+    enabled: StrictBool = False  # secrets from SPOC_SLACK_*
+    mode: Literal["http", "socket"] = "http"
+    api_base_url: HttpUrl = "https://slack.com/api/"
+    # An emoji name (no colons) whose reaction turns a message into a ticket; "" = off.
+    reaction: Annotated[StrictStr, Field(pattern=r"^[a-z0-9_+'-]{0,100}$")] = ""
+    users_cache_ttl_seconds: PositiveFloat = 3600.0
+
+
+class ApiSection(Section):
+    enabled: StrictBool = True  # bearer token(s) from SPOC_API_TOKEN
+
+
+class GroupEntry(Section):
+    name: Name
+    tier: PositiveFloat
+
+
+class RoutingWhen(Section):
+    channel: ChannelName | None = None
+    recipient: Address | None = None
+    sender_domain: Annotated[StrictStr, AfterValidator(check_domain)] | None = None
+    subject_matches: Regex | None = None
+    body_matches: Regex | None = None
+    category: StrictStr | None = None
+
+
+class RoutingEntry(Section):
+    when: RoutingWhen = RoutingWhen()
+    group: Name
+    category: StrictStr | None = None
+    kind: KindName | None = None
+    priority: Priority | None = None
+
+
+class ForwardWhen(Section):
+    group: StrictStr | None = None
+    channel: ChannelName | None = None
+    category: StrictStr | None = None
+    kind: KindName | None = None
+    priority: Priority | None = None
+
+
+class ForwardEntry(Section):
+    name: Name  # secret from SPOC_FORWARD_<NAME>_SECRET
+    kind: Literal["webhook", "email", "jira", "servicenow", "zendesk"]
+    url: HttpUrl | None = None  # webhook, jira, servicenow, zendesk
+    to: Address | None = None  # email
+    when: ForwardWhen = ForwardWhen()
+    allow_private_network: StrictBool = False
+
+    @model_validator(mode="after")
+    def _target_given(self) -> ForwardEntry:
+        if self.kind == "email" and not self.to:
+            raise ValueError("an email forward needs `to` (an email address)")
+        if self.kind != "email" and not self.url:
+            raise ValueError(f"a {self.kind} forward needs `url`")
+        return self
