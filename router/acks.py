@@ -66,6 +66,24 @@ def _slack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
     return None
 
 
+# Built once (asked for every new ticket); each is a short range on an outbox index.
+_SINCE = sa.bindparam("since", type_=outbox.c.created_at.type)
+_SENT_TO = (
+    sa.select(sa.func.count())
+    .select_from(outbox)
+    .where(
+        outbox.c.kind == sa.bindparam("kind"),
+        outbox.c.recipient == sa.bindparam("recipient"),
+        outbox.c.created_at > _SINCE,
+    )
+)
+_SENT_SINCE = (
+    sa.select(sa.func.count())
+    .select_from(outbox)
+    .where(outbox.c.kind == sa.bindparam("kind"), outbox.c.created_at > _SINCE)
+)
+
+
 def rate_refusal(
     conn: Connection,
     sender: str,
@@ -81,22 +99,14 @@ def rate_refusal(
     on every first contact)."""
     if not new_sender:
         per_sender = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(outbox)
-            .where(
-                outbox.c.kind == kind,
-                outbox.c.recipient == sender,
-                outbox.c.created_at > now - timedelta(hours=1),
-            )
+            _SENT_TO, {"kind": kind, "recipient": sender, "since": now - timedelta(hours=1)}
         ).scalar_one()
         if per_sender >= settings.acks.per_sender_per_hour:
             return "sender-rate-limit"
     if not global_limit:
         return None
     overall = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(outbox)
-        .where(outbox.c.kind == kind, outbox.c.created_at > now - timedelta(minutes=1))
+        _SENT_SINCE, {"kind": kind, "since": now - timedelta(minutes=1)}
     ).scalar_one()
     if overall >= settings.acks.global_per_minute:
         return "global-rate-limit"

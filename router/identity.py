@@ -29,6 +29,16 @@ _PRIMARY: dict[Channel, tuple[str, ...]] = {
 }
 
 
+# Built once. Both IN lists hit the unique (kind, value) index; exact pairs are kept in Python
+# (an email, an E.164 number and a Slack id never look alike anyway).
+_KNOWN = sa.select(identities.c.kind, identities.c.value, identities.c.requester_id).where(
+    identities.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+    identities.c.value.in_(sa.bindparam("values", expanding=True)),
+)
+_NEW_REQUESTER = sa.insert(requesters).returning(requesters.c.id)
+_NEW_IDENTITY = sa.insert(identities)
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     requester_id: int
@@ -51,18 +61,15 @@ def party_keys(party: Party) -> list[tuple[str, str]]:
 def resolve_requester(conn: Connection, party: Party, channel: Channel, now: datetime) -> Resolved:
     keys = party_keys(party)
     assert keys, "caller checks that the party has an identifier"
-    clause = sa.or_(*[(identities.c.kind == k) & (identities.c.value == v) for k, v in keys])
-    rows = conn.execute(sa.select(identities.c.kind, identities.c.requester_id).where(clause)).all()
-    owner_of = {kind: rid for kind, rid in rows}
+    rows = conn.execute(
+        _KNOWN, {"kinds": [k for k, _ in keys], "values": [v for _, v in keys]}
+    ).all()
+    wanted = set(keys)
+    owner_of = {kind: rid for kind, value, rid in rows if (kind, value) in wanted}
 
     if not owner_of:
-        rid = conn.execute(
-            sa.insert(requesters).values(name=party.name, created_at=now).returning(requesters.c.id)
-        ).scalar_one()
-        conn.execute(
-            sa.insert(identities),
-            [{"requester_id": rid, "kind": k, "value": v} for k, v in keys],
-        )
+        rid = conn.execute(_NEW_REQUESTER, {"name": party.name, "created_at": now}).scalar_one()
+        conn.execute(_NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in keys])
         return Resolved(rid, created=True, linked=(), conflict=())
 
     distinct = set(owner_of.values())
@@ -71,8 +78,7 @@ def resolve_requester(conn: Connection, party: Party, channel: Channel, now: dat
         missing = [(k, v) for k, v in keys if k not in owner_of]
         if missing:
             conn.execute(
-                sa.insert(identities),
-                [{"requester_id": rid, "kind": k, "value": v} for k, v in missing],
+                _NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in missing]
             )
         _fill_name(conn, rid, party.name)
         return Resolved(rid, created=False, linked=tuple(k for k, _ in missing), conflict=())
