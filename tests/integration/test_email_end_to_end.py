@@ -23,11 +23,11 @@ from tests.integration.gateway_harness import (
     RelaySink,
     running_gateway,
 )
-from tests.support.services import require_service
 
 ALICE = "alice@example.org"
 ALICE_MSGID = "alice-1@mail.example.org"
-CORPUS_BOUNCES = Path(__file__).resolve().parents[3] / "shared/corpus/sisimai/maildir/bsd"
+# A real Postfix DSN from the sisimai corpus, copied into the fixtures (BSD 2-Clause).
+REAL_BOUNCE = Path(__file__).resolve().parents[1] / "fixtures/sisimai/lhost-postfix-17.eml"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/email"
 TICKET_KEYS = {
     "ref", "status", "kind", "category", "priority", "owner", "group", "tier", "channel",
@@ -232,10 +232,7 @@ async def test_recipient_outside_our_domains_gets_550_and_nothing_is_stored(
 async def test_real_bounce_from_the_null_sender_is_stored_but_not_acknowledged(
     desk: GatewayHarness,
 ) -> None:
-    source = CORPUS_BOUNCES / "lhost-postfix-17.eml"
-    if not source.is_file():
-        require_service(f"the sisimai corpus is not at {CORPUS_BOUNCES}")
-    raw = crlf(source.read_bytes())
+    raw = crlf(REAL_BOUNCE.read_bytes())
     assert b"report-type=delivery-status" in raw and b"Auto-Submitted" not in raw
     # Addressed to the desk, so only its being a bounce can stop the ack (not "bcc-only").
     raw = raw.replace(b"To: shironeko@m0.example.co.jp", f"To: {DESK}".encode(), 1)

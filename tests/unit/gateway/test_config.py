@@ -412,3 +412,17 @@ def test_bad_twilio_and_ivr_values_name_their_key(tmp_path: Path, text: str, key
     found = problems(tmp_path, text)
     assert len(found) == 1, found
     assert found[0].startswith(f"{key}:"), found
+
+
+def test_acks_triage_and_reopen_settings_reach_the_router(tmp_path: Path) -> None:
+    text = (
+        "[tickets]\nreopen_window_days = 3.0\n"
+        "[acks]\nenabled = false\nper_sender_per_hour = 2\nglobal_per_minute = 7\n"
+        '[triage]\nhigh_urgency_words = ["meltdown"]\nvip = ["Boss@Example.com"]\n'
+    )
+    settings = load_config(write(tmp_path, text), {}).router_settings()
+    assert settings.reopen_window_days == 3.0
+    assert (settings.acks.enabled, settings.acks.per_sender_per_hour) == (False, 2)
+    assert settings.acks.global_per_minute == 7
+    assert settings.triage.high_urgency_words == ("meltdown",)
+    assert settings.triage.vip == ("boss@example.com",)

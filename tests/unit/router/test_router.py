@@ -341,3 +341,14 @@ async def test_router_refuses_contact_without_external_id(desk: Desk) -> None:
     router = Router(desk.store, make_settings())
     with pytest.raises(ContactRejectedError):
         await router.submit(other(Channel.API, Party(email="a@b.c"), ""))
+
+
+async def test_the_raw_original_is_kept_with_the_contact_for_audit_and_replay(desk: Desk) -> None:
+    contact = email()
+    result = await desk.router.submit(contact)
+    stored = desk.store.run_sync(
+        lambda c: c.execute(
+            sa.select(contacts.c.raw, contacts.c.raw_type).where(contacts.c.id == result.contact_id)
+        ).one()
+    )
+    assert (stored.raw, stored.raw_type) == (contact.raw, "message/rfc822")
