@@ -77,14 +77,18 @@ class TwilioWebhook:
 
     def wrap(self, step: Step) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
+            # Twilio signs url-encoded form fields; a body that isn't one (unparseable, or with
+            # file parts) cannot carry a valid signature, so it is refused like a forged one.
             try:
                 posted = await request.post()
             except ValueError:
-                return _plain(400, "the body is not a form")
+                log.warning("refused %s: the body is not a form Twilio signed", request.path)
+                return _plain(403, "invalid Twilio signature: the body is not a signed form")
             params: MultiDict[str] = MultiDict()
             for key, value in posted.items():
                 if not isinstance(value, str):
-                    return _plain(400, f"{key[:64]} is not a text field")
+                    log.warning("refused %s: a file part cannot be signed by Twilio", request.path)
+                    return _plain(403, f"invalid Twilio signature: {key[:64]} is not a text field")
                 params.add(key, value)
             if not self.is_valid(request, params):
                 log.warning("refused %s: missing or invalid X-Twilio-Signature", request.path)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.fakes.twilio_api import TwilioPhone, TwiML, sid
@@ -126,6 +127,23 @@ async def test_forged_unsigned_and_tampered_requests_get_403_and_store_nothing(
     for answer in (unsigned, forged, tampered, changed_form):
         assert answer.status == 403, answer.text
         assert answer.content_type == "text/plain"
+    assert await desk.tickets() == []
+
+
+async def test_a_multipart_or_unparseable_body_is_refused_like_a_forged_one(
+    desk: PhoneDesk,
+) -> None:
+    data = aiohttp.FormData()
+    data.add_field("CallSid", sid("CA"))
+    data.add_field("upload", b"\x00binary", filename="x.bin")
+    async with aiohttp.ClientSession() as http:
+        url = desk.harness.base_url + "/twilio/voice"
+        async with http.post(url, data=data) as multipart:
+            assert multipart.status == 403 and multipart.content_type == "text/plain"
+        async with http.post(
+            url, data=b"%%%", headers={"Content-Type": "multipart/form-data; boundary=x"}
+        ) as garbage:
+            assert garbage.status == 403
     assert await desk.tickets() == []
 
 
