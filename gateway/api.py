@@ -1,7 +1,8 @@
 """The REST API under ``/api`` (the contract's "HTTP" table), as an aiohttp sub-application.
 
 Routes: ``POST /api/contacts``, ``GET /api/tickets``, ``GET /api/tickets/{ref}``,
-``POST /api/tickets/{ref}/reply``, ``POST /api/tickets/{ref}/escalate``.
+``POST /api/tickets/{ref}/reply``, ``POST /api/tickets/{ref}/escalate``, and (beyond the
+contract, which is silent on how a ticket gets resolved) ``POST /api/tickets/{ref}/status``.
 
 Every call needs ``Authorization: Bearer <token>`` matching one of the tokens from
 ``SPOC_API_TOKEN``; with no token configured every call is refused (401) -- the API never fails
@@ -30,11 +31,16 @@ from gateway.metrics import Metrics
 from normalizer.api import contact_from_api
 from normalizer.contact import Channel
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
-from router.tickets import TicketNotFound, TicketQuery, TicketService
+from router.tickets import (
+    SETTABLE_STATUSES,
+    STATUSES,
+    TicketNotFound,
+    TicketQuery,
+    TicketService,
+)
 
 log = logging.getLogger(__name__)
 
-STATUSES: Final = ("new", "open", "pending", "resolved", "closed")
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 MAX_FILTER_CHARS: Final = 320
@@ -84,6 +90,7 @@ def build_api_app(
     app.router.add_get("/tickets/{ref}", get_ticket)
     app.router.add_post("/tickets/{ref}/reply", reply_to_ticket)
     app.router.add_post("/tickets/{ref}/escalate", escalate_ticket)
+    app.router.add_post("/tickets/{ref}/status", set_ticket_status)
     return app
 
 
@@ -219,6 +226,25 @@ async def escalate_ticket(request: web.Request) -> web.Response:
         ref, reason.strip(), group=group.strip() if isinstance(group, str) else None
     )
     log.info("api escalated %s to %s", ref, ticket.get("group"))
+    return json_response(ticket)
+
+
+async def set_ticket_status(request: web.Request) -> web.Response:
+    """``{"status": "pending" | "resolved" | "closed" | "open", "note"?}``: 200 with the ticket."""
+    ref = _ref(request)
+    body, _ = await _json_object(request)
+    _refuse_unknown_keys(body, {"status", "note"})
+    status = body.get("status")
+    if not isinstance(status, str) or status not in SETTABLE_STATUSES:
+        raise APIError(400, f"status must be one of {', '.join(SETTABLE_STATUSES)}", "status")
+    note = body.get("note", "")
+    if not isinstance(note, str):
+        raise APIError(400, "note must be a string", "note")
+    if len(note) > MAX_REASON_CHARS:
+        raise APIError(400, f"note is longer than {MAX_REASON_CHARS} characters", "note")
+    _refuse_bad_unicode(note, "note", lines=True)
+    ticket = await request.app[TICKETS_KEY].set_status(ref, status, note.strip())
+    log.info("api set %s to %s", ref, status)
     return json_response(ticket)
 
 

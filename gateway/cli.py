@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gateway.config import Config, ConfigError, load_config
+from router.tickets import CHANNELS, STATUSES
 
 if TYPE_CHECKING:
     from router.tickets import TicketService
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-STATUSES = ("new", "open", "pending", "resolved", "closed")
-CHANNELS = ("email", "fax", "phone", "sms", "slack", "api")
 SUBJECT_WIDTH = 50
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

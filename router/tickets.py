@@ -30,6 +30,7 @@ from router.settings import RouterSettings
 from router.store import Store
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
+SETTABLE_STATUSES = ("open", "pending", "resolved", "closed")  # "new" is only where tickets start
 CHANNELS = ("email", "fax", "phone", "sms", "slack", "api")
 
 
@@ -228,6 +229,41 @@ class TicketService:
             return data
 
         return await self._store.write(escalate)
+
+    async def set_status(self, ref: str, status: str, note: str = "") -> dict[str, Any]:
+        """Move a ticket to ``status`` (an agent resolving, closing, parking or reopening it).
+
+        Resolving or closing starts the reopen window (``closed_at``); a Slack requester hears
+        about it in the ticket's thread. Setting the status a ticket already has changes nothing.
+        """
+        if status not in SETTABLE_STATUSES:
+            raise ContactRejectedError(f"status must be one of {SETTABLE_STATUSES}", field="status")
+        ticket_id = self._id(ref)
+        now = self._now()
+
+        def set_status(conn: Connection) -> dict[str, Any]:
+            current = conn.execute(
+                sa.select(tickets.c.status).where(tickets.c.id == ticket_id)
+            ).scalar()
+            if current is None:
+                raise TicketNotFound(ref)
+            if current != status:
+                done = status in ("resolved", "closed")
+                conn.execute(
+                    sa.update(tickets)
+                    .where(tickets.c.id == ticket_id)
+                    .values(status=status, updated_at=now, closed_at=now if done else None)
+                )
+                detail = {"from": current, "to": status, "note": note}
+                add_event(conn, ticket_id, "status.changed", detail, now)
+                if status in ("resolved", "closed"):
+                    said = f"{ref} is {status}" + (f": {note}" if note else ".")
+                    replies.announce(conn, ticket_id, ref, said, now)
+            data = self.ticket_json(conn, ticket_id)
+            assert data is not None
+            return data
+
+        return await self._store.write(set_status)
 
     async def reply(self, ref: str, text: str) -> None:
         """Send ``text`` to the requester on the channel they used last, via the outbox."""

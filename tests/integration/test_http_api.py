@@ -638,3 +638,18 @@ async def test_an_unexpected_error_answers_json_500_and_is_logged(
         assert "a bug" not in await response.text()
     [record] = [r for r in caplog.records if r.name == "gateway.http"]
     assert record.exc_info is not None
+
+
+async def test_status_resolves_a_ticket_and_refuses_bad_values(gw: Gateway) -> None:
+    ticket = await gw.new_contact()
+    path = f"/api/tickets/{ticket['ref']}/status"
+    response = await gw.post(path, {"status": "resolved", "note": "replaced the toner"})
+    assert response.status == 200, await response.text()
+    shown = await response.json()
+    assert shown["status"] == "resolved" and shown["owner"] == "service-desk"
+    assert shown["events"][-1]["detail"]["note"] == "replaced the toner"
+    await assert_error(await gw.post(path, {"status": "new"}), 400, "status")
+    await assert_error(await gw.post(path, {"status": "done"}), 400, "status")
+    await assert_error(await gw.post(path, {"status": "closed", "note": 5}), 400, "note")
+    await assert_error(await gw.post(path, {"status": "closed", "nope": 1}), 400, "nope")
+    await assert_error(await gw.post("/api/tickets/SD-999/status", {"status": "closed"}), 404)

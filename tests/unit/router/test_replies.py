@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from normalizer.contact import Channel, Contact, Party, ThreadHints
+from normalizer.intake import ContactRejectedError
 from router.replies import ReplyNotPossible
 from router.schema import outbox
 from tests.unit.router.conftest import Desk, email, make_settings
@@ -132,3 +133,40 @@ async def test_a_stranger_in_a_tickets_slack_thread_does_not_take_the_thread_ove
     assert stranger.created and stranger.ticket_ref != alice.ticket_ref
     later = await desk.router.submit(slack("any news?", "C42:3"))
     assert later.ticket_ref == alice.ticket_ref
+
+
+async def test_resolving_a_slack_ticket_announces_it_and_starts_the_reopen_window(
+    desk: Desk,
+) -> None:
+    ticket = await desk.router.submit(slack("laptop dead", "Ev1"))
+    shown = await desk.tickets.set_status(ticket.ticket_ref, "resolved", "new board fitted")
+    assert shown["status"] == "resolved"
+    assert shown["events"][-1]["type"] == "status.changed"
+    assert shown["events"][-1]["detail"] == {
+        "from": "new",
+        "to": "resolved",
+        "note": "new board fitted",
+    }
+    kind, payload = queued(desk)[-1]
+    assert (
+        kind == "slack.status"
+        and payload["text"] == f"{ticket.ticket_ref} is resolved: new board fitted"
+    )
+    desk.clock.advance(days=1)
+    again = await desk.router.submit(slack("it died again", "Ev2"))
+    assert again.ticket_ref == ticket.ticket_ref
+    assert (await desk.tickets.get(ticket.ticket_ref))["status"] == "open"
+
+
+async def test_setting_the_status_a_ticket_has_changes_nothing(desk: Desk) -> None:
+    ticket = await desk.router.submit(email())
+    await desk.tickets.set_status(ticket.ticket_ref, "pending")
+    shown = await desk.tickets.set_status(ticket.ticket_ref, "pending")
+    assert [e["type"] for e in shown["events"]].count("status.changed") == 1
+
+
+async def test_a_status_a_ticket_cannot_be_set_to_is_refused(desk: Desk) -> None:
+    ticket = await desk.router.submit(email())
+    with pytest.raises(ContactRejectedError) as err:
+        await desk.tickets.set_status(ticket.ticket_ref, "new")
+    assert err.value.field == "status"
