@@ -165,17 +165,8 @@ def contact_from_message(
     text = clean_text(message.text, bot_user_id)
     if not text:
         raise ContactRejectedError("the Slack message has no text", field="text")
-    return Contact(
-        channel=Channel.SLACK,
-        external_id=f"{message.channel_id}:{message.ts}",
-        sender=sender,
-        received_at=received_at,
-        subject=subject_of(text),
-        text=_with_permalink(text, permalink),
-        thread=ThreadHints(chat_thread=message.thread_key),
-        raw=raw,
-        raw_type="application/json",
-    )
+    external_id = f"{message.channel_id}:{message.ts}"
+    return _contact(message, external_id, sender, received_at, text, permalink, raw)
 
 
 def contact_from_shortcut(
@@ -190,9 +181,23 @@ def contact_from_shortcut(
     """Any message turned into a ticket for its author (``action``: shortcut or reaction)."""
     _check_sender(sender, received_at)
     text = clean_text(message.text) or "(a Slack message without text)"
+    external_id = f"{action}:{message.channel_id}:{message.ts}"
+    return _contact(message, external_id, sender, received_at, text, permalink, raw)
+
+
+def _contact(
+    message: SlackMessage,
+    external_id: str,
+    sender: Party,
+    received_at: datetime,
+    text: str,
+    permalink: str | None,
+    raw: bytes,
+) -> Contact:
+    """A Slack contact in the message's thread (the thread key is how replies find it)."""
     return Contact(
         channel=Channel.SLACK,
-        external_id=f"{action}:{message.channel_id}:{message.ts}",
+        external_id=external_id,
         sender=sender,
         received_at=received_at,
         subject=subject_of(text),
