@@ -3,9 +3,11 @@
 Set the fake Web API's ``socket_url`` to :attr:`url`; the app's ``apps.connections.open`` then
 lands here. Each connection gets Slack's ``hello``; :meth:`send` pushes an envelope
 (``events_api``, ``slash_commands``, ``interactive``) to the newest connection and
-:meth:`wait_ack` waits for the app's ``{"envelope_id": …}`` ack. :meth:`refresh` sends
-Slack's ``disconnect`` (``refresh_requested``) so the client reconnects; :meth:`drop` closes
-the socket from the server side.
+:meth:`wait_ack` waits for the app's ``{"envelope_id": …}`` ack; :attr:`acked_on` says on which
+connection (index into :attr:`connections`) each ack arrived. :meth:`refresh` sends Slack's
+``disconnect`` (``refresh_requested``) so the client reconnects; :meth:`drop` closes the socket
+from the server side. Like Slack, the fake can redeliver an envelope nobody acked: pass its
+``envelope_id`` to :meth:`send` again (with ``retry_attempt`` > 0) once the app reconnected.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import WSMsgType, web
 class FakeSlackSocket:
     connections: list[web.WebSocketResponse] = field(default_factory=list)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acked_on: dict[str, list[int]] = field(default_factory=dict)
     port: int = 0
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -40,9 +43,7 @@ class FakeSlackSocket:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         for ws in list(self.connections):
@@ -59,6 +60,7 @@ class FakeSlackSocket:
     async def _connect(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
+        index = len(self.connections)
         self.connections.append(ws)
         await ws.send_json(
             {
@@ -74,6 +76,7 @@ class FakeSlackSocket:
                 data = json.loads(msg.data)
                 if isinstance(data, dict) and "envelope_id" in data:
                     self.acks[data["envelope_id"]] = data
+                    self.acked_on.setdefault(data["envelope_id"], []).append(index)
                     await self._notify()
         return ws
 
@@ -84,10 +87,19 @@ class FakeSlackSocket:
         return [ws for ws in self.connections if not ws.closed]
 
     async def send(
-        self, payload: dict[str, Any], kind: str = "events_api", retry_attempt: int = 0
+        self,
+        payload: dict[str, Any],
+        kind: str = "events_api",
+        retry_attempt: int = 0,
+        envelope_id: str | None = None,
+        then_drop: bool = False,
     ) -> str:
-        """Push one envelope to the newest live connection; returns its envelope id."""
-        envelope_id = f"env-{next(self._ids)}"
+        """Push one envelope to the newest live connection; returns its envelope id.
+
+        A given ``envelope_id`` redelivers that envelope (Slack does so for unacked ones);
+        ``then_drop`` closes that connection right after sending (an ack sent later is lost).
+        """
+        envelope_id = envelope_id or f"env-{next(self._ids)}"
         ws = self.live()[-1]
         await ws.send_json(
             {
@@ -99,10 +111,18 @@ class FakeSlackSocket:
                 "payload": payload,
             }
         )
+        if then_drop:
+            await ws.close()
         return envelope_id
 
-    async def wait_ack(self, envelope_id: str, seconds: float = 10.0) -> dict[str, Any]:
-        await self._wait(lambda: envelope_id in self.acks, seconds)
+    async def wait_ack(
+        self, envelope_id: str, seconds: float = 10.0, *, connection: int | None = None
+    ) -> dict[str, Any]:
+        """The app's ack of ``envelope_id`` (on ``connection``, an index, if given)."""
+        if connection is None:
+            await self._wait(lambda: envelope_id in self.acks, seconds)
+        else:
+            await self._wait(lambda: connection in self.acked_on.get(envelope_id, ()), seconds)
         return self.acks[envelope_id]
 
     async def refresh(self) -> None:

@@ -84,6 +84,7 @@ class SlackDesk:
     ) -> tuple[int, str]:
         stamp = str(timestamp if timestamp is not None else int(time.time()))
         signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+        assert signature is not None
         sent = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": stamp,

@@ -47,8 +47,16 @@ kind = "service_request"
 
 
 def twilio_config(
-    api: FakeTwilioAPI, spool: Path, *, download: bool = False, ivr_extra: str = ""
+    api: FakeTwilioAPI,
+    spool: Path,
+    *,
+    download: bool = False,
+    ivr_keys: str = "",
+    ivr_extra: str = "",
 ) -> str:
+    """``[twilio]`` and ``[ivr]``: ``ivr_keys`` go into ``[ivr]`` itself (``default_digit =
+    "2"``), ``ivr_extra`` after the options (more tables, e.g. ``[ivr.hours]``)."""
+    ivr = IVR.replace("[ivr]\n", f"[ivr]\n{ivr_keys.strip()}\n", 1) if ivr_keys else IVR
     return f"""
 [twilio]
 enabled = true
@@ -57,7 +65,7 @@ phone_number = "{DESK_NUMBER}"
 api_base_url = "{api.base_url}"
 spool_dir = "{spool}"
 download_recordings = {"true" if download else "false"}
-{IVR}{ivr_extra}"""
+{ivr}{ivr_extra}"""
 
 
 @dataclass
@@ -82,6 +90,7 @@ async def phone_desk(
     db_url: str,
     *,
     download: bool = False,
+    ivr_keys: str = "",
     ivr_extra: str = "",
     token: str | None = AUTH_TOKEN,
 ) -> AsyncIterator[PhoneDesk]:
@@ -89,7 +98,9 @@ async def phone_desk(
     await api.start()
     sink = RelaySink()
     await sink.start()
-    extra = twilio_config(api, directory / "spool", download=download, ivr_extra=ivr_extra)
+    extra = twilio_config(
+        api, directory / "spool", download=download, ivr_keys=ivr_keys, ivr_extra=ivr_extra
+    )
     harness = GatewayHarness(directory, db_url, sink, extra)
     if token is not None:
         harness.environ["SPOC_TWILIO_AUTH_TOKEN"] = token
