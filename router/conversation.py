@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import Contact
-from router.identity import party_keys
+from router.identity import vouched_keys
 from router.refs import parse_ref
 from router.schema import insert_ignore, message_ids, participants, tickets, upsert
 
@@ -76,6 +76,7 @@ def find_thread(
     prefix: str,
     now: datetime,
     reopen_window: timedelta,
+    api_links_identities: bool = False,
 ) -> ThreadMatch:
     candidates: list[tuple[int, str]] = []
     keys = thread_keys(contact)
@@ -113,7 +114,7 @@ def find_thread(
         state = TicketState(row.id, row.status, row.requester_id, row.closed_at)
         if why == "chat-thread" and not _chat_window_open(contact, row, now):
             continue
-        if not _is_participant(conn, state, contact, requester_id):
+        if not _is_participant(conn, state, contact, requester_id, api_links_identities):
             refused.append(f"{prefix}-{tid}")
             continue
         if row.status in CLOSED_STATUSES:
@@ -139,10 +140,12 @@ def _is_participant(
     ticket: TicketState,
     contact: Contact,
     requester_id: int,
+    api_links_identities: bool,
 ) -> bool:
     if ticket.requester_id == requester_id:
         return True
-    addresses = [v for _, v in party_keys(contact.sender)]
+    vouched = vouched_keys(contact.sender, contact.channel, api_links_identities)
+    addresses = [v for _, v in vouched]
     if not addresses:
         return False
     hit = conn.execute(

@@ -1,10 +1,17 @@
 """Who is this? One requester per person across channels, never a silent merge.
 
 A requester owns identities ``(kind, value)``: ``email`` (case-folded), ``phone`` (E.164) and
-``slack`` (user id), each unique. A contact's identifiers either all point at nobody (a new
-requester), at one requester (unknown identifiers are linked to them: they arrived together, so
-they are the same person), or at several different requesters -- then nothing is merged: the
-contact goes to the requester of the channel's own identifier and the conflict is recorded.
+``slack`` (user id), each unique. Only identifiers the channel vouches for count: the caller id
+on a call, the Slack user (and the email Slack verified for them), the sender of an email, the
+first identifier an API client names. Anything else a contact claims -- a phone number typed
+into a web form next to an email -- is recorded as unverified and never finds, creates or links
+a requester, so nobody can attach their number to someone else's requester and reach their
+tickets.
+
+The vouched identifiers either all point at nobody (a new requester), at one requester
+(unknown ones are linked to them), or at several different requesters -- then nothing is
+merged: the contact goes to the requester of the channel's own identifier and the conflict is
+recorded.
 """
 
 from __future__ import annotations
@@ -29,6 +36,15 @@ _PRIMARY: dict[Channel, tuple[str, ...]] = {
 }
 
 
+# What each channel has verified itself (the API: only the first identifier it names).
+_VOUCHED: dict[Channel, frozenset[str]] = {
+    Channel.EMAIL: frozenset({"email"}),
+    Channel.FAX: frozenset({"phone"}),
+    Channel.PHONE: frozenset({"phone"}),
+    Channel.SMS: frozenset({"phone"}),
+    Channel.SLACK: frozenset({"slack", "email"}),
+}
+
 # Built once. Both IN lists hit the unique (kind, value) index; exact pairs are kept in Python
 # (an email, an E.164 number and a Slack id never look alike anyway).
 _KNOWN = sa.select(identities.c.kind, identities.c.value, identities.c.requester_id).where(
@@ -45,6 +61,7 @@ class Resolved:
     created: bool
     linked: tuple[str, ...]  # identity kinds newly linked to an existing requester
     conflict: tuple[int, ...]  # other requesters the contact's identifiers belong to
+    unverified: tuple[str, ...] = ()  # identity kinds the contact claimed, left unused
 
 
 def party_keys(party: Party) -> list[tuple[str, str]]:
@@ -58,9 +75,27 @@ def party_keys(party: Party) -> list[tuple[str, str]]:
     return keys
 
 
-def resolve_requester(conn: Connection, party: Party, channel: Channel, now: datetime) -> Resolved:
+def vouched_keys(
+    party: Party, channel: Channel, api_links_identities: bool = False
+) -> list[tuple[str, str]]:
+    """The party's identifiers that ``channel`` vouches for (never empty if the party isn't)."""
     keys = party_keys(party)
+    if channel is Channel.API and api_links_identities:
+        return keys
+    trusted = _VOUCHED.get(channel) or frozenset(k for k, _ in keys[:1])
+    return [key for key in keys if key[0] in trusted] or keys[:1]
+
+
+def resolve_requester(
+    conn: Connection,
+    party: Party,
+    channel: Channel,
+    now: datetime,
+    api_links_identities: bool = False,
+) -> Resolved:
+    keys = vouched_keys(party, channel, api_links_identities)
     assert keys, "caller checks that the party has an identifier"
+    unverified = tuple(kind for kind, value in party_keys(party) if (kind, value) not in keys)
     rows = conn.execute(
         _KNOWN, {"kinds": [k for k, _ in keys], "values": [v for _, v in keys]}
     ).all()
@@ -70,7 +105,7 @@ def resolve_requester(conn: Connection, party: Party, channel: Channel, now: dat
     if not owner_of:
         rid = conn.execute(_NEW_REQUESTER, {"name": party.name, "created_at": now}).scalar_one()
         conn.execute(_NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in keys])
-        return Resolved(rid, created=True, linked=(), conflict=())
+        return Resolved(rid, created=True, linked=(), conflict=(), unverified=unverified)
 
     distinct = set(owner_of.values())
     if len(distinct) == 1:
@@ -81,13 +116,14 @@ def resolve_requester(conn: Connection, party: Party, channel: Channel, now: dat
                 _NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in missing]
             )
         _fill_name(conn, rid, party.name)
-        return Resolved(rid, created=False, linked=tuple(k for k, _ in missing), conflict=())
+        linked = tuple(k for k, _ in missing)
+        return Resolved(rid, created=False, linked=linked, conflict=(), unverified=unverified)
 
     # Identifiers of two different people in one contact: keep them apart.
     primary = next(kind for kind in _PRIMARY[channel] if kind in owner_of)
     rid = owner_of[primary]
     others = tuple(sorted(r for r in distinct if r != rid))
-    return Resolved(rid, created=False, linked=(), conflict=others)
+    return Resolved(rid, created=False, linked=(), conflict=others, unverified=unverified)
 
 
 def _fill_name(conn: Connection, requester_id: int, name: str | None) -> None:

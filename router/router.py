@@ -21,7 +21,7 @@ from normalizer.intake import ContactRejectedError, IntakeResult
 from router import acks
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
-from router.identity import Resolved, party_keys, resolve_requester
+from router.identity import Resolved, resolve_requester, vouched_keys
 from router.refs import format_ref
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
@@ -75,8 +75,11 @@ class Router:
                 thread_reason="duplicate",
             )
 
-        who = resolve_requester(conn, contact.sender, contact.channel, now)
-        match = find_thread(conn, contact, who.requester_id, prefix, now, self._reopen_window)
+        api_links = self.settings.api_links_identities
+        who = resolve_requester(conn, contact.sender, contact.channel, now, api_links)
+        match = find_thread(
+            conn, contact, who.requester_id, prefix, now, self._reopen_window, api_links
+        )
         new_events: list[tuple[int, str, dict[str, Any]]] = []  # written in one statement
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False
@@ -102,6 +105,8 @@ class Router:
             detail["refused_refs"] = list(match.refused)
         if who.conflict:
             detail["identity_conflict"] = list(who.conflict)
+        if who.unverified:
+            detail["unverified_identities"] = list(who.unverified)
         acked = False
         if created:
             message_id, refusal = acks.queue_ack(
@@ -133,7 +138,13 @@ class Router:
         now: datetime,
         new_events: list[tuple[int, str, dict[str, Any]]],
     ) -> int:
-        decided = triage(contact, self.settings, [v for _, v in party_keys(contact.sender)])
+        vouched = [
+            v
+            for _, v in vouched_keys(
+                contact.sender, contact.channel, self.settings.api_links_identities
+            )
+        ]
+        decided = triage(contact, self.settings, vouched)
         owner = self.settings.owner_group
         ticket_id: int = conn.execute(
             _NEW_TICKET,
@@ -244,6 +255,11 @@ class Router:
 
     def _participants(self, contact: Contact) -> list[str]:
         ours = self.settings.our_addresses
-        people = [v for _, v in party_keys(contact.sender)]
+        people = [
+            v
+            for _, v in vouched_keys(
+                contact.sender, contact.channel, self.settings.api_links_identities
+            )
+        ]
         people += [a for a in contact.visible_recipients if a not in ours]
         return people

@@ -85,6 +85,8 @@ class RouterSettings:
     routing: tuple[RoutingRule, ...] = ()
     triage: TriageSettings = field(default_factory=TriageSettings)
     acks: AckSettings = field(default_factory=AckSettings)
+    # API clients vouch for every identifier they send (router.identity); default: the first.
+    api_links_identities: bool = False
     # Outbound transports the gateway runs (email always; sms with Twilio, slack with Slack).
     outbound_transports: frozenset[str] = frozenset({"email"})
 

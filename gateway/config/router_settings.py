@@ -32,6 +32,7 @@ def router_settings(config: Config) -> RouterSettings:
             service_request_words=config.triage.service_request_words,
             category_kinds=category_kinds,
         ),
+        api_links_identities=config.api.link_identities,
         acks=AckSettings(
             enabled=config.acks.enabled,
             per_sender_per_hour=config.acks.per_sender_per_hour,

@@ -174,6 +174,10 @@ class SlackSection(Section):
 
 class ApiSection(Section):
     enabled: StrictBool = True  # bearer token(s) from SPOC_API_TOKEN
+    # True: API clients vouch for every identifier they send (a directory sync), so a contact's
+    # email, phone and Slack id are linked to one requester. False (default): only the first
+    # one counts; a phone typed into a web form next to an email is never linked.
+    link_identities: StrictBool = False
 
 
 class GroupEntry(Section):

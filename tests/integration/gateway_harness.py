@@ -81,8 +81,10 @@ def write_config(
 ) -> Path:
     """Write ``directory/config.toml``: the contract's desk, aliases and groups, fast outbox.
 
-    ``extra`` is appended verbatim (more TOML sections, e.g. ``[acks]``). Returns the path.
+    ``extra`` is appended verbatim (more TOML sections, e.g. ``[acks]``; an ``[api]`` of its own
+    replaces the default one). Returns the path.
     """
+    api = "" if "[api]" in extra else "[api]\nenabled = true\n"
     text = f"""\
 [server]
 http_host = "127.0.0.1"
@@ -111,9 +113,7 @@ timeout_seconds = 10.0
 [outbox]
 poll_interval_seconds = 0.1
 
-[api]
-enabled = true
-
+{api}
 [[groups]]
 name = "service-desk"
 tier = 1

@@ -279,7 +279,17 @@ async def test_a_stranger_is_not_offered_someone_elses_ticket(desk: PhoneDesk) -
     assert "open ticket" not in menu.said
 
 
-async def test_a_known_number_is_the_same_requester_as_their_email(desk: PhoneDesk) -> None:
+async def test_a_known_number_is_the_same_requester_as_their_email(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    # The number is on file: a directory sync put it there through the API, which it may
+    # vouch for with [api] link_identities = true (a web form's phone would not be linked).
+    directory_sync = "[api]\nenabled = true\nlink_identities = true\n"
+    async with phone_desk(tmp_path, sqlite_url, ivr_extra=directory_sync) as desk:
+        await _known_number_call(desk)
+
+
+async def _known_number_call(desk: PhoneDesk) -> None:
     status, created = await desk.harness.api(
         "POST",
         "/api/contacts",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
-from normalizer.contact import AutoClass, Channel, Hints, Kind, Party
+from normalizer.contact import AutoClass, Channel, Contact, Hints, Kind, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
 from router.router import Router
 from router.schema import blobs, contacts, identities, outbox, requesters
@@ -158,6 +159,8 @@ def _close(desk: Desk, ticket_id: int) -> None:
 
 
 async def test_same_person_on_phone_and_email_is_one_requester(desk: Desk) -> None:
+    # A directory sync vouches for every identifier it sends ([api] link_identities = true).
+    desk.router.settings = make_settings(api_links_identities=True)
     await desk.router.submit(
         other(Channel.API, Party(email="alice@example.org", phone="+15550100"), "api-1")
     )
@@ -172,7 +175,40 @@ async def test_same_person_on_phone_and_email_is_one_requester(desk: Desk) -> No
     assert count(desk, requesters) == 1
 
 
+async def test_slack_user_with_a_verified_email_is_the_email_requester(desk: Desk) -> None:
+    await desk.router.submit(email())
+    chat = await desk.router.submit(
+        other(Channel.SLACK, Party(slack_user_id="U1", email="alice@example.org"), "C1:1")
+    )
+    assert (await desk.tickets.get(chat.ticket_ref))["requester"]["slack_user_id"] == "U1"
+    assert count(desk, requesters) == 1
+
+
+async def test_a_phone_typed_into_a_web_form_is_not_linked_to_anyone(desk: Desk) -> None:
+    victim_call = await desk.router.submit(other(Channel.PHONE, Party(phone="+15550199"), "CA1"))
+    form = await desk.router.submit(
+        other(Channel.API, Party(email="mallory@evil.test", phone="+15550199"), "api-1")
+    )
+    ticket = await desk.tickets.get(form.ticket_ref)
+    assert ticket["requester"]["phone"] is None
+    assert ticket["events"][-1]["detail"]["unverified_identities"] == ["phone"]
+    tagged = await desk.router.submit(
+        other(Channel.API, Party(email="mallory@evil.test", phone="+15550199"), "api-2")
+    )
+    assert tagged.ticket_ref != victim_call.ticket_ref
+    sneaky = Contact(
+        channel=Channel.API,
+        external_id="api-3",
+        sender=Party(email="mallory@evil.test", phone="+15550199"),
+        received_at=datetime(2026, 11, 22, 15, 0, tzinfo=UTC),
+        text="add me",
+        thread=ThreadHints(subject_refs=(victim_call.ticket_ref,)),
+    )
+    assert (await desk.router.submit(sneaky)).ticket_ref != victim_call.ticket_ref
+
+
 async def test_identifiers_of_two_people_are_never_merged(desk: Desk) -> None:
+    desk.router.settings = make_settings(api_links_identities=True)
     await desk.router.submit(email(sender="alice@example.org"))
     await desk.router.submit(other(Channel.PHONE, Party(phone="+15550199"), "CA2"))
     both = await desk.router.submit(
