@@ -7,10 +7,11 @@ row has a unique idempotency key: the same logical message is never queued twice
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,6 +20,7 @@ from router.schema import insert_ignore, outbox
 from router.store import Store
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
+MAX_KEY_CHARS: int = cast(sa.String, outbox.c.idempotency_key.type).length or 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,14 @@ def enqueue(
     ticket_id: int | None = None,
     recipient: str | None = None,
 ) -> bool:
-    """Queue one message; False when a row with this idempotency key exists already."""
+    """Queue one message; False when a row with this idempotency key exists already.
+
+    A key longer than the column (an ack's key holds the sender's address, up to 320
+    characters) is stored as its sha256: still one key per message, and PostgreSQL, which
+    enforces the length, never refuses it.
+    """
+    if len(key) > MAX_KEY_CHARS:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy.
     inserted = conn.execute(
         insert_ignore(conn, outbox, "idempotency_key").returning(outbox.c.id),

@@ -8,15 +8,17 @@ hears back only after COMMIT.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from normalizer.contact import Contact
+from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IntakeResult
 from router import acks
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
@@ -32,12 +34,35 @@ log = logging.getLogger(__name__)
 
 
 # Built once: the hot path's statements skip construction and reuse the compiled form.
-_SEEN = sa.select(contacts.c.id, contacts.c.ticket_id).where(
+_SEEN = sa.select(contacts.c.id, contacts.c.ticket_id, contacts.c.from_addr).where(
     contacts.c.channel == sa.bindparam("channel"),
     contacts.c.external_id == sa.bindparam("external_id"),
 )
 _NEW_TICKET = sa.insert(tickets).returning(tickets.c.id)
 _NEW_CONTACT = sa.insert(contacts).returning(contacts.c.id)
+
+
+# Channels whose idempotency key the sender chooses (a Message-ID, an API external_id): the
+# same key from someone else is not a retry. (Twilio and Slack ids come from the provider.)
+_SENDER_CHOSEN_KEYS = (Channel.EMAIL, Channel.FAX, Channel.API)
+
+
+def _same_sender(stored: str | None, contact: Contact) -> bool:
+    if contact.channel not in _SENDER_CHOSEN_KEYS:
+        return True
+    return (stored or "").casefold() == (contact.sender.address or "").casefold()
+
+
+def _claimed_by_another(contact: Contact) -> Contact:
+    """The same key from another sender: a mail gets a key of its own (its Message-ID made
+    unique by its bytes, so its own retries still dedupe); an API client is refused rather than
+    shown someone else's ticket."""
+    if contact.channel is Channel.API:
+        raise ContactRejectedError(
+            "external_id is already used by a contact from another sender", field="external_id"
+        )
+    digest = hashlib.sha256(contact.raw or contact.text.encode()).hexdigest()[:16]
+    return replace(contact, external_id=f"{contact.external_id}#{digest}")
 
 
 class Router:
@@ -65,6 +90,11 @@ class Router:
         seen = conn.execute(
             _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
         ).first()
+        if seen is not None and not _same_sender(seen.from_addr, contact):
+            contact = _claimed_by_another(contact)
+            seen = conn.execute(
+                _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
+            ).first()
         if seen is not None:
             return IntakeResult(
                 format_ref(prefix, seen.ticket_id),

@@ -388,3 +388,33 @@ async def test_the_raw_original_is_kept_with_the_contact_for_audit_and_replay(de
         ).one()
     )
     assert (stored.raw, stored.raw_type) == (contact.raw, "message/rfc822")
+
+
+async def test_a_stolen_message_id_from_someone_else_is_stored_as_their_own(desk: Desk) -> None:
+    alice = await desk.router.submit(email(message_id="m@alice"))
+    mallory = await desk.router.submit(email(sender="mallory@evil.test", message_id="m@alice"))
+    assert not mallory.duplicate and mallory.created
+    assert mallory.ticket_ref != alice.ticket_ref
+    again = await desk.router.submit(email(sender="mallory@evil.test", message_id="m@alice"))
+    assert again.duplicate and again.ticket_ref == mallory.ticket_ref
+    assert len((await desk.tickets.get(alice.ticket_ref))["contacts"]) == 1
+
+
+async def test_an_api_external_id_of_another_sender_is_refused(desk: Desk) -> None:
+    await desk.router.submit(other(Channel.API, Party(email="a@example.org"), "form-1"))
+    retry = await desk.router.submit(other(Channel.API, Party(email="A@example.org"), "form-1"))
+    assert retry.duplicate
+    with pytest.raises(ContactRejectedError) as err:
+        await desk.router.submit(other(Channel.API, Party(email="b@example.org"), "form-1"))
+    assert err.value.field == "external_id"
+
+
+async def test_a_sender_address_longer_than_the_outbox_key_is_acknowledged(desk: Desk) -> None:
+    sender = "a" * 64 + "@" + ".".join(["sub" + "d" * 56] * 4) + ".example.org"
+    assert len(f"ack:1:{sender}") > 200
+    result = await desk.router.submit(email(sender=sender))
+    assert result.acknowledged
+    [key] = desk.store.run_sync(
+        lambda c: c.execute(sa.select(outbox.c.idempotency_key)).scalars().all()
+    )
+    assert key.startswith("sha256:") and len(key) <= 200
