@@ -73,6 +73,9 @@ class Dispatcher:
             except IntakeError as exc:  # database unavailable: try again later
                 log.warning("outbox: cannot read the outbox: %s", exc)
                 sent = 0
+            except Exception:  # a bad row or a bug must not end the dispatcher for good
+                log.exception("outbox: dispatching failed; trying again shortly")
+                sent = 0
             if sent < self._batch:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._interval):

@@ -218,34 +218,44 @@ class Store:
 
     def _commit_batch(self, batch: list[_Job]) -> None:
         """Runs on the writer thread. Optimistic group commit: the whole batch in one
-        transaction. If any job fails, that transaction is rolled back and every job runs again
-        in a transaction of its own, so a failure costs only its own contact. (A SAVEPOINT per
-        job would cost two statements for every contact to save work only on failures.)
+        transaction. When a job fails, the transaction is rolled back, that job gets its error
+        and the others are committed again as a group; a failure at COMMIT fails them all.
+        (A SAVEPOINT per job would cost two statements on every contact to save work only on
+        failures.)
         """
-        if len(batch) == 1:
-            self._transaction(batch)  # a lone job's error is its caller's, as raised
-            return
-        try:
-            self._transaction(batch)
-            return
-        except Exception as exc:
-            log.debug("group commit of %d failed (%r); committing one by one", len(batch), exc)
-        for job in batch:
-            job.result = None
-            try:
-                self._transaction([job])
-            except Exception as exc:
-                job.error = _job_error(exc)
+        pending = list(batch)
+        while pending:
+            for job in pending:
+                job.result = None
+            failed_at = self._transaction(pending)
+            if failed_at is None:
+                return
+            index, exc = failed_at
+            if index is None:  # the COMMIT (or the connection) failed: nothing was stored
+                for job in pending:
+                    job.error = _job_error(exc)
+                return
+            pending[index].error = _job_error(exc)
+            del pending[index]
 
-    def _transaction(self, jobs: list[_Job]) -> None:
+    def _transaction(self, jobs: list[_Job]) -> tuple[int | None, Exception] | None:
+        """Run ``jobs`` in one transaction. None when committed, else ``(index, error)``: the
+        index of the job that failed, or None when the COMMIT or the connection did."""
         conn = self._conn()
+        current: int | None = None
         try:
             with conn.begin():
-                for job in jobs:
+                for index, job in enumerate(jobs):
+                    current = index
                     job.result = job.fn(conn)
-        except sa.exc.DBAPIError:
-            self._close_writer_conn()  # go on with a fresh connection
-            raise
+                current = None
+        except Exception as exc:
+            if isinstance(exc, sa.exc.DBAPIError):
+                self._close_writer_conn()  # go on with a fresh connection
+                if exc.connection_invalidated:
+                    current = None  # the database went away: not this job's fault
+            return current, exc
+        return None
 
     # ---- reads --------------------------------------------------------------------------
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -280,9 +290,9 @@ class Store:
 
 
 def _job_error(exc: Exception) -> BaseException:
-    if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError):
-        return _temporary(exc)
-    return exc
+    """What a job's caller sees: database trouble (a lost race on a unique key included, which
+    a retry resolves as a duplicate) is temporary; anything else is the job's own error."""
+    return _temporary(exc)
 
 
 def _temporary(exc: BaseException) -> BaseException:

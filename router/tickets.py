@@ -71,9 +71,10 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError("not a cursor") from exc
-    if not raw.startswith("t") or not raw[1:].isdigit():
-        raise ValueError("not a cursor")
-    return int(raw[1:])
+    digits = raw[1:]
+    if not raw.startswith("t") or not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        raise ValueError("not a cursor")  # ids are 64-bit; longer numbers overflow the driver
+    return int(digits)
 
 
 _SUMMARY = (

@@ -418,3 +418,11 @@ async def test_a_sender_address_longer_than_the_outbox_key_is_acknowledged(desk:
         lambda c: c.execute(sa.select(outbox.c.idempotency_key)).scalars().all()
     )
     assert key.startswith("sha256:") and len(key) <= 200
+
+
+@pytest.mark.parametrize("cursor", ["dDk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk", "dO-8-A", "eDE", "!!"])
+async def test_a_crafted_cursor_is_a_value_error_not_a_crash(desk: Desk, cursor: str) -> None:
+    from router.tickets import TicketQuery
+
+    with pytest.raises(ValueError):
+        await desk.tickets.list(TicketQuery(cursor=cursor))
