@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -239,10 +240,13 @@ class Gateway:
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Stop accepting, finish in-flight contacts, then release everything."""
+        # Both listeners stop accepting at once, then each drains its in-flight contacts.
+        listeners: list[Awaitable[None]] = []
         if self.smtp is not None:
-            await self.smtp.stop(grace_seconds)
+            listeners.append(self.smtp.stop(grace_seconds))
         if self._http is not None:
-            await self._http.cleanup()
+            listeners.append(self._http.cleanup())
+        await asyncio.gather(*listeners)
         for channel in self.webhook_channels:
             await channel.stop(grace_seconds)
         if self.dispatcher is not None:
