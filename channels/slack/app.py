@@ -8,7 +8,10 @@ Listeners (the same for HTTP and Socket Mode)
 Acknowledging
     The app runs with ``process_before_response=True``: a listener awaits
     ``intake.submit(contact)`` and returns before bolt answers, so Slack's ack (HTTP 200, or the
-    Socket Mode envelope ack) is sent only after the contact is committed. When the intake
+    Socket Mode envelope ack) is sent only after the contact is committed. Slack wants that ack
+    within 3 seconds, so the look-ups before it (``users.info``, ``chat.getPermalink``) run
+    together and are given ``lookup_timeout_seconds`` between them; one that does not answer
+    in time leaves the sender known by Slack id only, or the ticket without a link. When the intake
     cannot commit (``TemporaryIntakeError``) the listener returns HTTP 503 -- over Socket Mode
     bolt then sends no ack -- and Slack delivers the event again. A refused contact is logged
     and acknowledged (retrying cannot help). An exception we did not expect becomes bolt's
@@ -21,12 +24,13 @@ Ignored
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
@@ -52,10 +56,12 @@ from normalizer.chat import (
     skip_reason,
     ts_to_datetime,
 )
-from normalizer.contact import Contact
+from normalizer.contact import Contact, Party
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SHORTCUT_CALLBACK_ID = "spoc_create_ticket"
 COMMAND = "/helpdesk"
@@ -76,6 +82,8 @@ class SlackChannelSettings:
     api_base_url: str = "https://slack.com/api/"
     reaction: str = ""  # emoji name without colons ("ticket"); "" turns reactions off
     users_cache_ttl_seconds: float = 3600.0
+    # users.info and chat.getPermalink together, before the ack Slack wants within 3 s
+    lookup_timeout_seconds: float = 1.5
     categories: tuple[tuple[str, str], ...] = ()  # (category, label), from [ivr] options
 
     def __post_init__(self) -> None:
@@ -83,6 +91,11 @@ class SlackChannelSettings:
             raise ValueError("slack: HTTP mode needs the signing secret")
         if self.mode == "socket" and not self.app_token:
             raise ValueError("slack: Socket Mode needs the app token")
+        if not 0 < self.lookup_timeout_seconds < 3:
+            raise ValueError(
+                "slack: lookup_timeout_seconds must be between 0 and 3 (Slack's ack deadline),"
+                f" not {self.lookup_timeout_seconds!r}"
+            )
 
 
 def web_client(settings: SlackChannelSettings) -> AsyncWebClient:
@@ -142,6 +155,7 @@ class SlackListeners:
         self._intake = intake
         self._users = users
         self._known_thread = known_thread
+        self._slow: set[str] = set()  # the Web API methods we have warned about being slow
 
     # ---- submitting ---------------------------------------------------------------------------
     async def _submit(self, contact: Contact) -> BoltResponse | None:
@@ -204,8 +218,7 @@ class SlackListeners:
         *,
         permalink: bool,
     ) -> BoltResponse | None:
-        sender = await self._users.party(message.user_id)
-        link = await self._permalink(context, message) if permalink else None
+        sender, link = await self._sender_and_link(context, message, permalink=permalink)
         try:
             contact = contact_from_message(
                 message,
@@ -269,8 +282,7 @@ class SlackListeners:
         message = self._parse(raw_message, channel_id)
         if message is None:
             return None
-        sender = await self._users.party(message.user_id)
-        link = await self._permalink(context, message)
+        sender, link = await self._sender_and_link(context, message, permalink=True)
         contact = contact_from_shortcut(
             message,
             action=action,
@@ -318,7 +330,9 @@ class SlackListeners:
         except ContactRejectedError as exc:
             await ack(response_action="errors", errors={exc.field or BLOCK_DESCRIPTION: str(exc)})
             return None
-        sender = await self._users.party(user_id)
+        sender = await self._bounded(
+            "users.info", self._users.party(user_id), Party(slack_user_id=user_id)
+        )
         try:
             contact = contact_from_form(
                 form,
@@ -345,6 +359,36 @@ class SlackListeners:
         except ContactRejectedError as exc:
             log.info("Slack message ignored: %s", exc)
             return None
+
+    async def _sender_and_link(
+        self, context: AsyncBoltContext, message: SlackMessage, *, permalink: bool
+    ) -> tuple[Party, str | None]:
+        """Who sent it and (when asked) its permalink: both at once, bounded together."""
+        sender = self._bounded(
+            "users.info", self._users.party(message.user_id), Party(slack_user_id=message.user_id)
+        )
+        if not permalink:
+            return await sender, None
+        link = self._bounded("chat.getPermalink", self._permalink(context, message), None)
+        return await asyncio.gather(sender, link)
+
+    async def _bounded(self, method: str, lookup: Awaitable[T], fallback: T) -> T:
+        """``lookup``, or ``fallback`` when Slack has not answered in ``lookup_timeout_seconds``."""
+        seconds = self.settings.lookup_timeout_seconds
+        try:
+            async with asyncio.timeout(seconds):
+                return await lookup
+        except TimeoutError:
+            level = logging.INFO if method in self._slow else logging.WARNING
+            self._slow.add(method)
+            log.log(
+                level,
+                "Slack %s did not answer within %.1f s: acknowledging without it (%s)",
+                method,
+                seconds,
+                "Slack id only" if method == "users.info" else "no link on the ticket",
+            )
+            return fallback
 
     async def _permalink(self, context: AsyncBoltContext, message: SlackMessage) -> str | None:
         client = context.client

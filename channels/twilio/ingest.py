@@ -7,16 +7,22 @@ hands the spooled records to the intake once it works again.
 
 Recordings (step ``recording-file``) are downloaded with the account credentials (HTTP basic
 auth, account SID and auth token) only from ``api_base_url``, so the credentials never go to any
-other host; the file becomes the contact's attachment. A failed download keeps the URL only.
+other host; the file becomes the contact's attachment. One redirect is followed, without the
+credentials, and only to ``https`` hosts under ``twilio.com`` or back to ``api_base_url``'s own
+host. The download happens inside Twilio's webhook, which Twilio gives up on after 15 s, so it
+gets ``download_timeout_seconds`` (10 s). A failed, refused or slow download keeps the URL only;
+the contact is submitted either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -29,6 +35,9 @@ from normalizer.telephony import CallEvent, SmsMessage, contact_from_call, conta
 log = logging.getLogger(__name__)
 
 MAX_RECORDING_BYTES = 25 * 1024 * 1024
+TWILIO_WEBHOOK_TIMEOUT_SECONDS = 15.0  # Twilio's own: it gives up on our answer after this
+DOWNLOAD_TIMEOUT_SECONDS = 10.0
+REDIRECT_DOMAIN = "twilio.com"  # where Twilio's recording storage may send us
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +49,15 @@ class IngestSettings:
     auth_token: str = field(default="", repr=False)
     api_base_url: str = "https://api.twilio.com"
     download_recordings: bool = False
-    download_timeout_seconds: float = 30.0
+    download_timeout_seconds: float = DOWNLOAD_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.download_timeout_seconds < TWILIO_WEBHOOK_TIMEOUT_SECONDS:
+            raise ValueError(
+                "twilio: download_timeout_seconds must be between 0 and "
+                f"{TWILIO_WEBHOOK_TIMEOUT_SECONDS:g} (Twilio's webhook timeout), "
+                f"not {self.download_timeout_seconds!r}"
+            )
 
     @property
     def can_download(self) -> bool:
@@ -129,9 +146,19 @@ class TwilioIngest:
         timeout = aiohttp.ClientTimeout(total=settings.download_timeout_seconds)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                fetched = await _fetch(session, url + ".wav", auth)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                fetched = await _fetch(session, wav_url(url), auth, base)
+        except TimeoutError:
+            log.warning(
+                "recording %s: no download within %g s: kept as a URL",
+                recording_sid,
+                settings.download_timeout_seconds,
+            )
+            return None
+        except aiohttp.ClientError as exc:
             log.warning("recording %s: download failed: %s", recording_sid, exc)
+            return None
+        if fetched is None:
+            log.warning("recording %s: redirected off Twilio: kept as a URL", recording_sid)
             return None
         if isinstance(fetched, int):
             log.warning("recording %s: download answered %d", recording_sid, fetched)
@@ -148,14 +175,55 @@ class TwilioIngest:
         )
 
 
+def wav_url(url: str) -> str:
+    """Twilio's ``RecordingUrl`` with ``.wav`` on its path (a query string stays a query)."""
+    parts = urlsplit(url)
+    if parts.path.endswith(".wav"):
+        return url
+    return urlunsplit(parts._replace(path=parts.path + ".wav"))
+
+
+def redirect_allowed(location: str, base_url: str) -> bool:
+    """May a recording download follow a redirect to ``location`` (absolute)?
+
+    Back to ``base_url``'s own scheme, host and port, or to ``https`` on ``twilio.com`` and its
+    subdomains -- never to an IP address (a private or loopback one least of all) or any other
+    host, which a forged or tampered ``RecordingUrl`` answer could point inside our network.
+    """
+    try:
+        target, base = urlsplit(location), urlsplit(base_url)
+        same_origin = (target.scheme, target.hostname, target.port) == (
+            base.scheme,
+            base.hostname,
+            base.port,
+        )
+    except ValueError:  # a bad port number
+        return False
+    host = (target.hostname or "").rstrip(".")
+    if same_origin and host:
+        return True
+    if target.scheme != "https" or not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host == REDIRECT_DOMAIN or host.endswith("." + REDIRECT_DOMAIN)
+    return False
+
+
 async def _fetch(
-    session: aiohttp.ClientSession, url: str, auth: dict[str, str]
-) -> tuple[bytes, str] | int:
-    """GET with the credentials; one redirect (to Twilio's storage) is followed without them."""
+    session: aiohttp.ClientSession, url: str, auth: dict[str, str], base_url: str
+) -> tuple[bytes, str] | int | None:
+    """GET with the credentials; one redirect (to Twilio's storage) is followed without them.
+
+    ``None`` when the redirect goes somewhere :func:`redirect_allowed` refuses.
+    """
     async with session.get(url, headers=auth, allow_redirects=False) as response:
         location = response.headers.get("Location", "")
-        if response.status in (301, 302, 303, 307, 308) and location.startswith("https://"):
-            url, auth = location, {}
+        if response.status in (301, 302, 303, 307, 308) and location:
+            url, auth = urljoin(str(response.url), location), {}
+            if not redirect_allowed(url, base_url):
+                return None
         elif response.status != 200:
             return response.status
         else:

@@ -5,7 +5,8 @@ Methods follow Slack's documented request and response shapes: ``auth.test``, ``
 (with an email, without one as when ``users:read.email`` is missing, or ``missing_scope``),
 ``chat.postMessage``, ``chat.getPermalink``, ``views.open``, ``conversations.history``,
 ``conversations.replies`` and ``apps.connections.open`` (answers :attr:`socket_url`).
-Anything else answers ``{"ok": false, "error": "unknown_method"}``.
+Anything else answers ``{"ok": false, "error": "unknown_method"}``. A method in :attr:`held`
+answers only once its ``asyncio.Event`` is set: Slack being slow, without sleeping.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FakeSlackAPI:
     failures: dict[str, list[str | int]] = field(default_factory=dict)
     socket_url: str = ""
     delay_seconds: float = 0.0  # answer every call this much later (Slack's own latency)
+    held: dict[str, asyncio.Event] = field(default_factory=dict)  # method -> answer once set
     calls: list[Call] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -117,6 +119,8 @@ class FakeSlackAPI:
             self._changed.notify_all()
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
+        if method in self.held:
+            await self.held[method].wait()
         pending = self.failures.get(method)
         if pending:
             failure = pending.pop(0)

@@ -5,16 +5,25 @@
     documented shapes: ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (basic auth,
     form ``To``/``From``/``Body`` -> ``201`` JSON with a ``sid``; a bad ``To`` -> ``400`` with
     Twilio's error code 21211) and ``GET …/Recordings/{RecordingSid}.wav`` (basic auth -> the
-    audio). ``fail_next`` makes the next calls answer ``503``. Every call is recorded.
+    audio; ``GET /storage/{RecordingSid}.wav`` serves it without credentials, as a redirect
+    target). ``fail_next`` makes the next calls answer ``503``. Every call is recorded. A
+    recording in ``redirects`` answers ``302`` to its URL instead; while ``held`` is an unset
+    ``asyncio.Event`` recordings are answered only once it is set (storage being slow).
+
+:class:`ConnectionTrap`
+    A TCP listener on another loopback address that only counts who connects: where a
+    redirect must never lead.
 
 :class:`TwilioPhone`
     Plays Twilio towards a gateway: POSTs the form fields Twilio sends, signed with twilio's own
     ``RequestValidator.compute_signature``, parses every TwiML answer with ``xml.etree`` and
-    follows the ``action`` URLs the gateway wrote, like a caller pressing keys would.
+    follows the ``action`` URLs the gateway wrote, like a caller pressing keys would. Like
+    Twilio, it gives up on an answer after 15 seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import secrets
@@ -45,6 +54,9 @@ class FakeTwilioAPI:
     messages: list[dict[str, str]] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
     recordings: dict[str, bytes] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)  # recording sid -> Location
+    held: asyncio.Event | None = None
+    queries: list[str] = field(default_factory=list)  # the query string of each download
     fail_next: int = 0
     base_url: str = ""
     _runner: web.AppRunner | None = None
@@ -54,6 +66,7 @@ class FakeTwilioAPI:
         prefix = "/2010-04-01/Accounts/{account}"
         app.router.add_post(prefix + "/Messages.json", self._message)
         app.router.add_get(prefix + "/Recordings/{recording}.wav", self._recording)
+        app.router.add_get("/storage/{recording}.wav", self._storage)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -69,6 +82,10 @@ class FakeTwilioAPI:
     def recording_url(self, recording_sid: str) -> str:
         """The ``RecordingUrl`` Twilio would send (no extension)."""
         return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+
+    def storage_url(self, recording_sid: str) -> str:
+        """Where a redirect may send a download: the file, no credentials needed."""
+        return f"{self.base_url}/storage/{recording_sid}.wav"
 
     def _authorized(self, request: web.Request) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -100,10 +117,49 @@ class FakeTwilioAPI:
             return web.json_response({"code": 20003, "message": "Authenticate"}, status=401)
         recording = request.match_info["recording"]
         self.downloads.append(recording)
+        self.queries.append(request.query_string)
+        if self.held is not None:
+            await self.held.wait()
+        if recording in self.redirects:
+            raise web.HTTPFound(self.redirects[recording])
         data = self.recordings.get(recording)
         if data is None:
             return web.json_response({"code": 20404, "message": "Not found"}, status=404)
         return web.Response(body=data, content_type="audio/x-wav")
+
+    async def _storage(self, request: web.Request) -> web.Response:
+        recording = request.match_info["recording"]
+        self.downloads.append(recording)
+        data = self.recordings.get(recording)
+        if data is None or "Authorization" in request.headers:  # credentials must not follow
+            return web.json_response({"code": 20404, "message": "Not found"}, status=404)
+        return web.Response(body=data, content_type="audio/x-wav")
+
+
+class ConnectionTrap:
+    """Counts the TCP connections made to ``host`` (another loopback address by default)."""
+
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        self.host = host
+        self.port = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._connected, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def url(self, path: str = "/recording.wav", scheme: str = "https") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
 
 
 @dataclass
@@ -151,7 +207,8 @@ class TwilioPhone:
     def __init__(self, base_url: str, auth_token: str = AUTH_TOKEN) -> None:
         self.base_url = base_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        # Twilio waits 15 s for a webhook's answer, then gives up (error 11200).
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
 
     async def close(self) -> None:
         await self.session.close()

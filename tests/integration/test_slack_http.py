@@ -6,6 +6,7 @@ records every call, so each test can see what the app posted back to Slack.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -360,6 +361,28 @@ async def test_users_info_is_asked_once_per_user_while_cached(desk: SlackDesk) -
 
 
 # ---- reliability ---------------------------------------------------------------------------
+async def test_a_slow_slack_api_does_not_hold_up_the_ack_and_the_mention_is_stored(
+    desk: SlackDesk,
+) -> None:
+    # users.info and chat.getPermalink answer only once `slack_answers` is set, after the ack.
+    slack_answers = asyncio.Event()
+    desk.api.held = {"users.info": slack_answers, "chat.getPermalink": slack_answers}
+    ts = desk.next_ts()
+    mention = channel_message(f"<@{BOT_USER_ID}> printer on fire", ts, user=BOB, kind="app_mention")
+    try:
+        # A hang guard, not a stopwatch: the Web API client alone would wait 10 s per call.
+        async with asyncio.timeout(8):
+            status, _ = await desk.event(mention)
+        assert status == 200 and not slack_answers.is_set()
+    finally:
+        slack_answers.set()
+    ticket = await ticket_of(desk)
+    assert ticket["requester"]["slack_user_id"] == BOB
+    assert ticket["requester"]["email"] is None
+    assert ticket["contacts"][0]["external_id"] == f"{GENERAL}:{ts}"
+    assert "example.slack.com/archives" not in ticket["contacts"][0]["text"]
+
+
 class _DatabaseDown:
     async def submit(self, contact: Contact) -> IntakeResult:
         raise TemporaryIntakeError("database unavailable")
@@ -370,7 +393,7 @@ async def test_when_nothing_can_be_stored_slack_gets_503_and_its_retry_succeeds(
 ) -> None:
     [channel] = [c for c in desk.harness.gw.webhook_channels if isinstance(c, SlackChannel)]
     working = channel.listeners._intake
-    channel.listeners._intake = _DatabaseDown()  # type: ignore[assignment]
+    channel.listeners._intake = _DatabaseDown()
     event = dm("VPN is down", desk.next_ts())
     status, body = await desk.event(event, event_id="Ev1")
     assert status == 503 and body == ""

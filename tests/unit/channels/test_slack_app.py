@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 from typing import Any
 
 import pytest
@@ -15,12 +18,13 @@ from channels.slack.app import (
     on_error,
 )
 from channels.slack.users import SlackUsers
-from normalizer.contact import Contact
+from normalizer.contact import Contact, Party
 from normalizer.intake import ContactRejectedError, IntakeResult, TemporaryIntakeError
 from tests.unit.channels.slack_stubs import StubClient
 
 SETTINGS = SlackChannelSettings(bot_token="xoxb-t", signing_secret="s", reaction="ticket")
 USER = {"ok": True, "user": {"id": "U1", "profile": {"email": "a@example.org"}}}
+LINK = "https://example.slack.com/archives/C1/p1700000000000100"
 
 
 class Intake:
@@ -36,18 +40,23 @@ class Intake:
 
 
 def listeners(
-    intake: Intake, known: bool | Exception = False
+    intake: Intake,
+    known: bool | Exception = False,
+    client: StubClient | None = None,
+    settings: SlackChannelSettings = SETTINGS,
 ) -> tuple[SlackListeners, AsyncBoltContext]:
-    client = StubClient(**{"users.info": USER, "chat.getPermalink": {"ok": True, "permalink": "L"}})
+    client = client or StubClient(
+        **{"users.info": USER, "chat.getPermalink": {"ok": True, "permalink": LINK}}
+    )
 
     async def known_thread(key: str, user_id: str) -> bool:
         if isinstance(known, Exception):
             raise known
         return known
 
-    users = SlackUsers(client)  # type: ignore[arg-type]
+    users = SlackUsers(client)
     context = AsyncBoltContext({"bot_user_id": "UBOT", "client": client})
-    return SlackListeners(SETTINGS, intake, users, known_thread), context
+    return SlackListeners(settings, intake, users, known_thread), context
 
 
 def dm(**kw: Any) -> dict[str, Any]:
@@ -106,6 +115,74 @@ async def test_a_reaction_other_than_the_configured_one_does_nothing() -> None:
                 "item": {"type": "message", "channel": "C1", "ts": "1.2"}}  # fmt: skip
     assert await handler.on_reaction(reaction, context) is None
     assert intake.contacts == []
+
+
+def mention(ts: str = "1700000000.000100") -> dict[str, Any]:
+    return {"type": "app_mention", "channel": "C1", "user": "U1", "text": "<@UBOT> help", "ts": ts}
+
+
+async def test_a_mention_carries_its_author_and_permalink() -> None:
+    intake = Intake()
+    handler, context = listeners(intake)
+    assert await handler.on_mention(mention(), context) is None
+    [contact] = intake.contacts
+    assert contact.sender.email == "a@example.org" and LINK in contact.text
+
+
+async def test_when_slack_does_not_answer_the_look_ups_the_event_is_stored_without_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # users.info and chat.getPermalink answer only once `slack_answers` is set, which happens
+    # after both events were handled: without a bound on the look-ups this test would hang.
+    client = StubClient(
+        **{"users.info": USER, "chat.getPermalink": {"ok": True, "permalink": LINK}}
+    )
+    slack_answers = asyncio.Event()
+    client.held = {"users.info": slack_answers, "chat.getPermalink": slack_answers}
+    settings = dataclasses.replace(SETTINGS, lookup_timeout_seconds=0.05)
+    intake = Intake()
+    handler, context = listeners(intake, client=client, settings=settings)
+    try:
+        with caplog.at_level(logging.INFO, logger="channels.slack.app"):
+            assert await handler.on_mention(mention(), context) is None
+            assert await handler.on_mention(mention("1700000000.000200"), context) is None
+        assert not slack_answers.is_set()
+    finally:
+        slack_answers.set()
+    assert [c.sender for c in intake.contacts] == [Party(slack_user_id="U1")] * 2
+    assert all(LINK not in c.text for c in intake.contacts)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2  # one per slow method, not one per event
+    assert any("users.info" in w for w in warnings)
+    assert any("chat.getPermalink" in w for w in warnings)
+
+
+async def test_when_users_info_does_not_answer_the_modal_is_stored_with_the_slack_id() -> None:
+    client = StubClient(**{"users.info": USER})
+    slack_answers = asyncio.Event()
+    client.held = {"users.info": slack_answers}
+    settings = dataclasses.replace(SETTINGS, lookup_timeout_seconds=0.05)
+    intake = Intake()
+    handler, _ = listeners(intake, client=client, settings=settings)
+    values = {
+        "description": {"description_input": {"type": "plain_text_input", "value": "VPN down"}}
+    }
+    view = {"id": "V1", "state": {"values": values}}
+
+    async def ack(**_: Any) -> None:
+        pass
+
+    try:
+        assert await handler.on_view(ack, view, {"user": {"id": "U1"}}) is None
+    finally:
+        slack_answers.set()
+    assert [c.sender for c in intake.contacts] == [Party(slack_user_id="U1")]
+
+
+@pytest.mark.parametrize("seconds", [0.0, 3.0, -1.0])
+def test_settings_refuse_a_look_up_bound_outside_slacks_ack_deadline(seconds: float) -> None:
+    with pytest.raises(ValueError, match="lookup_timeout_seconds"):
+        SlackChannelSettings(bot_token="xoxb-t", signing_secret="s", lookup_timeout_seconds=seconds)
 
 
 def test_the_modal_leaves_out_categories_when_there_are_none() -> None:
