@@ -209,6 +209,7 @@ class Gateway:
                     api_base_url=slack.api_base_url,
                     reaction=slack.reaction,
                     users_cache_ttl_seconds=slack.users_cache_ttl_seconds,
+                    lookup_timeout_seconds=slack.lookup_timeout_seconds,
                     categories=tuple(categories),
                 )
                 channels.append(SlackChannel(settings, intake, ChatLookup(store).known_thread))

@@ -170,6 +170,8 @@ class SlackSection(Section):
     # An emoji name (no colons) whose reaction turns a message into a ticket; "" = off.
     reaction: Annotated[StrictStr, Field(pattern=r"^[a-z0-9_+'-]{0,100}$")] = ""
     users_cache_ttl_seconds: PositiveFloat = 3600.0
+    # users.info + chat.getPermalink before the ack share this bound (Slack allows 3 s in all).
+    lookup_timeout_seconds: Annotated[StrictFloat, Field(gt=0, lt=3)] = 1.5
 
 
 class ApiSection(Section):

@@ -426,3 +426,10 @@ def test_acks_triage_and_reopen_settings_reach_the_router(tmp_path: Path) -> Non
     assert settings.acks.global_per_minute == 7
     assert settings.triage.high_urgency_words == ("meltdown",)
     assert settings.triage.vip == ("boss@example.com",)
+
+
+def test_slack_lookup_timeout_is_bounded_by_slacks_deadline(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "[slack]\n"), {}).slack.lookup_timeout_seconds == 1.5
+    assert problems(tmp_path, "[slack]\nlookup_timeout_seconds = 3.0\n")[0].startswith(
+        "slack.lookup_timeout_seconds:"
+    )
