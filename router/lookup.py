@@ -10,12 +10,12 @@ protocols of their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from router.clock import Clock, utcnow
 from router.conversation import CLOSED_STATUSES
 from router.refs import format_ref
 from router.schema import identities, message_ids, participants, tickets
@@ -64,12 +64,10 @@ def call_ticket(conn: Connection, call_sid: str) -> int | None:
 class PhoneLookup:
     """The IVR's lookups as async methods returning refs (``SD-42``)."""
 
-    def __init__(
-        self, store: Store, prefix: str, clock: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, store: Store, prefix: str, clock: Clock | None = None) -> None:
         self._store = store
         self._prefix = prefix
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock or utcnow
 
     async def open_ticket_for_phone(self, phone: str, within_seconds: float) -> str | None:
         since = self._now() - timedelta(seconds=within_seconds)

@@ -8,14 +8,14 @@ row has a unique idempotency key: the same logical message is never queued twice
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from router.clock import Clock, utcnow
 from router.schema import insert_ignore, outbox
 from router.store import Store
 
@@ -72,9 +72,9 @@ def enqueue(
 class Outbox:
     """What the gateway's dispatcher uses to take rows out and report back."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self._store = store
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock or utcnow
 
     async def claim(self, limit: int = 20, lease_seconds: float = 60.0) -> list[OutboxItem]:
         now = self._now()

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IntakeResult
 from router import acks
+from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
 from router.identity import Resolved, resolve_requester, vouched_keys
@@ -68,12 +68,10 @@ def _claimed_by_another(contact: Contact) -> Contact:
 class Router:
     """Implements :class:`normalizer.intake.Intake` on top of a :class:`Store`."""
 
-    def __init__(
-        self, store: Store, settings: RouterSettings, clock: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, store: Store, settings: RouterSettings, clock: Clock | None = None) -> None:
         self._store = store
         self.settings = settings
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock or utcnow
         self._reopen_window = timedelta(days=settings.reopen_window_days)
 
     async def submit(self, contact: Contact) -> IntakeResult:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from normalizer.intake import ContactRejectedError
 from router import replies
+from router.clock import Clock, utcnow
 from router.events import add_event
 from router.refs import format_ref, parse_ref
 from router.schema import (
@@ -95,12 +95,10 @@ _SUMMARY = (
 
 
 class TicketService:
-    def __init__(
-        self, store: Store, settings: RouterSettings, clock: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, store: Store, settings: RouterSettings, clock: Clock | None = None) -> None:
         self._store = store
         self.settings = settings
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock or utcnow
 
     def ref(self, ticket_id: int) -> str:
         return format_ref(self.settings.ticket_prefix, ticket_id)
