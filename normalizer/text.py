@@ -1,0 +1,35 @@
+"""Text as it may be stored and shown: the one place that decides which characters go.
+
+Every converter passes what people wrote through :func:`clean_text` (bodies, transcripts,
+messages) or :func:`clean_line` (subjects, names, one-line fields). NUL cannot be stored in a
+PostgreSQL text column at all, and the other C0 controls (ESC, backspace, bare CR …) rewrite
+terminals and logs; tab and newline are kept in multi-line text. CRLF and bare CR become LF.
+"""
+
+from __future__ import annotations
+
+# C0 controls and DEL, but tab and newline: removed from multi-line text.
+_TEXT_CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F])
+# Every C0 control and DEL: a space in a one-line field (a tab or newline separates words).
+_LINE_CONTROLS = dict.fromkeys([*range(0x20), 0x7F], " ")
+
+
+def clean_text(value: str) -> str:
+    """Multi-line text without C0 controls but tab and newline; line ends become ``\\n``."""
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value.translate(_TEXT_CONTROLS)
+
+
+def clean_line(value: str) -> str:
+    """A one-line field: every control becomes a space, runs of spaces one, ends trimmed."""
+    return " ".join(value.translate(_LINE_CONTROLS).split())
+
+
+def has_controls(value: str, *, lines: bool = False) -> bool:
+    """Whether ``value`` holds a character that :func:`clean_text`/:func:`clean_line` removes.
+
+    With ``lines`` tab, CR and LF are allowed (a multi-line field checked before cleaning).
+    """
+    allowed = "\t\r\n" if lines else ""
+    return any((ord(c) < 0x20 or ord(c) == 0x7F) and c not in allowed for c in value)
