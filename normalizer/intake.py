@@ -57,3 +57,27 @@ class Intake(Protocol):
     """The one entry point every channel calls. Returns only after the commit."""
 
     async def submit(self, contact: Contact) -> IntakeResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineReceipt:
+    """Where something that could not be turned into a contact was kept."""
+
+    id: int
+    duplicate: bool  # the same bytes from the same source were kept already
+
+
+class Quarantine(Protocol):
+    """Where a channel keeps what it cannot turn into a contact: raw, with the reason.
+
+    Nothing that arrived is dropped: a message that fails to parse or to route, again and again,
+    is kept here (``spoc quarantine list/show/replay``, ``GET /api/quarantine``) instead of
+    blocking the messages behind it. ``source`` names where it came from (``smtp``,
+    ``imap:legacy-helpdesk``, …); ``raw_type`` is a MIME type (``message/rfc822``). Keeping the
+    same bytes from the same source twice stores them once. Returns only after the commit;
+    raises :class:`TemporaryIntakeError` when the database is unavailable.
+    """
+
+    async def keep(
+        self, raw: bytes, *, source: str, reason: str, raw_type: str = "message/rfc822"
+    ) -> QuarantineReceipt: ...
