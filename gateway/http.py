@@ -24,6 +24,7 @@ from aiohttp import web
 
 from channels.base import WebhookChannel
 from gateway.api import build_api_app, error_response, json_response
+from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
 from gateway.metrics import Metrics
 from normalizer.intake import Intake, IntakeError
 from router.outbox import Outbox
@@ -39,6 +40,7 @@ STORE_KEY: Final = web.AppKey("store", Store)
 TICKETS_KEY: Final = web.AppKey("tickets", TicketService)
 METRICS_KEY: Final = web.AppKey("metrics", Metrics)
 OUTBOX_KEY: Final = web.AppKey("outbox", Outbox)
+DASHBOARD_TOKENS_KEY: Final = web.AppKey("dashboard_tokens", tuple[bytes, ...])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,6 +61,7 @@ def build_app(
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
     app[OUTBOX_KEY] = Outbox(store)
+    app[DASHBOARD_TOKENS_KEY] = encode_tokens(api_tokens)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
@@ -153,6 +156,15 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 async def dashboard(request: web.Request) -> web.Response:
+    # The dashboard shares its port with Twilio's and Slack's webhooks, so it is usually
+    # reachable from outside: without the API's bearer token it shows nothing at all.
+    if not has_valid_bearer_token(request, request.app[DASHBOARD_TOKENS_KEY]):
+        return web.Response(
+            text=_page("<p>Sign in: this page needs the API's bearer token.</p>"),
+            status=401,
+            headers=BEARER_CHALLENGE,
+            content_type="text/html",
+        )
     try:
         page = await request.app[TICKETS_KEY].list(TicketQuery(limit=DASHBOARD_TICKETS))
     except IntakeError as exc:
