@@ -158,7 +158,8 @@ async def metrics_page(request: web.Request) -> web.Response:
 async def dashboard(request: web.Request) -> web.Response:
     # The dashboard shares its port with Twilio's and Slack's webhooks, so it is usually
     # reachable from outside: without the API's bearer token it shows nothing at all.
-    if not has_valid_bearer_token(request, request.app[DASHBOARD_TOKENS_KEY]):
+    tokens: tuple[bytes, ...] = request.app[DASHBOARD_TOKENS_KEY]
+    if not has_valid_bearer_token(request, tokens):
         return web.Response(
             text=_page("<p>Sign in: this page needs the API's bearer token.</p>"),
             status=401,
