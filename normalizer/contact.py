@@ -47,21 +47,25 @@ class Party:
     """Who sent a contact, as far as the channel knows.
 
     ``email`` is case-folded, ``phone`` is E.164 (``+15550100``), ``slack_user_id`` is Slack's
-    ``U…`` id. Any of them may be missing; a contact needs at least one to have a requester.
+    ``U…`` id. ``sender_id`` is a caller id that is no phone number -- a short code, an
+    alphanumeric SMS sender, ``client:alice``, ``sip:bob@pbx`` -- kept as sent: shown and
+    searchable, never linked to anybody's phone or email. Any of them may be missing; a contact
+    needs at least one to have a requester.
     """
 
     email: str | None = None
     phone: str | None = None
     slack_user_id: str | None = None
     name: str | None = None
+    sender_id: str | None = None
 
     @property
     def address(self) -> str | None:
-        """The identifier a human would recognise first: email, then phone, then Slack id."""
-        return self.email or self.phone or self.slack_user_id
+        """The identifier a human would recognise first: email, phone, Slack id, sender id."""
+        return self.email or self.phone or self.slack_user_id or self.sender_id
 
     def is_empty(self) -> bool:
-        return not (self.email or self.phone or self.slack_user_id)
+        return self.address is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,14 @@ write them to its spool when the database is down and replay them later.
 
 Rules:
 
-- The caller or texter is converted to E.164 (``+15550100``) with ``default_region`` for national
-  numbers. A withheld caller (``anonymous``, Twilio's stand-in numbers ...) has no number; a call
-  from one still makes a ticket, under a requester of its own whose only identifier is
-  ``withheld.<CallSid>@phone.invalid`` (the ``.invalid`` TLD can never receive mail, and no two
-  withheld calls share a requester). A withheld texter is refused (``field="From"``).
+- The caller or texter is read with :func:`normalizer.phone.read_caller_id`: a possible number
+  becomes E.164 (``+15550100``, ``default_region`` for national numbers) and is the requester's
+  phone; a caller id that is no number (a short code, ``ACME``, ``client:alice``, ``sip:bob@pbx``)
+  is kept as ``Party.sender_id``. Only a withheld caller (``anonymous``, Twilio's stand-in
+  numbers ...) has neither; a call or text from one still makes a contact, under a requester of
+  its own whose only identifier is ``withheld.<CallSid|MessageSid>@phone.invalid`` (the
+  ``.invalid`` TLD can never receive mail, and no two withheld contacts share a requester).
+  Nothing is refused for its sender, and an empty text is kept too.
 - Every contact of one call carries ``ThreadHints(call_id=CallSid)``: the recording, the
   transcript and a hang-up all land on one ticket. The idempotency key (``external_id``) is
   ``<CallSid>:<step>[:<sid>]``: ``CA…:recording:RE…``, ``CA…:recording-file:RE…``,
@@ -31,7 +34,8 @@ from datetime import datetime
 
 from normalizer.contact import Attachment, Channel, Contact, Hints, Kind, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
-from normalizer.phone import to_e164
+from normalizer.phone import CallerId, read_caller_id
+from normalizer.text import clean_line, clean_text
 
 __all__ = [
     "CALL_STEPS",
@@ -46,7 +50,6 @@ CALL_STEPS = ("recording", "recording-file", "transcription", "callback")
 MAX_TEXT_CHARS = 64 * 1024
 MAX_NAME_CHARS = 200
 _SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _REF_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}-\d{1,18}$")
 
 
@@ -105,9 +108,9 @@ def contact_from_call(
         raise ContactRejectedError(f"unknown call step {event.step[:40]!r}", field="step")
     step_id = _sid(event.step_id, "step_id") if event.step != "callback" else ""
     external_id = f"{call_sid}:{event.step}" + (f":{step_id}" if step_id else "")
-    phone = to_e164(event.caller, default_region)
-    name = _clean(event.caller_name or "", MAX_NAME_CHARS).strip() or None
-    sender = Party(phone=phone, name=name) if phone else _withheld(call_sid, name)
+    caller = read_caller_id(event.caller, default_region)
+    name = clean_line(event.caller_name or "")[:MAX_NAME_CHARS] or None
+    sender = _party(caller, name) or _withheld(call_sid, name)
     kind = _kind(event.kind)
     refs: tuple[str, ...] = ()
     if event.add_to_ref and _REF_RE.match(event.add_to_ref):
@@ -117,8 +120,8 @@ def contact_from_call(
         external_id=external_id,
         sender=sender,
         received_at=event.received_at,
-        subject=_call_subject(event, phone),
-        text=_call_text(event, phone),
+        subject=_call_subject(event, caller),
+        text=_call_text(event, caller),
         attachments=(recording,) if recording is not None else (),
         thread=ThreadHints(call_id=call_sid, subject_refs=refs),
         hints=Hints(category=event.category or None, kind=kind),
@@ -133,35 +136,41 @@ def contact_from_sms(
     """Build the contact for one inbound text. Raises :class:`ContactRejectedError`."""
     _check_time(message.received_at)
     sid = _sid(message.message_sid, "MessageSid")
-    phone = to_e164(message.sender, default_region)
-    if phone is None:
-        raise ContactRejectedError("the sender's number is withheld or invalid", field="From")
+    caller = read_caller_id(message.sender, default_region)
+    sender = _party(caller, None) or _withheld(sid, None)
+    # A text from a withheld sender is its own conversation: nothing to continue it by.
+    conversation = caller.phone or caller.sender_id or f"withheld:{sid}"
     body = _clean(message.body, MAX_TEXT_CHARS).strip()
     media = [u for u in message.media_urls if u.startswith(("https://", "http://"))][:10]
-    if not body and not media:
-        raise ContactRejectedError("the message is empty", field="Body")
-    first_line = body.splitlines()[0] if body else "picture message"
+    first_line = body.splitlines()[0] if body else ("picture message" if media else "(empty)")
     subject = f"SMS: {first_line[:80]}" + ("…" if len(first_line) > 80 else "")
     text = "\n".join([body, *(f"Attachment: {u}" for u in media)]).strip()
     return Contact(
         channel=Channel.SMS,
         external_id=sid,
-        sender=Party(phone=phone),
+        sender=sender,
         received_at=message.received_at,
         subject=subject,
-        text=text,
-        thread=ThreadHints(chat_thread=f"sms:{phone}", chat_window_seconds=window_seconds),
+        text=text or "(The text was empty.)",
+        thread=ThreadHints(chat_thread=f"sms:{conversation}", chat_window_seconds=window_seconds),
         raw=json.dumps(_jsonable(message), sort_keys=True).encode("utf-8"),
         raw_type="application/json",
     )
+
+
+def _party(caller: CallerId, name: str | None) -> Party | None:
+    """The sender for a number or a raw sender id; None for a withheld caller."""
+    if caller.withheld:
+        return None
+    return Party(phone=caller.phone, sender_id=caller.sender_id, name=name)
 
 
 def _withheld(call_sid: str, name: str | None) -> Party:
     return Party(email=withheld_address(call_sid), name=name or "Withheld number")
 
 
-def _call_subject(event: CallEvent, phone: str | None) -> str:
-    who = phone or "withheld number"
+def _call_subject(event: CallEvent, caller: CallerId) -> str:
+    who = caller.phone or caller.sender_id or "withheld number"
     if event.add_to_ref:
         return f"Phone call from {who} about {event.add_to_ref.upper()}"
     if event.after_hours:
@@ -171,7 +180,7 @@ def _call_subject(event: CallEvent, phone: str | None) -> str:
     return f"Phone call from {who}" + (f": {event.choice}" if event.choice else "")
 
 
-def _call_text(event: CallEvent, phone: str | None) -> str:
+def _call_text(event: CallEvent, caller: CallerId) -> str:
     lines: list[str] = []
     if event.choice:
         lines.append(f"Menu choice: {_clean(event.choice, 200)}")
@@ -180,9 +189,12 @@ def _call_text(event: CallEvent, phone: str | None) -> str:
     if event.step == "callback":
         note = _clean(event.note or "The caller hung up before leaving a message.", 500)
         lines.append(note)
-        lines.append(
-            f"Please call back {phone}." if phone else "The number was withheld: no call-back."
-        )
+        if caller.phone:
+            lines.append(f"Please call back {caller.phone}.")
+        elif caller.sender_id:
+            lines.append(f"The caller id {caller.sender_id} is no phone number: no call-back.")
+        else:
+            lines.append("The number was withheld: no call-back.")
     if event.step in ("recording", "recording-file") and event.recording_url:
         seconds = f" ({event.recording_seconds} s)" if event.recording_seconds else ""
         lines.append(f"Recording{seconds}: {_clean(event.recording_url, 1000)}")
@@ -208,7 +220,7 @@ def _kind(value: str | None) -> Kind | None:
 
 
 def _clean(value: str, max_chars: int) -> str:
-    return _CONTROLS.sub("", value)[:max_chars]
+    return clean_text(value)[:max_chars]
 
 
 def _check_time(at: datetime) -> None:

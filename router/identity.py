@@ -1,9 +1,12 @@
 """Who is this? One requester per person across channels, never a silent merge.
 
-A requester owns identities ``(kind, value)``: ``email`` (case-folded), ``phone`` (E.164) and
-``slack`` (user id), each unique. Only identifiers the channel vouches for count: the caller id
-on a call, the Slack user (and the email Slack verified for them), the sender of an email, the
-first identifier an API client names. Anything else a contact claims -- a phone number typed
+A requester owns identities ``(kind, value)``: ``email`` (case-folded), ``phone`` (E.164),
+``slack`` (user id) and ``sender`` (a caller id that is no number: a short code, ``ACME``,
+``client:alice``), each unique. A ``sender`` identity is the channel's own and only ever finds
+the requester it made: no other contact names it, so it is never merged with anybody. Only
+identifiers the channel vouches for count: the caller id on a call, the Slack user (and the
+email Slack verified for them), the sender of an email, the first identifier an API client
+names. Anything else a contact claims -- a phone number typed
 into a web form next to an email -- is recorded as unverified and never finds, creates or links
 a requester, so nobody can attach their number to someone else's requester and reach their
 tickets.
@@ -27,12 +30,12 @@ from router.schema import identities, requesters
 
 # Which identifier a channel itself vouches for, in order of preference.
 _PRIMARY: dict[Channel, tuple[str, ...]] = {
-    Channel.EMAIL: ("email", "phone", "slack"),
-    Channel.FAX: ("phone", "email", "slack"),
-    Channel.PHONE: ("phone", "email", "slack"),
-    Channel.SMS: ("phone", "email", "slack"),
-    Channel.SLACK: ("slack", "email", "phone"),
-    Channel.API: ("email", "phone", "slack"),
+    Channel.EMAIL: ("email", "phone", "slack", "sender"),
+    Channel.FAX: ("phone", "email", "slack", "sender"),
+    Channel.PHONE: ("phone", "sender", "email", "slack"),
+    Channel.SMS: ("phone", "sender", "email", "slack"),
+    Channel.SLACK: ("slack", "email", "phone", "sender"),
+    Channel.API: ("email", "phone", "slack", "sender"),
 }
 
 
@@ -40,8 +43,8 @@ _PRIMARY: dict[Channel, tuple[str, ...]] = {
 _VOUCHED: dict[Channel, frozenset[str]] = {
     Channel.EMAIL: frozenset({"email"}),
     Channel.FAX: frozenset({"phone"}),
-    Channel.PHONE: frozenset({"phone"}),
-    Channel.SMS: frozenset({"phone"}),
+    Channel.PHONE: frozenset({"phone", "sender"}),
+    Channel.SMS: frozenset({"phone", "sender"}),
     Channel.SLACK: frozenset({"slack", "email"}),
 }
 
@@ -72,6 +75,8 @@ def party_keys(party: Party) -> list[tuple[str, str]]:
         keys.append(("phone", party.phone))
     if party.slack_user_id:
         keys.append(("slack", party.slack_user_id))
+    if party.sender_id:
+        keys.append(("sender", party.sender_id))
     return keys
 
 

@@ -298,6 +298,7 @@ def _requester_json(conn: Connection, requester_id: int) -> dict[str, Any]:
         "name": name,
         "email": ids.get("email"),
         "phone": ids.get("phone"),
+        "sender_id": ids.get("sender"),
         "slack_user_id": ids.get("slack"),
     }
 

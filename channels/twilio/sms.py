@@ -3,8 +3,10 @@
 A text opens a ticket, or joins the sender's open SMS ticket when that was active within
 ``sms_window_hours``. The TwiML answer names the ticket (``<Message>``); agent replies go out
 through the outbox and Twilio's Messages API (``channels.outbound.sms``). Idempotency key: the
-MessageSid. A withheld or empty message, or an opt-out keyword (``STOP``, ``START`` … which
-Twilio answers itself), gets an empty ``<Response/>``; a missing MessageSid 400.
+MessageSid. Every text is kept, whoever sent it: a short code, an alphanumeric sender id or a
+withheld sender too (their TwiML is an empty ``<Response/>``: nothing can answer them); an
+opt-out keyword (``STOP``, ``START`` … which Twilio answers itself) gets an empty
+``<Response/>`` and no ticket; a missing MessageSid 400.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.twilio.ingest import TwilioIngest
 from channels.twilio.signature import Form, TwilioWebhook, required
-from normalizer.intake import ContactRejectedError
+from normalizer.phone import read_caller_id
 from normalizer.telephony import SmsMessage
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,10 @@ class SmsWebhook:
             media_urls=media,
         )
         response = MessagingResponse()
-        try:
-            result = await self.ingest.sms(message)
-        except ContactRejectedError as exc:
-            if exc.field in ("From", "Body"):
-                log.info("SMS %s not taken: %s", sid, exc)
-                return _twiml(response)
-            raise
+        result = await self.ingest.sms(message)
+        if read_caller_id(message.sender, self.ingest.settings.default_region).phone is None:
+            log.info("SMS %s kept; its sender is no phone number, so it gets no answer", sid)
+            return _twiml(response)
         if result is None:
             response.message("Thanks, we have your message and will get back to you soon.")
         elif result.created:

@@ -40,7 +40,7 @@ from channels.twilio.ivr import Menu, MenuOption, match_speech, spoken_ref, want
 from channels.twilio.journal import CallJournal
 from channels.twilio.signature import Form, MissingField, TwilioWebhook, required
 from normalizer.intake import IntakeResult
-from normalizer.phone import to_e164
+from normalizer.phone import read_caller_id, to_e164
 from normalizer.telephony import CallEvent
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class TicketLookup(Protocol):
 MAX_CACHED_ANSWERS = 1024
 # Callers call again: parsing a number is a noticeable part of answering a call.
 _caller_e164 = functools.lru_cache(maxsize=4096)(to_e164)
+_caller_id = functools.lru_cache(maxsize=4096)(read_caller_id)
 
 
 def twiml(response: VoiceResponse | str) -> web.Response:
@@ -228,7 +229,7 @@ class VoiceWebhooks:
         if await self._call_has_ticket(call_sid):
             return twiml(VoiceResponse())
         chosen = progress.path if progress is not None else None
-        if _caller_e164(form.get("From", ""), self._region) is None and chosen is None:
+        if _caller_id(form.get("From", ""), self._region).withheld and chosen is None:
             log.info("call %s: withheld caller hung up before choosing; no ticket", call_sid)
             return twiml(VoiceResponse())
         note = (

@@ -57,15 +57,60 @@ async def test_a_retried_text_is_stored_once(desk: PhoneDesk) -> None:
     assert len((await desk.ticket(tickets[0]["ref"]))["contacts"]) == 1
 
 
-async def test_a_withheld_or_empty_text_gets_an_empty_response_and_no_ticket(
+async def test_a_withheld_text_is_kept_on_a_ticket_of_its_own_and_gets_no_answer(
     desk: PhoneDesk,
 ) -> None:
-    withheld = await desk.phone.sms("anonymous", "hello")
-    empty = await desk.phone.sms(ALICE, "   ")
-    for answer in (withheld, empty):
+    first = await desk.phone.sms("anonymous", "my screen is black")
+    second = await desk.phone.sms("anonymous", "the printer is on fire")
+    for answer in (first, second):
         assert answer.status == 200
-        assert list(answer.root) == []
-    assert await desk.tickets() == []
+        assert list(answer.root) == []  # nobody to text back
+    tickets = await desk.tickets()
+    assert len(tickets) == 2
+    requesters = {(await desk.ticket(t["ref"]))["requester"]["id"] for t in tickets}
+    assert len(requesters) == 2  # withheld senders never share a requester
+
+
+async def test_an_empty_text_is_kept_and_answered(desk: PhoneDesk) -> None:
+    answer = await desk.phone.sms(ALICE, "   ")
+    (ticket,) = await desk.tickets()
+    assert answer.root.findtext("Message") == (
+        f"Thanks, we have your message. Your ticket is {ticket['ref']}."
+    )
+    assert (await desk.ticket(ticket["ref"]))["contacts"][0]["text"] == "(The text was empty.)"
+
+
+@pytest.mark.parametrize("sender", ["72345", "ACME", "client:alice"])
+async def test_a_text_from_a_sender_id_that_is_no_number_is_kept_and_searchable(
+    desk: PhoneDesk, sender: str
+) -> None:
+    answer = await desk.phone.sms(sender, "password reset please")
+    assert answer.status == 200
+    assert list(answer.root) == []  # a short code or a name cannot be texted back
+    (ticket,) = await desk.tickets(requester=sender)
+    shown = await desk.ticket(ticket["ref"])
+    assert shown["requester"]["sender_id"] == sender
+    assert shown["requester"]["phone"] is None
+    assert shown["contacts"][0]["from"] == sender
+
+
+async def test_a_sender_id_is_never_merged_with_a_phone_requester(desk: PhoneDesk) -> None:
+    await desk.phone.sms(ALICE, "VPN broken")
+    await desk.phone.sms("ACME", "invoice 42")
+    await desk.phone.sms("ACME", "invoice 42 again")
+    alice = (await desk.tickets(requester=ALICE))[0]
+    acme = await desk.tickets(requester="ACME")
+    assert len(acme) == 1  # one sender id is one conversation, like a number
+    assert (await desk.ticket(acme[0]["ref"]))["requester"]["id"] != (
+        await desk.ticket(alice["ref"])
+    )["requester"]["id"]
+
+
+async def test_a_possible_number_the_library_calls_invalid_is_a_phone(desk: PhoneDesk) -> None:
+    answer = await desk.phone.sms("+447700900123", "hello from a new range")
+    (ticket,) = await desk.tickets(requester="+447700900123")
+    assert answer.root.findtext("Message", "").endswith(f"{ticket['ref']}.")
+    assert (await desk.ticket(ticket["ref"]))["requester"]["phone"] == "+447700900123"
 
 
 async def test_opt_out_keywords_are_left_to_twilio_and_make_no_ticket(desk: PhoneDesk) -> None:

@@ -71,6 +71,14 @@ def test_a_national_caller_id_is_stored_in_e164() -> None:
     assert contact_from_call(event(caller="(202) 555-0100")).sender.phone == "+12025550100"
 
 
+@pytest.mark.parametrize("caller", ["client:alice", "sip:bob@pbx.example.com"])
+def test_a_caller_id_that_is_no_number_is_the_callers_identity(caller: str) -> None:
+    contact = contact_from_call(event(caller=caller, step="callback", step_id=""))
+    assert (contact.sender.phone, contact.sender.sender_id) == (None, caller)
+    assert contact.subject.startswith(f"Call back {caller}")
+    assert f"The caller id {caller} is no phone number: no call-back." in contact.text
+
+
 def test_a_withheld_caller_gets_an_undeliverable_identity_of_their_own() -> None:
     first = contact_from_call(event(caller="anonymous"))
     second = contact_from_call(event(caller="+266696687", call_sid="CA" + "c" * 32))
@@ -147,15 +155,46 @@ def test_a_picture_message_keeps_its_media_urls() -> None:
     assert contact.text == "Attachment: https://api.twilio.com/m/1"
 
 
+def test_a_text_without_a_message_sid_is_refused() -> None:
+    with pytest.raises(ContactRejectedError) as caught:
+        contact_from_sms(SmsMessage("", "+12025550100", AT, "hi"), window_seconds=60)
+    assert caught.value.field == "MessageSid"
+
+
 @pytest.mark.parametrize(
-    ("message", "field"),
+    ("sender", "phone", "sender_id"),
     [
-        (SmsMessage("SM1", "anonymous", AT, "hi"), "From"),
-        (SmsMessage("SM1", "+12025550100", AT, "  "), "Body"),
-        (SmsMessage("", "+12025550100", AT, "hi"), "MessageSid"),
+        ("+447700900123", "+447700900123", None),  # a possible number the library calls invalid
+        ("72345", None, "72345"),  # a short code
+        ("ACME", None, "ACME"),  # an alphanumeric sender id
+        ("client:alice", None, "client:alice"),
+        ("sip:bob@pbx.example.com", None, "sip:bob@pbx.example.com"),
     ],
 )
-def test_unusable_texts_are_refused(message: SmsMessage, field: str) -> None:
-    with pytest.raises(ContactRejectedError) as caught:
-        contact_from_sms(message, window_seconds=60)
-    assert caught.value.field == field
+def test_a_text_from_any_sender_id_is_kept(sender: str, phone: str | None, sender_id: str) -> None:
+    contact = contact_from_sms(SmsMessage("SM1", sender, AT, "printer jam"), window_seconds=60)
+    assert (contact.sender.phone, contact.sender.sender_id) == (phone, sender_id)
+    assert contact.thread.chat_thread == f"sms:{phone or sender_id}"
+    assert contact.text == "printer jam"
+
+
+def test_a_text_from_a_withheld_sender_is_kept_under_an_identity_of_its_own() -> None:
+    first = contact_from_sms(SmsMessage("SM1", "anonymous", AT, "hi"), window_seconds=60)
+    second = contact_from_sms(SmsMessage("SM2", "+266696687", AT, "hi"), window_seconds=60)
+    assert first.sender.phone is None and first.sender.sender_id is None
+    assert first.sender.email == withheld_address("SM1")
+    assert second.sender.email == withheld_address("SM2")
+    assert first.thread.chat_thread != second.thread.chat_thread
+
+
+def test_an_empty_text_is_kept_and_says_so() -> None:
+    contact = contact_from_sms(SmsMessage("SM1", "+12025550100", AT, "  "), window_seconds=60)
+    assert contact.subject == "SMS: (empty)"
+    assert contact.text == "(The text was empty.)"
+
+
+def test_control_characters_in_a_text_are_removed() -> None:
+    contact = contact_from_sms(
+        SmsMessage("SM1", "+12025550100", AT, "a\x00b\x1b[2J\r\nc\td"), window_seconds=60
+    )
+    assert contact.text == "ab[2J\nc\td"
