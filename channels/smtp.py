@@ -2,8 +2,11 @@
 
 What it does
     Listens on ``[smtp] host:port`` and accepts mail for the desk address and its aliases
-    only (never a relay). Each message is turned into a ``Contact`` by
-    ``normalizer.email.contact_from_email`` and handed to the intake; the ``250`` after DATA
+    only (never a relay), and -- as RFC 5321 section 4.5.1 requires -- for ``postmaster`` at
+    every domain it answers for (and bare ``<postmaster>``), plus ``abuse`` there with
+    ``accept_abuse``. Such mail goes to the desk like any other; it is never acknowledged.
+    Each message is turned into a ``Contact`` by ``normalizer.email.contact_from_email`` and
+    handed to the intake; the ``250`` after DATA
     is sent only once ``intake.submit`` has returned, i.e. once the contact is committed.
 
 Config keys (:class:`SMTPChannelSettings`)
@@ -11,7 +14,7 @@ Config keys (:class:`SMTPChannelSettings`)
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
-    ``max_received_headers``.
+    ``max_received_headers``, ``accept_abuse``.
 
 Replies
     ``250 2.0.0 Ok: queued as SD-42``   committed (also for a duplicate: the earlier ticket)
@@ -97,6 +100,7 @@ class SMTPChannelSettings:
     ident: str = "spoc ESMTP"
     loop_marker: str | None = None  # our X-Loop value; None: the desk address
     max_received_headers: int = 30
+    accept_abuse: bool = False  # also take abuse@ at our domains (postmaster@ always)
 
     def __post_init__(self) -> None:
         for key in ("max_message_bytes", "max_recipients", "max_connections"):
@@ -117,6 +121,23 @@ class SMTPChannelSettings:
     def our_domains(self) -> frozenset[str]:
         return frozenset(a.rpartition("@")[2] for a in self.our_addresses)
 
+    def accepted_recipient(self, folded: str) -> str | None:
+        """The address to deliver ``folded`` (ASCII-lower-cased) to, or None to refuse it.
+
+        Ours, an alias, ``postmaster@`` one of our domains (bare ``postmaster`` is the desk
+        domain's), and ``abuse@`` one of them with ``accept_abuse``.
+        """
+        if folded in self.our_addresses:
+            return folded
+        if folded == "postmaster":
+            return f"postmaster@{fold_address(self.desk_address).rpartition('@')[2]}"
+        local, _, domain = folded.rpartition("@")
+        if domain in self.our_domains and (
+            local == "postmaster" or (local == "abuse" and self.accept_abuse)
+        ):
+            return folded
+        return None
+
 
 class _DeskHandler:
     """The aiosmtpd hooks: who may be a recipient, and DATA -> Contact -> intake -> reply."""
@@ -125,7 +146,7 @@ class _DeskHandler:
         self._channel = channel
         self._intake = intake
         settings = channel.settings
-        self._ours = settings.our_addresses
+        self._settings = settings
         self._our_domains = settings.our_domains
         self._max_recipients = settings.max_recipients
         self._max_hops = settings.max_received_headers
@@ -149,10 +170,10 @@ class _DeskHandler:
         self._rcpt_attempts[envelope] = attempts
         if attempts > self._max_recipients:
             return "452 4.5.3 Too many recipients"
-        folded = fold_address(address)
-        if folded not in self._ours:
+        folded = self._settings.accepted_recipient(fold_address(address))
+        if folded is None:
             log.info("SMTP %r: recipient %r refused", session.peer, address)
-            if folded.rpartition("@")[2] in self._our_domains:
+            if fold_address(address).rpartition("@")[2] in self._our_domains:
                 return "550 5.1.1 No such recipient here"
             return "550 5.7.1 Relaying denied"
         if folded not in envelope.rcpt_tos:
@@ -198,7 +219,7 @@ class _DeskHandler:
             "recipients": tuple(envelope.rcpt_tos),
             "envelope_sender": "" if mail_from in (None, "<>") else mail_from,
             "received_at": datetime.now(UTC),
-            "our_addresses": self._ours,
+            "our_addresses": self._settings.our_addresses,
             "loop_marker": self._loop_marker,
         }
         if len(raw) > _PARSE_IN_THREAD_BYTES:

@@ -122,6 +122,7 @@ class Gateway:
                 max_recipients=config.smtp.max_recipients,
                 max_connections=config.smtp.max_connections,
                 idle_timeout_seconds=config.smtp.idle_timeout_seconds,
+                accept_abuse=config.smtp.accept_abuse,
             ),
             intake,
         )

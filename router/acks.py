@@ -27,6 +27,9 @@ from router.schema import outbox
 from router.settings import RouterSettings
 
 ACK = "email.ack"
+# Mail to these reports a problem with mail itself (RFC 5321 section 4.5.1, RFC 2142): often a
+# bounce or a report, and answering it automatically invites loops. The desk reads it.
+_MAIL_SYSTEM_MAILBOXES = frozenset({"postmaster", "abuse"})
 SLACK_ACK = "slack.ack"
 
 
@@ -42,6 +45,8 @@ def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
         return contact.auto.value
     if contact.envelope_sender is not None and contact.envelope_sender.strip("<>") == "":
         return "null-sender"
+    if any(r.partition("@")[0] in _MAIL_SYSTEM_MAILBOXES for r in contact.recipients):
+        return "to-postmaster"
     sender = contact.sender.email
     if not sender:
         return "no-address"

@@ -241,7 +241,10 @@ class Router:
         self, conn: Connection, contact: Contact, ticket_id: int, now: datetime
     ) -> int:
         ours = self.settings.our_addresses
-        recipient = next((r for r in contact.recipients if r in ours), None)
+        # The desk address or alias it reached; else what the channel accepted it for (postmaster@).
+        recipient = next((r for r in contact.recipients if r in ours), None) or next(
+            iter(contact.recipients), None
+        )
         contact_id: int = conn.execute(
             _NEW_CONTACT,
             {

@@ -85,6 +85,7 @@ class SmtpSection(Section):
     max_recipients: PositiveInt = 50
     max_connections: PositiveInt = 200
     idle_timeout_seconds: PositiveFloat = 300.0
+    accept_abuse: StrictBool = False  # take abuse@ at our domains too (postmaster@ always)
 
 
 class OutboundSmtpSection(Section):

@@ -212,6 +212,20 @@ async def test_mail_to_an_alias_lands_on_the_same_desk_and_records_the_alias(
     assert ack["Subject"] == "[SD-1] Printer on fire"
 
 
+async def test_mail_to_postmaster_reaches_the_desk_and_is_never_acknowledged(
+    desk: GatewayHarness,
+) -> None:
+    sent = await desk.send_mail(mail(to="postmaster@example.com"), rcpts=["Postmaster@example.com"])
+    assert sent.queued_as == "SD-1"
+
+    ticket = await desk.ticket("SD-1")
+    assert ticket["group"] == "service-desk"
+    [contact] = ticket["contacts"]
+    assert contact["to"] == "postmaster@example.com"
+    assert contact_event(ticket, contact["external_id"])["ack"] == "suppressed:to-postmaster"
+    assert await desk.settle() == []
+
+
 async def test_recipient_outside_our_domains_gets_550_and_nothing_is_stored(
     desk: GatewayHarness,
 ) -> None:

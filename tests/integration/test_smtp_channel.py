@@ -223,6 +223,43 @@ async def test_unknown_mailbox_in_our_domain_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("rcpt", "recorded"),
+    [
+        ("<postmaster@example.com>", "postmaster@example.com"),
+        ("<PostMaster@Example.COM>", "postmaster@example.com"),
+        ("<postmaster>", "postmaster@example.com"),  # RFC 5321 4.5.1: no domain needed
+    ],
+)
+async def test_postmaster_at_our_domains_is_accepted_as_rfc_5321_requires(
+    channel: SMTPChannel, intake: RecordingIntake, rcpt: str, recorded: str
+) -> None:
+    result = await transact(channel.port, [rcpt], message())
+    assert result.rcpts == [(250, b"2.1.5 Ok")]
+    assert result.data is not None and result.data[0] == 250
+    assert intake.contacts[0].recipients == (recorded,)
+
+
+async def test_postmaster_elsewhere_is_still_relaying(
+    channel: SMTPChannel, intake: RecordingIntake
+) -> None:
+    result = await transact(channel.port, ["<postmaster@elsewhere.test>"], message())
+    assert result.rcpts == [(550, b"5.7.1 Relaying denied")]
+    assert intake.contacts == []
+
+
+async def test_abuse_is_accepted_only_when_configured(
+    start_channel: StartChannel, intake: RecordingIntake
+) -> None:
+    closed = await start_channel()
+    result = await transact(closed.port, ["<abuse@example.com>"], message())
+    assert result.rcpts[0][0] == 550
+    opened = await start_channel(accept_abuse=True)
+    result = await transact(opened.port, ["<abuse@example.com>"], message())
+    assert result.data is not None and result.data[0] == 250
+    assert intake.contacts[0].recipients == ("abuse@example.com",)
+
+
+@pytest.mark.parametrize(
     "rcpt",
     [
         '<"servicedesk@example.com"@evil.com>',
@@ -320,14 +357,38 @@ async def test_30_received_headers_are_still_accepted(
 async def test_250_is_sent_only_after_submit_returned(
     channel: SMTPChannel, intake: RecordingIntake
 ) -> None:
+    # A raw socket, so nothing but the server's own bytes can tell us it answered.
     intake.release = asyncio.Event()
-    client = asyncio.create_task(transact(channel.port, [f"<{DESK}>"], message()))
-    await intake.entered.wait()
-    await asyncio.sleep(0)
-    assert not client.done()  # the server cannot have answered: submit has not returned
-    intake.release.set()
-    result = await client
-    assert result.data == (250, b"2.0.0 Ok: queued as SD-1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", channel.port)
+    try:
+        await _expect(reader, b"220")
+        for command, code in (
+            (b"EHLO client.test", b"250 "),
+            (b"MAIL FROM:<alice@example.org>", b"250"),
+            (f"RCPT TO:<{DESK}>".encode(), b"250"),
+            (b"DATA", b"354"),
+        ):
+            writer.write(command + b"\r\n")
+            await _expect(reader, code)
+        writer.write(message() + b".\r\n")
+        await intake.entered.wait()
+        with pytest.raises(TimeoutError):  # submit has not returned: no reply may have come
+            await asyncio.wait_for(reader.readline(), timeout=0.5)
+        intake.release.set()
+        reply = await asyncio.wait_for(reader.readline(), timeout=10)
+        assert reply == b"250 2.0.0 Ok: queued as SD-1\r\n"
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _expect(reader: asyncio.StreamReader, code: bytes) -> None:
+    """Read reply lines until the last one (``NNN ``) and check it starts with ``code``."""
+    while True:
+        line = await asyncio.wait_for(reader.readline(), timeout=10)
+        if line[3:4] != b"-":
+            assert line.startswith(code), line
+            return
 
 
 @pytest.mark.parametrize(
