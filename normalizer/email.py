@@ -41,6 +41,7 @@ from normalizer.headers import (
     valid_address,
 )
 from normalizer.html import html_to_text
+from normalizer.text import clean_line, clean_text
 
 __all__ = ["contact_from_email", "synthetic_message_id"]
 
@@ -56,9 +57,6 @@ _SUBJECT_REF = re.compile(r"\[([A-Z][A-Z0-9]{0,9}-\d{1,12})\]", re.IGNORECASE)
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
-# NUL and other C0 controls in stored text break databases and terminals; keep tab and newline.
-_TEXT_CONTROL_CHARS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F])
-_CONTROL_CHARS = dict.fromkeys([*range(0x20), 0x7F], " ")
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
@@ -138,8 +136,7 @@ def _first_headers(msg: email.message.Message) -> dict[str, str]:
 
 
 def _subject(raw: str) -> str:
-    text = decode_header(raw).translate(_CONTROL_CHARS)
-    return " ".join(text.split())[:MAX_SUBJECT_CHARS]
+    return clean_line(decode_header(raw))[:MAX_SUBJECT_CHARS]
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
@@ -151,7 +148,7 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 def _sender(from_value: str, envelope_sender: str | None) -> Party:
     for name, addr in addresses([from_value] if from_value else []):
-        clean = " ".join(decode_header(name).translate(_CONTROL_CHARS).split()).strip("\"' ")
+        clean = clean_line(decode_header(name)).strip("\"' ")
         return Party(email=addr, name=clean[:MAX_NAME_CHARS] or None)
     fallback = valid_address((envelope_sender or "").strip().strip("<>"))
     return Party(email=fallback)
@@ -227,7 +224,7 @@ class _Body:
         text = "\n\n".join(t.strip("\n") for t in self.plain if t.strip())
         if not text and self.html:
             text = "\n\n".join(filter(None, (html_to_text(h) for h in self.html)))
-        return text.translate(_TEXT_CONTROL_CHARS)
+        return clean_text(text)
 
 
 @dataclass(frozen=True, slots=True)
