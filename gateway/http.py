@@ -25,6 +25,7 @@ from aiohttp import web
 from channels.base import WebhookChannel
 from gateway.api import build_api_app, error_response, json_response
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
+from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
 from normalizer.intake import Intake, IntakeError
 from router.outbox import Outbox
@@ -80,7 +81,7 @@ def build_app(
 
 async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Serve ``app`` on ``host:port`` in the running loop; ``await runner.cleanup()`` to stop."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, logger=ClientErrorLogger())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -27,6 +27,7 @@ from channels.twilio import Menu, TwilioChannel, TwilioSettings
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
+from gateway.logs import install_filters
 from gateway.metrics import MeteredIntake, Metrics
 from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
@@ -266,6 +267,8 @@ def _configure_logging() -> None:
         )
     # aiosmtpd logs every sender and recipient at INFO: personal data, and noise.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Lines quote what clients sent (aiosmtpd's "unrecognised: <command>"): escape controls.
+    install_filters(root)
 
 
 async def serve(config: Config) -> int:

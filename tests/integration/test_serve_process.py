@@ -446,3 +446,43 @@ def test_serve_runs_with_the_shipped_config_and_nothing_else(
         code, reply = send_mail(smtp, "someone@example.org", raw)
     assert code == 250, reply
     assert process.stop(signal.SIGTERM) == 0
+
+
+def _raw_exchange(port: int, payload: bytes, greeting: bool) -> bytes:
+    with socket.create_connection((HOST, port), timeout=SOCKET_SECONDS) as conn:
+        if greeting:
+            conn.recv(1024)
+        conn.sendall(payload)
+        try:
+            return conn.recv(4096)
+        except TimeoutError:
+            return b""
+
+
+def test_client_input_reaches_the_log_escaped_and_client_errors_are_no_errors(
+    tmp_path: Path, running_gateways: list[Gateway]
+) -> None:
+    gateway = start_gateway(tmp_path, f"sqlite:///{tmp_path / 'spoc.db'}")
+    running_gateways.append(gateway)
+    ports = gateway.ready
+
+    # aiosmtpd logs an unrecognised command as it arrived: ESC and a CR-forged line.
+    reply = _raw_exchange(
+        ports.smtp_port, b"\x1b[2JXYZZY\rINFO gateway: all good\r\nQUIT\r\n", greeting=True
+    )
+    assert reply.startswith(b"500")
+    # An 8 KB+ request line and a header with bad bytes: the client's error, answered 400.
+    long_url = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    bad_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: \x01\x02\r\n\r\n"
+    for payload in (long_url, bad_header):
+        answer = _raw_exchange(ports.http_port, payload, greeting=False)
+        assert answer.split(b" ", 2)[1] == b"400", answer[:100]
+    status, _ = http_get(ports.http_port, "/healthz")  # a real request, so the log has caught up
+    assert status == 200
+    assert gateway.process.stop(signal.SIGTERM) == 0
+
+    log = gateway.process.log()
+    assert "\x1b" not in log and "\r" not in log
+    assert "unrecognised: \\x1b[2JXYZZY\\rINFO" in log
+    assert " ERROR " not in log and "Traceback" not in log, log
+    assert log.count("refused a malformed HTTP request (400)") == 2, log
