@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", parents=[common], help="re-ingest saved messages")
     replay.add_argument("files", metavar="FILE.eml", nargs="+", type=Path)
     replay.set_defaults(run=_replay)
-    demo = commands.add_parser("demo", parents=[common], help="drive one contact per channel")
+    demo = commands.add_parser(
+        "demo", parents=[common], help="not available yet: exits 2 (comes with the dashboard)"
+    )
     demo.set_defaults(run=_demo)
     return parser
 
@@ -136,7 +138,7 @@ def _replay(args: argparse.Namespace, config: Config, path: Path) -> int:
 
 
 def _demo(args: argparse.Namespace, config: Config, path: Path) -> int:
-    print("spoc demo: not yet available (comes with the channels issues)", file=sys.stderr)
+    print("spoc demo: not yet available (comes with the dashboard work)", file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -176,6 +176,13 @@ def test_demo_says_honestly_that_it_is_not_there_yet(
     assert "not yet available" in capsys.readouterr().err
 
 
+def test_help_does_not_list_demo_as_if_it_worked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "demo" in line]
+    assert "not available yet" in line
+
+
 class FakeTicketService:
     queries: list[TicketQuery] = []
 
