@@ -44,7 +44,7 @@ import re
 import socket
 import string
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,7 +52,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.base import Channel
-from normalizer.contact import Contact
+from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
 
@@ -222,9 +222,17 @@ class _DeskHandler:
             "our_addresses": self._settings.our_addresses,
             "loop_marker": self._loop_marker,
         }
+        steps = self._channel.steps
+
+        def convert() -> Contact:
+            contact = contact_from_email(raw, **kwargs)
+            for step in steps:
+                contact = step(contact)
+            return contact
+
         if len(raw) > _PARSE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(lambda: contact_from_email(raw, **kwargs))
-        return contact_from_email(raw, **kwargs)
+            return await asyncio.to_thread(convert)
+        return convert()
 
 
 def _close_transport(server: SMTP) -> None:
@@ -302,9 +310,12 @@ class _InFlight:
 class SMTPChannel(Channel):
     name = "smtp"
 
-    def __init__(self, settings: SMTPChannelSettings, intake: Intake) -> None:
+    def __init__(
+        self, settings: SMTPChannelSettings, intake: Intake, steps: Sequence[ContactStep] = ()
+    ) -> None:
         self.settings = settings
         self.closing = False
+        self.steps = tuple(steps)  # after conversion, in order (e.g. fax-to-email)
         self._handler = _DeskHandler(self, intake)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()

@@ -28,6 +28,7 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
     store = Store.from_url(url)
     await store.start()
     router = Router(store, settings)
+    steps = config.mail_steps()
     failed = 0
     try:
         for path in paths:
@@ -43,6 +44,8 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
                 our_addresses=settings.our_addresses,
                 loop_marker=settings.desk_address,
             )
+            for step in steps:
+                contact = step(contact)
             try:
                 result = await router.submit(contact)
             except IntakeError as exc:

@@ -126,6 +126,7 @@ class Gateway:
                 accept_abuse=config.smtp.accept_abuse,
             ),
             intake,
+            steps=config.mail_steps(),
         )
         await self.smtp.start()
         app = build_app(

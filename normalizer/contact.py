@@ -9,6 +9,7 @@ frozen dataclasses.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -152,3 +153,8 @@ class Contact:
     @property
     def is_automatic(self) -> bool:
         return self.auto is not AutoClass.HUMAN
+
+
+# A pipeline step after a converter: takes a contact and gives it back, changed or not
+# (fax-to-email is email plus a FaxStep). Pure and fast; it runs where the converter runs.
+ContactStep = Callable[[Contact], Contact]

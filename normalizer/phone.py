@@ -21,7 +21,7 @@ import phonenumbers
 
 from normalizer.text import clean_line
 
-__all__ = ["CallerId", "read_caller_id", "to_e164"]
+__all__ = ["CallerId", "find_number", "read_caller_id", "to_e164"]
 
 _MAX_INPUT_CHARS = 64
 _IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
@@ -101,6 +101,18 @@ def to_e164(raw: str | None, default_region: str = "US") -> str | None:
         return None
     e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164
+
+
+def find_number(text: str, default_region: str = "US") -> str | None:
+    """The first possible phone number written anywhere in ``text`` (a subject, a cover page)."""
+    matches = phonenumbers.PhoneNumberMatcher(
+        text[: _MAX_INPUT_CHARS * 16], default_region, leniency=phonenumbers.Leniency.POSSIBLE
+    )
+    for match in matches:
+        e164: str = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        if e164 not in _WITHHELD_NUMBERS:
+            return e164
+    return None
 
 
 def _user_part(text: str) -> str:

@@ -3,6 +3,7 @@ environment adds (secrets, the working directory)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -31,10 +32,12 @@ from gateway.config.sections import (
     TriageSection,
     TwilioSection,
 )
+from normalizer.contact import ContactStep
+from normalizer.fax import FaxRules, FaxStep
 from router.settings import RouterSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
-NOT_YET_ACTIVE = ("imap", "fax", "forward")
+NOT_YET_ACTIVE = ("imap", "forward")
 
 
 class Config(Section):
@@ -90,6 +93,17 @@ class Config(Section):
             "ivr": self.ivr is not None,
         }
         return [name for name in NOT_YET_ACTIVE if configured.get(name)]
+
+    def mail_steps(self) -> tuple[ContactStep, ...]:
+        """What every mail channel (SMTP, IMAP, ``spoc replay``) does after conversion."""
+        if self.fax is None or not self.fax.senders:
+            return ()
+        rules = FaxRules(
+            senders=self.fax.senders,
+            subject_pattern=re.compile(self.fax.subject_pattern),
+            default_region=self.fax.default_region,
+        )
+        return (FaxStep(rules),)
 
     def router_settings(self) -> RouterSettings:
         """The router's settings, built exactly as ``router.settings`` defines them."""

@@ -137,8 +137,9 @@ class ImapMailbox(Section):
 
 
 class FaxSection(Section):
-    senders: tuple[Annotated[StrictStr, Field(min_length=1)], ...] = ()
+    senders: tuple[Annotated[StrictStr, Field(min_length=1)], ...] = ()  # "*@fax.example.net"
     subject_pattern: Regex = r"(?i)fax from (?P<number>[+0-9][0-9 ()-]{5,})"
+    default_region: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] = "US"  # national numbers
 
 
 class TwilioSection(Section):
