@@ -149,6 +149,7 @@ class Contact:
     envelope_sender: str | None = None  # SMTP MAIL FROM; "" is the null sender
     raw: bytes = field(default=b"", repr=False)
     raw_type: str = "application/octet-stream"  # message/rfc822, application/json, …
+    forwarded_by: str | None = None  # the desk agent who forwarded the sender's message in
 
     @property
     def is_automatic(self) -> bool:

@@ -17,11 +17,14 @@ lost ``250`` is recognised as a duplicate.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.message
 import email.parser
 import hashlib
 import logging
+import quopri
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -191,7 +194,9 @@ class _Body:
             payload = part.get_payload()
             subparts = [p for p in payload if isinstance(p, email.message.Message)]
             if ctype.startswith("message/"):
-                self._attach(ctype, _serialize(subparts), info.filename)
+                encoding = str(part.get("content-transfer-encoding", "")).strip().casefold()
+                inner = _undo_transfer_encoding(_serialize(subparts), encoding)
+                self._attach(ctype, inner, info.filename)
             else:
                 stack.extend(reversed(subparts))
             return
@@ -282,6 +287,19 @@ def _split_params(header: str) -> tuple[str, dict[str, str]]:
 
 def _checked_type(ctype: str) -> str:
     return ctype if _CONTENT_TYPE.fullmatch(ctype) else "application/octet-stream"
+
+
+def _undo_transfer_encoding(data: bytes, encoding: str) -> bytes:
+    """A ``message/rfc822`` part sent base64 or quoted-printable (RFC 2046 says it mustn't be,
+    but Python's own email package writes it so): the message as it was, or ``data`` as is."""
+    try:
+        if encoding == "base64":
+            return base64.b64decode(b"".join(data.split()), validate=False)
+        if encoding == "quoted-printable":
+            return quopri.decodestring(data.lstrip(b"\r\n"))
+    except (ValueError, binascii.Error):
+        log.info("a message/rfc822 part's %s encoding is broken; kept as sent", encoding)
+    return data
 
 
 def _serialize(messages: list[email.message.Message]) -> bytes:

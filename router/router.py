@@ -135,6 +135,8 @@ class Router:
             detail["identity_conflict"] = list(who.conflict)
         if who.unverified:
             detail["unverified_identities"] = list(who.unverified)
+        if contact.forwarded_by:
+            detail["forwarded_by"] = contact.forwarded_by
         acked = False
         if created:
             message_id, refusal = acks.queue_ack(

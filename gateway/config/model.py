@@ -33,7 +33,9 @@ from gateway.config.sections import (
     TwilioSection,
 )
 from normalizer.contact import ContactStep
+from normalizer.email import contact_from_email
 from normalizer.fax import FaxRules, FaxStep
+from normalizer.forwarded import ForwardedStep
 from router.settings import RouterSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
@@ -96,14 +98,25 @@ class Config(Section):
 
     def mail_steps(self) -> tuple[ContactStep, ...]:
         """What every mail channel (SMTP, IMAP, ``spoc replay``) does after conversion."""
-        if self.fax is None or not self.fax.senders:
-            return ()
-        rules = FaxRules(
-            senders=self.fax.senders,
-            subject_pattern=re.compile(self.fax.subject_pattern),
-            default_region=self.fax.default_region,
-        )
-        return (FaxStep(rules),)
+        steps: list[ContactStep] = []
+        if self.email.agent_addresses:
+            ours = (self.email.address, *self.email.aliases)
+            steps.append(
+                ForwardedStep(
+                    self.email.agent_addresses,
+                    convert=lambda raw: contact_from_email(
+                        raw, our_addresses=ours, loop_marker=self.email.address
+                    ),
+                )
+            )
+        if self.fax is not None and self.fax.senders:
+            rules = FaxRules(
+                senders=self.fax.senders,
+                subject_pattern=re.compile(self.fax.subject_pattern),
+                default_region=self.fax.default_region,
+            )
+            steps.append(FaxStep(rules))
+        return tuple(steps)
 
     def router_settings(self) -> RouterSettings:
         """The router's settings, built exactly as ``router.settings`` defines them."""

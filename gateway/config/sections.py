@@ -71,6 +71,8 @@ class EmailSection(Section):
     aliases: tuple[Address, ...] = ()
     from_name: StrictStr = "IT Service Desk"
     message_id_domain: Annotated[StrictStr, AfterValidator(check_domain)] | None = None
+    # Staff whose forwards of a user's mail make the user the requester ("*@it.example.com").
+    agent_addresses: tuple[Annotated[StrictStr, Field(min_length=3)], ...] = ()
 
     @property
     def id_domain(self) -> str:

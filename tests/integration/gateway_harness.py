@@ -78,11 +78,12 @@ def write_config(
     smtp_port: int | None = None,
     http_port: int | None = None,
     extra: str = "",
+    email_keys: str = "",
 ) -> Path:
     """Write ``directory/config.toml``: the contract's desk, aliases and groups, fast outbox.
 
     ``extra`` is appended verbatim (more TOML sections, e.g. ``[acks]``; an ``[api]`` of its own
-    replaces the default one). Returns the path.
+    replaces the default one); ``email_keys`` are more lines for ``[email]``. Returns the path.
     """
     api = "" if "[api]" in extra else "[api]\nenabled = true\n"
     text = f"""\
@@ -100,6 +101,7 @@ prefix = "SD"
 address = "{DESK}"
 aliases = [{", ".join(f'"{a}"' for a in ALIASES)}]
 from_name = "IT Service Desk"
+{email_keys}
 
 [smtp]
 host = "127.0.0.1"
@@ -231,15 +233,27 @@ class GatewayHarness:
     :meth:`start`; ``config_path`` is written at once, so CLI commands can use it before that.
     """
 
-    def __init__(self, directory: Path, db_url: str, sink: RelaySink, extra_config: str = ""):
+    def __init__(
+        self,
+        directory: Path,
+        db_url: str,
+        sink: RelaySink,
+        extra_config: str = "",
+        email_keys: str = "",
+    ):
         assert sink.port, "start the relay sink first: the config names its port"
         self.directory = directory
         self.db_url = db_url
         self.sink = sink
         self.extra_config = extra_config
+        self.email_keys = email_keys
         self.environ: dict[str, str] = {"SPOC_API_TOKEN": API_TOKEN}
         self.config_path = write_config(
-            directory, db_url=db_url, relay_port=sink.port, extra=extra_config
+            directory,
+            db_url=db_url,
+            relay_port=sink.port,
+            extra=extra_config,
+            email_keys=email_keys,
         )
         self.gateway: Gateway | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -270,6 +284,7 @@ class GatewayHarness:
                     db_url=self.db_url,
                     relay_port=self.sink.port,
                     extra=self.extra_config,
+                    email_keys=self.email_keys,
                 )
                 continue
             self.gateway = gateway
@@ -347,12 +362,12 @@ class GatewayHarness:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    directory: Path, db_url: str, *, extra_config: str = ""
+    directory: Path, db_url: str, *, extra_config: str = "", email_keys: str = ""
 ) -> AsyncIterator[GatewayHarness]:
     """A started gateway and its relay sink; both are stopped on the way out."""
     sink = RelaySink()
     await sink.start()
-    harness = GatewayHarness(directory, db_url, sink, extra_config)
+    harness = GatewayHarness(directory, db_url, sink, extra_config, email_keys)
     try:
         await harness.start()
         yield harness
