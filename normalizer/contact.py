@@ -150,6 +150,9 @@ class Contact:
     raw: bytes = field(default=b"", repr=False)
     raw_type: str = "application/octet-stream"  # message/rfc822, application/json, …
     forwarded_by: str | None = None  # the desk agent who forwarded the sender's message in
+    # What the converter had to work around (MIME defects, an unreadable part): the contact is
+    # kept as well as it could be read, its raw bytes whole, and the desk can see why.
+    problems: tuple[str, ...] = ()
 
     @property
     def is_automatic(self) -> bool:

@@ -54,6 +54,7 @@ MAX_SUBJECT_CHARS = 998
 MAX_NAME_CHARS = 200
 MAX_RECIPIENTS = 200
 MAX_PARTS = 1000
+MAX_PROBLEMS = 10
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
 
 _SUBJECT_REF = re.compile(r"\[([A-Z][A-Z0-9]{0,9}-\d{1,12})\]", re.IGNORECASE)
@@ -112,6 +113,7 @@ def contact_from_email(
         envelope_sender=envelope_sender,
         raw=raw,
         raw_type="message/rfc822",
+        problems=tuple(body.problems)[:MAX_PROBLEMS],
     )
 
 
@@ -172,19 +174,25 @@ class _Body:
     plain: list[str]
     html: list[str]
     attachments: list[Attachment]
+    problems: dict[str, None]  # names in the order first seen
 
     @classmethod
     def collect(cls, msg: email.message.Message) -> _Body:
-        body = cls([], [], [])
+        body = cls([], [], [], {})
         stack = [msg]
         seen = 0
         while stack and seen < MAX_PARTS:
             part = stack.pop()
             seen += 1
+            for defect in getattr(part, "defects", ()):
+                body.problems.setdefault(type(defect).__name__, None)
             try:
                 body._add(part, stack)
             except Exception:  # one broken part must not lose the rest of the message
                 log.warning("skipped an unreadable MIME part")
+                body.problems.setdefault("UnreadablePart", None)
+        if stack:
+            body.problems.setdefault(f"MoreThan{MAX_PARTS}Parts", None)
         return body
 
     def _add(self, part: email.message.Message, stack: list[email.message.Message]) -> None:

@@ -137,6 +137,8 @@ class Router:
             detail["unverified_identities"] = list(who.unverified)
         if contact.forwarded_by:
             detail["forwarded_by"] = contact.forwarded_by
+        if contact.problems:
+            detail["parse_problems"] = list(contact.problems)
         acked = False
         if created:
             message_id, refusal = acks.queue_ack(

@@ -369,3 +369,16 @@ def test_randomly_damaged_messages_never_raise_and_give_storable_strings() -> No
         for text in texts:
             text.encode("utf-8")
             assert "\x00" not in text
+
+
+def test_what_the_parser_worked_around_is_flagged_on_the_contact() -> None:
+    broken = (
+        b"From: a@example.org\r\nTo: servicedesk@example.com\r\nSubject: x\r\n"
+        b'Content-Type: multipart/mixed; boundary="zzz"\r\n\r\nno boundary here\r\n'
+    )
+    contact = contact_from_email(broken)
+    assert "StartBoundaryNotFoundDefect" in contact.problems
+    assert contact.text == "no boundary here"
+    assert contact.raw == broken
+    clean = b"From: a@example.org\r\nTo: servicedesk@example.com\r\nSubject: x\r\n\r\nok\r\n"
+    assert contact_from_email(clean).problems == ()
