@@ -41,6 +41,7 @@ from normalizer.headers import (
     valid_address,
 )
 from normalizer.html import html_to_text
+from normalizer.refs import subject_refs
 
 __all__ = ["contact_from_email", "synthetic_message_id"]
 
@@ -52,7 +53,6 @@ MAX_RECIPIENTS = 200
 MAX_PARTS = 1000
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
 
-_SUBJECT_REF = re.compile(r"\[([A-Z][A-Z0-9]{0,9}-\d{1,12})\]", re.IGNORECASE)
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
@@ -105,7 +105,7 @@ def contact_from_email(
             message_id=message_id,
             in_reply_to=message_ids(headers.get("in-reply-to", ""))[:MAX_REFERENCES],
             references=references(headers.get("references", "")),
-            subject_refs=_unique(m.upper() for m in _SUBJECT_REF.findall(subject)),
+            subject_refs=subject_refs(subject),
         ),
         auto=auto,
         envelope_sender=envelope_sender,

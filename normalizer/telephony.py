@@ -32,6 +32,7 @@ from datetime import datetime
 from normalizer.contact import Attachment, Channel, Contact, Hints, Kind, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
 from normalizer.phone import to_e164
+from normalizer.refs import is_ref
 
 __all__ = [
     "CALL_STEPS",
@@ -47,7 +48,6 @@ MAX_TEXT_CHARS = 64 * 1024
 MAX_NAME_CHARS = 200
 _SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_REF_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}-\d{1,18}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ def contact_from_call(
     sender = Party(phone=phone, name=name) if phone else _withheld(call_sid, name)
     kind = _kind(event.kind)
     refs: tuple[str, ...] = ()
-    if event.add_to_ref and _REF_RE.match(event.add_to_ref):
+    if event.add_to_ref and is_ref(event.add_to_ref):
         refs = (event.add_to_ref.upper(),)
     return Contact(
         channel=Channel.PHONE,

@@ -19,12 +19,12 @@ from sqlalchemy.engine import Connection
 
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IntakeResult
+from normalizer.refs import format_ref
 from router import acks
 from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
 from router.identity import Resolved, resolve_requester, vouched_keys
-from router.refs import format_ref
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store

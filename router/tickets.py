@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.intake import ContactRejectedError
+from normalizer.refs import format_ref, parse_ref
 from router import replies
 from router.clock import Clock, utcnow
 from router.events import add_event
-from router.refs import format_ref, parse_ref
 from router.schema import (
     attachments,
     contacts,
