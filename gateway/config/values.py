@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr
 
+from normalizer.addresses import is_email_address
+
 _PREFIX_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}$")
-_ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -33,7 +34,7 @@ def _check_regex(value: str) -> str:
 
 
 def _check_address(value: str) -> str:
-    if not _ADDRESS_RE.match(value):
+    if not is_email_address(value):
         raise ValueError(f"{value!r} is not an email address")
     return value
 
