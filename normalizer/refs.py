@@ -13,18 +13,24 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["REF_PATTERN", "format_ref", "is_ref", "parse_ref", "subject_refs"]
+__all__ = ["REF_PATTERN", "format_ref", "is_prefix", "is_ref", "parse_ref", "subject_refs"]
 
 _PREFIX: Final = r"[A-Za-z][A-Za-z0-9]{0,9}"
 _NUMBER: Final = r"[0-9]{1,18}"
 REF_PATTERN: Final = rf"{_PREFIX}-{_NUMBER}"
 
 _REF: Final = re.compile(rf"({_PREFIX})-({_NUMBER})", re.ASCII)
+_PREFIX_RE: Final = re.compile(_PREFIX, re.ASCII)
 _SUBJECT_TAG: Final = re.compile(rf"\[({REF_PATTERN})\]", re.ASCII)
 
 
 def format_ref(prefix: str, ticket_id: int) -> str:
     return f"{prefix}-{ticket_id}"
+
+
+def is_prefix(value: str) -> bool:
+    """Whether ``value`` can be a desk's prefix (``[tickets] prefix``), the part before ``-``."""
+    return _PREFIX_RE.fullmatch(value) is not None
 
 
 def is_ref(value: str) -> bool:

@@ -129,6 +129,12 @@ def test_ticket_prefix_must_be_capitals(tmp_path: Path) -> None:
     assert problem.startswith("tickets.prefix: 'sd' ")
 
 
+@pytest.mark.parametrize("prefix", ["SD\\n", "\\uff33D", "S\\u0967", "1SD", "ABCDEFGHIJK"])
+def test_a_ticket_prefix_refs_could_not_carry_is_refused(tmp_path: Path, prefix: str) -> None:
+    [problem] = problems(tmp_path, f'[tickets]\nprefix = "{prefix}"\n')
+    assert problem.startswith("tickets.prefix: ")
+
+
 def test_ivr_digits_must_be_unique_single_digits(tmp_path: Path) -> None:
     option = '[[ivr.options]]\ndigit = "{}"\nlabel = "x"\ncategory = "c"\n'
     found = problems(tmp_path, "[ivr]\n" + option.format("1") + option.format("1"))
