@@ -8,7 +8,9 @@ writer; PostgreSQL doesn't care).
 Group commit: ``write(fn)`` queues ``fn``; whatever is queued when the writer becomes free runs
 as one transaction, so the fsync is shared. If any ``fn`` fails, the batch is rolled back and
 each ``fn`` is run again in a transaction of its own, so one failing contact fails alone. Every
-caller is answered only after its COMMIT returned.
+caller is answered only after its COMMIT returned. An ``fn`` that lost a race on a unique key to
+another writer of the same database runs again at once (at most ``MAX_RACE_RETRIES`` times,
+logged at DEBUG): it then sees the winner's row, e.g. as a duplicate contact.
 
 Durability on SQLite: WAL with ``synchronous=FULL`` -- a commit survives power loss.
 """
