@@ -9,7 +9,8 @@ What it does
     handed to the intake; the ``250`` after DATA
     is sent only once ``intake.submit`` has returned, i.e. once the contact is committed.
 
-Config keys (:class:`SMTPChannelSettings`)
+Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
+``Config.smtp_settings()`` builds it from that section and ``[email]``)
     ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
@@ -94,7 +95,7 @@ class SMTPChannelSettings:
     port: int = 2525
     max_message_bytes: int = 26_214_400
     max_recipients: int = 50
-    max_connections: int = 100
+    max_connections: int = 200
     idle_timeout_seconds: float = 300.0
     hostname: str | None = None  # the greeting's name; None: this host's FQDN
     ident: str = "spoc ESMTP"

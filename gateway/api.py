@@ -6,12 +6,16 @@ contract, which is silent on how a ticket gets resolved) ``POST /api/tickets/{re
 
 Every call needs ``Authorization: Bearer <token>`` matching one of the tokens from
 ``SPOC_API_TOKEN``; with no token configured every call is refused (401) -- the API never fails
-open. Errors are JSON ``{"error": "...", "field": "..."}``: 400 for bad JSON, a wrong content
-type or invalid fields, 401 without a valid token, 404 for an unknown ref, 413 for a body over
-the app's ``client_max_size``, 503 when the store cannot take the contact now (retry).
+open. Each body is one pydantic model (:class:`normalizer.api.ContactBody`, and
+:mod:`gateway.api_bodies` for the agent actions). Errors are JSON ``{"error": "...", "field":
+"..."}`` with ``field`` the dotted path of the bad value (``from.email``): 400 for bad JSON, a
+wrong content type or invalid fields, 401 without a valid token, 404 for an unknown ref, 409 for
+an ``external_id`` already used for other content, 413 for a body over the app's
+``client_max_size``, 503 when the store cannot take the contact now (retry).
 
-Idempotency key: ``external_id`` of ``POST /api/contacts``. A retry with the same one answers
-200 with the ticket of the first call and stores nothing new.
+Idempotency key: ``external_id`` of ``POST /api/contacts``. A retry with the same one and the
+same content (sender, subject, text, category) answers 200 with the ticket of the first call and
+stores nothing new; the same one with other content answers 409 and stores nothing.
 """
 
 from __future__ import annotations
@@ -27,25 +31,26 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.api_bodies import EscalateBody, ReplyBody, StatusBody
 from gateway.metrics import Metrics
 from normalizer.api import contact_from_api
+from normalizer.bodies import load_body
 from normalizer.contact import Channel
-from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
-from router.tickets import (
-    SETTABLE_STATUSES,
-    STATUSES,
-    TicketNotFound,
-    TicketQuery,
-    TicketService,
+from normalizer.intake import (
+    ContactRejectedError,
+    IdempotencyKeyConflict,
+    Intake,
+    TemporaryIntakeError,
 )
+from normalizer.refs import is_ref
+from normalizer.text import has_controls
+from router.tickets import STATUSES, TicketNotFound, TicketQuery, TicketService
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 MAX_FILTER_CHARS: Final = 320
-MAX_REPLY_BYTES: Final = 1024 * 1024
-MAX_REASON_CHARS: Final = 2000
 RETRY_AFTER_SECONDS: Final = "5"
 
 TICKETS_KEY: Final = web.AppKey("api_tickets", TicketService)
@@ -55,8 +60,6 @@ TOKENS_KEY: Final = web.AppKey("api_tokens", tuple[bytes, ...])
 
 _DIGITS = re.compile(r"[0-9]{1,6}")
 _CURSOR = re.compile(r"[A-Za-z0-9_\-.=:~]{1,200}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, CR, LF allowed
 _MAX_REF_CHARS = 40
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -115,6 +118,9 @@ async def _api_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except APIError as exc:
         return error_response(exc.status, exc.message, exc.field)
+    except IdempotencyKeyConflict as exc:
+        log.info("api %s %s refused: %s", request.method, request.path, exc)
+        return error_response(409, str(exc), exc.field)
     except ContactRejectedError as exc:
         log.info("api %s %s refused: %s (field %s)", request.method, request.path, exc, exc.field)
         return error_response(400, str(exc), exc.field)
@@ -152,8 +158,7 @@ async def post_contact(request: web.Request) -> web.Response:
     received_at = datetime.now(UTC)
     started = time.perf_counter()
     try:
-        body, raw = await _json_object(request)
-        contact = contact_from_api(body, received_at=received_at, raw=raw)
+        contact = contact_from_api(await _json_body(request), received_at=received_at)
     except (APIError, ContactRejectedError) as exc:
         if getattr(exc, "status", 400) == 400:
             request.app[METRICS_KEY].observe_intake(
@@ -194,37 +199,17 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 async def reply_to_ticket(request: web.Request) -> web.Response:
     ref = _ref(request)
-    body, _ = await _json_object(request)
-    _refuse_unknown_keys(body, {"text"})
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise APIError(400, "text must be a non-empty string", "text")
-    if len(text.encode("utf-8", "replace")) > MAX_REPLY_BYTES:
-        raise APIError(400, f"text is longer than {MAX_REPLY_BYTES} bytes", "text")
-    _refuse_bad_unicode(text, "text", lines=True)
-    await request.app[TICKETS_KEY].reply(ref, text)
+    body = load_body(ReplyBody, await _json_body(request))
+    await request.app[TICKETS_KEY].reply(ref, body.text)
     log.info("api reply queued for %s", ref)
     return json_response({"status": "queued"}, status=202)
 
 
 async def escalate_ticket(request: web.Request) -> web.Response:
     ref = _ref(request)
-    body, _ = await _json_object(request)
-    _refuse_unknown_keys(body, {"reason", "group"})
-    reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise APIError(400, "reason must be a non-empty string", "reason")
-    if len(reason) > MAX_REASON_CHARS:
-        raise APIError(400, f"reason is longer than {MAX_REASON_CHARS} characters", "reason")
-    _refuse_bad_unicode(reason, "reason", lines=True)
-    group = body.get("group")
-    if group is not None:
-        if not isinstance(group, str) or not group.strip():
-            raise APIError(400, "group must be a non-empty string", "group")
-        _refuse_bad_unicode(group, "group")
-    ticket = await request.app[TICKETS_KEY].escalate(
-        ref, reason.strip(), group=group.strip() if isinstance(group, str) else None
-    )
+    body = load_body(EscalateBody, await _json_body(request))
+    group = body.group.strip() if body.group is not None else None
+    ticket = await request.app[TICKETS_KEY].escalate(ref, body.reason.strip(), group=group)
     log.info("api escalated %s to %s", ref, ticket.get("group"))
     return json_response(ticket)
 
@@ -232,19 +217,9 @@ async def escalate_ticket(request: web.Request) -> web.Response:
 async def set_ticket_status(request: web.Request) -> web.Response:
     """``{"status": "pending" | "resolved" | "closed" | "open", "note"?}``: 200 with the ticket."""
     ref = _ref(request)
-    body, _ = await _json_object(request)
-    _refuse_unknown_keys(body, {"status", "note"})
-    status = body.get("status")
-    if not isinstance(status, str) or status not in SETTABLE_STATUSES:
-        raise APIError(400, f"status must be one of {', '.join(SETTABLE_STATUSES)}", "status")
-    note = body.get("note", "")
-    if not isinstance(note, str):
-        raise APIError(400, "note must be a string", "note")
-    if len(note) > MAX_REASON_CHARS:
-        raise APIError(400, f"note is longer than {MAX_REASON_CHARS} characters", "note")
-    _refuse_bad_unicode(note, "note", lines=True)
-    ticket = await request.app[TICKETS_KEY].set_status(ref, status, note.strip())
-    log.info("api set %s to %s", ref, status)
+    body = load_body(StatusBody, await _json_body(request))
+    ticket = await request.app[TICKETS_KEY].set_status(ref, body.status, body.note.strip())
+    log.info("api set %s to %s", ref, body.status)
     return json_response(ticket)
 
 
@@ -285,45 +260,29 @@ def _filter(params: Mapping[str, str], name: str) -> str | None:
         return None
     if len(value) > MAX_FILTER_CHARS:
         raise APIError(400, f"{name} is longer than {MAX_FILTER_CHARS} characters", name)
-    _refuse_bad_unicode(value, name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIError(400, f"{name} is not valid Unicode", name) from None
+    if has_controls(value):
+        raise APIError(400, f"{name} contains control characters", name)
     return value
 
 
 def _ref(request: web.Request) -> str:
+    """The path's ref; one that is not an ASCII ref (``SD-42``) is no ticket's (404)."""
     ref = request.match_info["ref"]
-    if len(ref) > _MAX_REF_CHARS or _CONTROLS.search(ref):
+    if not is_ref(ref):
         raise TicketNotFound(ref[:_MAX_REF_CHARS])
     return ref
 
 
-async def _json_object(request: web.Request) -> tuple[dict[str, object], bytes]:
-    """The request body as a JSON object, and its raw bytes."""
+async def _json_body(request: web.Request) -> bytes:
+    """The raw body of a JSON request (the body models parse and validate it)."""
     ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise APIError(400, "Content-Type must be application/json")
-    raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, huge ints
-        raise APIError(400, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "the body must be a JSON object")
-    return body, raw
-
-
-def _refuse_unknown_keys(body: Mapping[str, object], allowed: set[str]) -> None:
-    for key in body:
-        if key not in allowed:
-            raise APIError(400, f"unknown field {key[:64]}", key[:64])
-
-
-def _refuse_bad_unicode(value: str, field: str, *, lines: bool = False) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise APIError(400, f"{field} is not valid Unicode", field) from None
-    if (_CONTROLS_BUT_LINES if lines else _CONTROLS).search(value):
-        raise APIError(400, f"{field} contains control characters", field)
+    return await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
 
 
 def _json_default(value: object) -> object:

@@ -22,7 +22,7 @@ from channels.outbound.email import EmailSender, OutboundSMTPSettings
 from channels.outbound.slack import SlackSender, SlackSenderSettings
 from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
 from channels.slack import SlackChannel, SlackChannelSettings
-from channels.smtp import SMTPChannel, SMTPChannelSettings
+from channels.smtp import SMTPChannel
 from channels.twilio import Menu, TwilioChannel, TwilioSettings
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher, Sender
@@ -113,21 +113,7 @@ class Gateway:
         self.webhook_channels = self._webhook_channels(intake)
         for channel in self.webhook_channels:
             await channel.start()
-        self.smtp = SMTPChannel(
-            SMTPChannelSettings(
-                desk_address=config.email.address,
-                aliases=tuple(config.email.aliases),
-                host=config.smtp.host,
-                port=config.smtp.port,
-                max_message_bytes=config.smtp.max_message_bytes,
-                max_recipients=config.smtp.max_recipients,
-                max_connections=config.smtp.max_connections,
-                idle_timeout_seconds=config.smtp.idle_timeout_seconds,
-                accept_abuse=config.smtp.accept_abuse,
-            ),
-            intake,
-            steps=config.mail_steps(),
-        )
+        self.smtp = SMTPChannel(config.smtp_settings(), intake, steps=config.mail_steps())
         await self.smtp.start()
         app = build_app(
             store=self.store,

@@ -1,57 +1,131 @@
 """``POST /api/contacts`` body -> :class:`Contact`. Pure: no I/O, no clock, no framework.
 
-The body is the contract's shape::
+The body is the contract's shape, validated by :class:`ContactBody`::
 
     {"from": {"email": "...", "phone": "...", "name": "..."},
      "subject": "...", "text": "...", "category": "...", "external_id": "..."}
 
 Rules (every refusal is a :class:`ContactRejectedError` naming the dotted field):
 
-- ``from`` is an object with an ``email`` or a ``phone`` (or both). ``email`` is checked loosely
-  (one ``@``, a dotted domain, nothing that could break a mail header) and case-folded; ``phone``
-  is converted to E.164 (``+15550100``) with US as the default region.
+- ``from`` is an object with an ``email`` or a ``phone`` (or both). ``email`` must be one
+  address (:mod:`normalizer.addresses`) and is case-folded; ``phone`` is converted to E.164
+  (``+15550100``) with US as the default region.
 - ``subject`` (at most 998 characters, one line) and ``text`` (at most 1 MiB as UTF-8) are
-  optional but not both empty. Line breaks in the subject are folded to spaces.
+  optional but not both empty. Line breaks in the subject and name fold to spaces; other control
+  characters there are refused. NUL and the other C0 controls are removed from the text (tab
+  and newline stay).
 - ``category`` (at most 100 characters) and ``external_id`` (at most 200) are optional. With an
   ``external_id``, a retry of the same body is a duplicate of the first contact; without one
-  every call is a new contact (its id is ``api-<uuid4>``).
+  every call is a new contact (its id is ``api-<uuid4>``). Whether a retry is "the same" is
+  :func:`content_digest` of the two bodies.
 - Every value present must be a string (``null`` counts as absent). Unknown keys are refused so
   that a typo such as ``extrenal_id`` cannot silently turn off idempotency.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
+from typing import Annotated
 
+from pydantic import AfterValidator, Field, model_validator
+
+from normalizer.addresses import MAX_ADDRESS_CHARS, is_email_address
+from normalizer.bodies import Body, Line, Text, Token, at_most_bytes, load_body, not_blank
 from normalizer.contact import Channel, Contact, Hints, Party
 from normalizer.intake import ContactRejectedError
 from normalizer.phone import to_e164
 
+__all__ = ["ContactBody", "Sender", "contact_from_api", "content_digest"]
+
 MAX_SUBJECT_CHARS = 998
 MAX_TEXT_BYTES = 1024 * 1024
 MAX_NAME_CHARS = 200
-MAX_EMAIL_CHARS = 320
+MAX_EMAIL_CHARS = MAX_ADDRESS_CHARS
 MAX_PHONE_CHARS = 64
 MAX_CATEGORY_CHARS = 100
 MAX_EXTERNAL_ID_CHARS = 200
 
-_TOP_KEYS = frozenset({"from", "subject", "text", "category", "external_id"})
-_FROM_KEYS = frozenset({"email", "phone", "name"})
 
-# Loose on purpose: real validation is "a mail to it arrives". What matters here is that the
-# value is one address and cannot smuggle a second one or a header into an outbound mail.
-_LOCAL_PART = r"[^\s@<>()\[\],;:\\\"]{1,64}"
-_DOMAIN_LABEL = r"[^\s@<>()\[\],;:\\\".]{1,63}"
-_EMAIL_RE = re.compile(rf"{_LOCAL_PART}@(?:{_DOMAIN_LABEL}\.)+{_DOMAIN_LABEL}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, CR, LF allowed
-_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85]+")
+def _email(value: str) -> str | None:
+    if not value.strip():
+        return None
+    email = value.strip().casefold()
+    if not is_email_address(email):
+        raise ValueError("is not an email address")
+    return email
 
 
-def contact_from_api(body: Mapping[str, object], *, received_at: datetime, raw: bytes) -> Contact:
+def _phone(value: str) -> str | None:
+    if not value.strip():
+        return None
+    phone = to_e164(value.strip())
+    if phone is None:
+        raise ValueError("is not a phone number")
+    return phone
+
+
+def _blank_is_none(value: str) -> str | None:
+    return value.strip() or None
+
+
+class Sender(Body):
+    """Who the contact is from: an email, a phone, or both, and optionally a name."""
+
+    email: Annotated[Token, Field(max_length=MAX_EMAIL_CHARS), AfterValidator(_email)] | None = (
+        Field(
+            default=None,
+            description="The requester's email address; acknowledgements and replies go here.",
+            examples=["alice@example.org"],
+        )
+    )
+    phone: Annotated[Token, Field(max_length=MAX_PHONE_CHARS), AfterValidator(_phone)] | None = (
+        Field(
+            default=None,
+            description="The requester's phone number, E.164 or national (US by default).",
+            examples=["+14155550100"],
+        )
+    )
+    name: (
+        Annotated[Line, Field(max_length=MAX_NAME_CHARS), AfterValidator(_blank_is_none)] | None
+    ) = Field(default=None, description="The requester's name as they gave it.")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Sender:
+        if self.email is None and self.phone is None:
+            raise ValueError("needs an email or a phone")
+        return self
+
+
+class ContactBody(Body):
+    """``POST /api/contacts``: one contact from a web form or another tool."""
+
+    sender: Sender = Field(alias="from", description="Who the contact is from.")
+    subject: Annotated[Line, Field(max_length=MAX_SUBJECT_CHARS)] | None = Field(
+        default=None, description="A one-line summary; line breaks fold to spaces."
+    )
+    text: Annotated[Text, AfterValidator(at_most_bytes(MAX_TEXT_BYTES))] | None = Field(
+        default=None,
+        description="What the requester wrote; at most 1 MiB. A subject or a text is required.",
+    )
+    category: (
+        Annotated[Token, Field(max_length=MAX_CATEGORY_CHARS), AfterValidator(_blank_is_none)]
+        | None
+    ) = Field(default=None, description="A category name from the desk's [[categories]].")
+    external_id: (
+        Annotated[Token, Field(max_length=MAX_EXTERNAL_ID_CHARS), AfterValidator(not_blank)] | None
+    ) = Field(
+        default=None,
+        description=(
+            "The caller's idempotency key: a retry with the same key and the same content "
+            "answers 200 with the first ticket; the same key with other content is refused (409)."
+        ),
+    )
+
+
+def contact_from_api(raw: bytes, *, received_at: datetime) -> Contact:
     """Validate an API body and build the :class:`Contact` it describes.
 
     ``raw`` is the request body as received (kept as the contact's raw form). Raises
@@ -59,84 +133,32 @@ def contact_from_api(body: Mapping[str, object], *, received_at: datetime, raw: 
     """
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
-    _refuse_unknown_keys(body, _TOP_KEYS, prefix="")
-    sender = _party(body.get("from"))
-    subject = _optional_string(body, "subject", max_chars=MAX_SUBJECT_CHARS, lines=True)
-    subject = _LINE_BREAKS.sub(" ", subject or "").strip()
-    text = _optional_string(body, "text", lines=True) or ""
-    if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-        raise ContactRejectedError(f"text is longer than {MAX_TEXT_BYTES} bytes", field="text")
+    body = load_body(ContactBody, raw)
+    subject, text = body.subject or "", body.text or ""
     if not subject and not text.strip():
         raise ContactRejectedError("a contact needs a subject or a text", field="text")
-    category = _optional_string(body, "category", max_chars=MAX_CATEGORY_CHARS)
-    category = category.strip() if category else None
-    external_id = _optional_string(body, "external_id", max_chars=MAX_EXTERNAL_ID_CHARS)
-    if external_id is not None and not external_id.strip():
-        raise ContactRejectedError("external_id must not be empty", field="external_id")
+    sender = body.sender
     return Contact(
         channel=Channel.API,
-        external_id=external_id if external_id is not None else f"api-{uuid.uuid4()}",
-        sender=sender,
+        external_id=body.external_id or f"api-{uuid.uuid4()}",
+        sender=Party(email=sender.email, phone=sender.phone, name=sender.name),
         received_at=received_at,
         subject=subject,
         text=text,
-        hints=Hints(category=category or None),
+        hints=Hints(category=body.category),
         raw=raw,
         raw_type="application/json",
     )
 
 
-def _party(value: object) -> Party:
-    if not isinstance(value, Mapping):
-        raise ContactRejectedError("from must be an object with an email or a phone", field="from")
-    _refuse_unknown_keys(value, _FROM_KEYS, prefix="from.")
-    email_raw = _optional_string(value, "email", max_chars=MAX_EMAIL_CHARS, prefix="from.")
-    phone_raw = _optional_string(value, "phone", max_chars=MAX_PHONE_CHARS, prefix="from.")
-    name = _optional_string(value, "name", max_chars=MAX_NAME_CHARS, lines=True, prefix="from.")
-    email = None
-    if email_raw is not None and email_raw.strip():
-        email = email_raw.strip().casefold()
-        if not _EMAIL_RE.fullmatch(email):
-            raise ContactRejectedError("from.email is not an email address", field="from.email")
-    phone = None
-    if phone_raw is not None and phone_raw.strip():
-        phone = to_e164(phone_raw.strip())
-        if phone is None:
-            raise ContactRejectedError("from.phone is not a phone number", field="from.phone")
-    if email is None and phone is None:
-        raise ContactRejectedError("from needs an email or a phone", field="from")
-    name = _LINE_BREAKS.sub(" ", name).strip() if name else None
-    return Party(email=email, phone=phone, name=name or None)
-
-
-def _refuse_unknown_keys(value: Mapping[str, object], allowed: frozenset[str], prefix: str) -> None:
-    for key in value:
-        if key not in allowed:
-            field = f"{prefix}{str(key)[:64]}"
-            raise ContactRejectedError(f"unknown field {field}", field=field)
-
-
-def _optional_string(
-    value: Mapping[str, object],
-    key: str,
-    *,
-    max_chars: int | None = None,
-    lines: bool = False,
-    prefix: str = "",
-) -> str | None:
-    """``value[key]`` as a clean string, or None when absent or null."""
-    field = f"{prefix}{key}"
-    item = value.get(key)
-    if item is None:
-        return None
-    if not isinstance(item, str):
-        raise ContactRejectedError(f"{field} must be a string", field=field)
-    if max_chars is not None and len(item) > max_chars:
-        raise ContactRejectedError(f"{field} is longer than {max_chars} characters", field=field)
+def content_digest(raw: bytes | None) -> str | None:
+    """A digest of what an API body says (sender, subject, text, category), or None when
+    ``raw`` is not a valid body. Two bodies that differ only in key order, spacing, letter case
+    of the email or how the phone is written have the same digest."""
     try:
-        item.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from "\ud800" escapes in JSON
-        raise ContactRejectedError(f"{field} is not valid Unicode", field=field) from None
-    if (_CONTROLS_BUT_LINES if lines else _CONTROLS).search(item):
-        raise ContactRejectedError(f"{field} contains control characters", field=field)
-    return item
+        body = load_body(ContactBody, raw or b"")
+    except ContactRejectedError:
+        return None
+    sender = body.sender
+    said = [sender.email, sender.phone, sender.name, body.subject, body.text, body.category]
+    return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -44,6 +44,7 @@ from normalizer.headers import (
     valid_address,
 )
 from normalizer.html import html_to_text
+from normalizer.refs import subject_refs
 from normalizer.text import clean_line, clean_text
 
 __all__ = ["contact_from_email", "synthetic_message_id"]
@@ -57,7 +58,6 @@ MAX_PARTS = 1000
 MAX_PROBLEMS = 10
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
 
-_SUBJECT_REF = re.compile(r"\[([A-Z][A-Z0-9]{0,9}-\d{1,12})\]", re.IGNORECASE)
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
@@ -107,7 +107,7 @@ def contact_from_email(
             message_id=message_id,
             in_reply_to=message_ids(headers.get("in-reply-to", ""))[:MAX_REFERENCES],
             references=references(headers.get("references", "")),
-            subject_refs=_unique(m.upper() for m in _SUBJECT_REF.findall(subject)),
+            subject_refs=subject_refs(subject),
         ),
         auto=auto,
         envelope_sender=envelope_sender,

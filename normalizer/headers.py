@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from normalizer.addresses import EMAIL_ADDRESS, MAX_ADDRESS_CHARS, valid_address
+
 __all__ = [
     "MAX_ADDRESS_CHARS",
     "MAX_ID_CHARS",
@@ -31,15 +33,13 @@ __all__ = [
 ]
 
 MAX_ID_CHARS = 998
-MAX_ADDRESS_CHARS = 320
 MAX_REFERENCES = 100
 
 _BRACKETED_ID = re.compile(r"<([^<>\s\x00-\x1f\x7f]{1,998})>")
 _ID_TOKEN = re.compile(r"[^<>\s\x00-\x1f\x7f,]{1,998}")
-_ADDR_SPEC = r"[^\s<>\",;:()\\@]+@[^\s<>\",;:()\\@]+"
+_ADDR_SPEC = EMAIL_ADDRESS.pattern
 _SIMPLE_MAILBOX = re.compile(rf"\s*(?:([^<>]*?)\s*<\s*({_ADDR_SPEC})\s*>|({_ADDR_SPEC}))\s*")
 _NEEDS_FULL_PARSER = re.compile(r"[\"()\\:;]")
-_ADDRESS = re.compile(r"[^\s<>,;\x00-\x1f\x7f]+@[^\s<>,;@\x00-\x1f\x7f]+")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ASCII_CHARSETS = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968", "646", "us"})
 _CHARSET_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "iso-8859-1": "cp1252"}
@@ -174,14 +174,6 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 
 # --- addresses -------------------------------------------------------------------------------
-
-
-def valid_address(addr: str) -> str | None:
-    """The address stripped and case-folded if it looks like ``local@domain``, else None."""
-    addr = addr.strip().casefold()
-    if len(addr) > MAX_ADDRESS_CHARS or not _ADDRESS.fullmatch(addr):
-        return None
-    return addr
 
 
 def addresses(values: Iterable[str]) -> list[tuple[str, str]]:

@@ -35,6 +35,13 @@ class ContactRejectedError(IntakeError):
         self.field = field
 
 
+class IdempotencyKeyConflict(ContactRejectedError):
+    """The contact's idempotency key is already stored for different content (an API client
+    reusing an ``external_id`` for another request). Nothing was stored. HTTP answers 409; a
+    channel that does not know this error refuses it like any :class:`ContactRejectedError`.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     """What became of a contact once it is durably committed.

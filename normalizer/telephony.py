@@ -35,6 +35,7 @@ from datetime import datetime
 from normalizer.contact import Attachment, Channel, Contact, Hints, Kind, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
 from normalizer.phone import CallerId, read_caller_id
+from normalizer.refs import is_ref
 from normalizer.text import clean_line, clean_text
 
 __all__ = [
@@ -50,7 +51,6 @@ CALL_STEPS = ("recording", "recording-file", "transcription", "callback")
 MAX_TEXT_CHARS = 64 * 1024
 MAX_NAME_CHARS = 200
 _SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
-_REF_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}-\d{1,18}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ def contact_from_call(
     sender = _party(caller, name) or _withheld(call_sid, name)
     kind = _kind(event.kind)
     refs: tuple[str, ...] = ()
-    if event.add_to_ref and _REF_RE.match(event.add_to_ref):
+    if event.add_to_ref and is_ref(event.add_to_ref):
         refs = (event.add_to_ref.upper(),)
     return Contact(
         channel=Channel.PHONE,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 # C0 controls and DEL, but tab and newline: removed from multi-line text.
 _TEXT_CONTROLS = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F])
-# Every C0 control and DEL: a space in a one-line field (a tab or newline separates words).
-_LINE_CONTROLS = dict.fromkeys([*range(0x20), 0x7F], " ")
+# Every C0 control and DEL, and the other characters str.splitlines() breaks at (NEL, LINE and
+# PARAGRAPH SEPARATOR, which would start a new header line in a mail we write): a space in a
+# one-line field (a tab or newline separates words).
+_LINE_CONTROLS = dict.fromkeys([*range(0x20), 0x7F, 0x85, 0x2028, 0x2029], " ")
 
 
 def clean_text(value: str) -> str:
@@ -22,7 +24,8 @@ def clean_text(value: str) -> str:
 
 
 def clean_line(value: str) -> str:
-    """A one-line field: every control becomes a space, runs of spaces one, ends trimmed."""
+    """A one-line field: every control or line break becomes a space, runs of spaces one, ends
+    trimmed."""
     return " ".join(value.translate(_LINE_CONTROLS).split())
 
 

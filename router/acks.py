@@ -31,6 +31,10 @@ ACK = "email.ack"
 # bounce or a report, and answering it automatically invites loops. The desk reads it.
 _MAIL_SYSTEM_MAILBOXES = frozenset({"postmaster", "abuse"})
 SLACK_ACK = "slack.ack"
+# Channels whose requester is acknowledged by email under the rules below: a web form's user
+# (an API contact with from.email) expects the mail a sender gets. An API contact has no
+# recipients, so the Bcc rule is for email only.
+ACKED_BY_EMAIL = (Channel.EMAIL, Channel.API)
 
 
 def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
@@ -39,7 +43,7 @@ def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
         return "acks-disabled"
     if contact.channel is Channel.SLACK:
         return _slack_refusal(contact, settings)
-    if contact.channel is not Channel.EMAIL:
+    if contact.channel not in ACKED_BY_EMAIL:
         return "not-email"
     if contact.is_automatic:
         return contact.auto.value
@@ -54,7 +58,9 @@ def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
         return "own-address"
     if is_role_address(sender):
         return "role-address"
-    if not settings.our_addresses.intersection(contact.visible_recipients):
+    if contact.channel is Channel.EMAIL and not settings.our_addresses.intersection(
+        contact.visible_recipients
+    ):
         return "bcc-only"
     return None
 

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import Contact
+from normalizer.refs import parse_ref
 from router.identity import vouched_keys
-from router.refs import parse_ref
 from router.schema import insert_ignore, message_ids, participants, tickets, upsert
 
 CLOSED_STATUSES = ("resolved", "closed")

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer.refs import format_ref
 from router.clock import Clock, utcnow
 from router.conversation import CLOSED_STATUSES
-from router.refs import format_ref
 from router.schema import identities, message_ids, participants, tickets
 from router.store import Store
 

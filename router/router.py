@@ -17,14 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer.api import content_digest
 from normalizer.contact import Channel, Contact
-from normalizer.intake import ContactRejectedError, IntakeResult
+from normalizer.intake import ContactRejectedError, IdempotencyKeyConflict, IntakeResult
+from normalizer.refs import format_ref
 from router import acks
 from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
 from router.identity import Resolved, resolve_requester, vouched_keys
-from router.refs import format_ref
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
@@ -58,11 +59,26 @@ def _claimed_by_another(contact: Contact) -> Contact:
     unique by its bytes, so its own retries still dedupe); an API client is refused rather than
     shown someone else's ticket."""
     if contact.channel is Channel.API:
-        raise ContactRejectedError(
+        raise IdempotencyKeyConflict(
             "external_id is already used by a contact from another sender", field="external_id"
         )
     digest = hashlib.sha256(contact.raw or contact.text.encode()).hexdigest()[:16]
     return replace(contact, external_id=f"{contact.external_id}#{digest}")
+
+
+def _refuse_other_content(conn: Connection, contact_id: int, contact: Contact) -> None:
+    """An API retry must say what the first call said: the same ``external_id`` with another
+    sender, subject, text or category is refused, not answered with the old ticket (the new
+    text would be lost without a word). Compared on the stored request body; when either side
+    is not an API body (a contact built in code) there is nothing to compare."""
+    stored = conn.execute(sa.select(contacts.c.raw).where(contacts.c.id == contact_id)).scalar()
+    before, now = content_digest(stored), content_digest(contact.raw)
+    if before is not None and now is not None and before != now:
+        raise IdempotencyKeyConflict(
+            "external_id is already used for a contact with other content; "
+            "send a new external_id for a new contact",
+            field="external_id",
+        )
 
 
 class Router:
@@ -93,6 +109,8 @@ class Router:
             seen = conn.execute(
                 _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
             ).first()
+        if seen is not None and contact.channel is Channel.API:
+            _refuse_other_content(conn, seen.id, contact)
         if seen is not None:
             return IntakeResult(
                 format_ref(prefix, seen.ticket_id),

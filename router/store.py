@@ -8,7 +8,9 @@ writer; PostgreSQL doesn't care).
 Group commit: ``write(fn)`` queues ``fn``; whatever is queued when the writer becomes free runs
 as one transaction, so the fsync is shared. If any ``fn`` fails, the batch is rolled back and
 each ``fn`` is run again in a transaction of its own, so one failing contact fails alone. Every
-caller is answered only after its COMMIT returned.
+caller is answered only after its COMMIT returned. An ``fn`` that lost a race on a unique key to
+another writer of the same database runs again at once (at most ``MAX_RACE_RETRIES`` times,
+logged at DEBUG): it then sees the winner's row, e.g. as a duplicate contact.
 
 Durability on SQLite: WAL with ``synchronous=FULL`` -- a commit survives power loss.
 """
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BATCH = 64
+# A job that lost a race on a unique key runs again at once (it then sees the winner's row).
+MAX_RACE_RETRIES = 3
 
 
 def engine_url(url: str) -> str:
@@ -110,6 +114,7 @@ class _Job:
     future: asyncio.Future[Any]
     result: Any = None
     error: BaseException | None = None
+    races_lost: int = 0
 
 
 @dataclass(slots=True)
@@ -235,7 +240,14 @@ class Store:
                 for job in pending:
                     job.error = _job_error(exc)
                 return
-            pending[index].error = _job_error(exc)
+            job = pending[index]
+            if _unique_violation(exc) and job.races_lost < MAX_RACE_RETRIES:
+                # Another writer (a second gateway, `spoc replay`) committed the same key
+                # between this job's check and its insert: not an outage, run it again.
+                job.races_lost += 1
+                log.debug("lost a race on a unique key, running the job again: %s", exc.orig)
+                continue
+            job.error = _job_error(exc)
             del pending[index]
 
     def _transaction(self, jobs: list[_Job]) -> tuple[int | None, Exception] | None:
@@ -289,15 +301,30 @@ class Store:
             return fn(conn)
 
 
+def _unique_violation(exc: Exception) -> TypeGuard[sa.exc.IntegrityError]:
+    """Whether ``exc`` is a duplicate key: PostgreSQL's SQLSTATE 23505, SQLite's UNIQUE or
+    PRIMARY KEY constraint."""
+    if not isinstance(exc, sa.exc.IntegrityError):
+        return False
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or getattr(
+        orig, "sqlite_errorname", None
+    ) in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
 def _job_error(exc: Exception) -> BaseException:
-    """What a job's caller sees: database trouble (a lost race on a unique key included, which
-    a retry resolves as a duplicate) is temporary; anything else is the job's own error."""
+    """What a job's caller sees: database trouble (a unique key still taken after the retries
+    included) is temporary; anything else is the job's own error."""
     return _temporary(exc)
 
 
 def _temporary(exc: BaseException) -> BaseException:
     if isinstance(exc, TemporaryIntakeError):
         return exc
+    if isinstance(exc, sa.exc.IntegrityError):
+        err = TemporaryIntakeError(f"database conflict: {type(exc.orig).__name__}: {exc.orig}")
+        err.__cause__ = exc
+        return err
     if isinstance(exc, sa.exc.DBAPIError):
         err = TemporaryIntakeError(f"database unavailable: {type(exc.orig).__name__}: {exc.orig}")
         err.__cause__ = exc

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.intake import ContactRejectedError
+from normalizer.refs import format_ref, parse_ref
 from router import replies
 from router.clock import Clock, utcnow
 from router.events import add_event
-from router.refs import format_ref, parse_ref
 from router.schema import (
     attachments,
     contacts,
@@ -187,7 +187,7 @@ class TicketService:
             raise ContactRejectedError(f"unknown group {group!r}", field="group")
         now = self._now()
 
-        def escalate(conn: Connection) -> dict[str, Any]:
+        def escalate(conn: Connection) -> None:
             row = conn.execute(
                 sa.select(tickets.c.group_name, tickets.c.tier).where(tickets.c.id == ticket_id)
             ).first()
@@ -223,11 +223,9 @@ class TicketService:
             replies.announce(
                 conn, ticket_id, ref, f"{ref} is now with {target.name}: {reason}", now
             )
-            data = self.ticket_json(conn, ticket_id)
-            assert data is not None
-            return data
 
-        return await self._store.write(escalate)
+        await self._store.write(escalate)
+        return await self.get(ref)  # read after commit: the writer only writes
 
     async def set_status(self, ref: str, status: str, note: str = "") -> dict[str, Any]:
         """Move a ticket to ``status`` (an agent resolving, closing, parking or reopening it).
@@ -240,7 +238,7 @@ class TicketService:
         ticket_id = self._id(ref)
         now = self._now()
 
-        def set_status(conn: Connection) -> dict[str, Any]:
+        def set_status(conn: Connection) -> None:
             current = conn.execute(
                 sa.select(tickets.c.status).where(tickets.c.id == ticket_id)
             ).scalar()
@@ -258,11 +256,9 @@ class TicketService:
                 if status in ("resolved", "closed"):
                     said = f"{ref} is {status}" + (f": {note}" if note else ".")
                     replies.announce(conn, ticket_id, ref, said, now)
-            data = self.ticket_json(conn, ticket_id)
-            assert data is not None
-            return data
 
-        return await self._store.write(set_status)
+        await self._store.write(set_status)
+        return await self.get(ref)  # read after commit: the writer only writes
 
     async def reply(self, ref: str, text: str) -> None:
         """Send ``text`` to the requester on the channel they used last, via the outbox."""

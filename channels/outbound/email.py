@@ -42,11 +42,11 @@ from typing import Any
 import aiosmtplib
 
 from channels.outbound import DeliveryError
+from normalizer.addresses import is_email_address
 
 log = logging.getLogger(__name__)
 
 _WHITESPACE = re.compile(r"\s+")
-_NOT_IN_ADDRESS = re.compile(r"[\s<>()\[\]\\,;:\"\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +95,7 @@ def _address(payload: Mapping[str, Any], key: str) -> str:
     """A bare addr-spec. Non-ASCII local parts (RFC 6531) are allowed; aiosmtplib then asks
     the relay for SMTPUTF8."""
     value = _field(payload, key).strip()
-    local, at, domain = value.rpartition("@")
-    if not at or not local or not domain or _NOT_IN_ADDRESS.search(value):
+    if not is_email_address(value):
         raise DeliveryError(f"outbound email payload: {key!r} is not an address", permanent=True)
     if value.isascii():
         try:

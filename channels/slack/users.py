@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +18,12 @@ from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from normalizer.addresses import is_email_address
 from normalizer.contact import Party
 
 log = logging.getLogger(__name__)
 
 EMAIL_SCOPE = "users:read.email"
-_EMAIL_RE = re.compile(r"[^\s@<>,;:\"]+@[^\s@<>,;:\"]+\.[^\s@<>,;:\"]+")
 
 
 class UsersInfoClient(Protocol):
@@ -122,7 +121,7 @@ def party_from_user(user_id: str, user: dict[str, Any], users: SlackUsers | None
     assert isinstance(profile, dict)
     email = profile.get("email")
     email = email.strip().casefold() if isinstance(email, str) else None
-    email = email if email and _EMAIL_RE.fullmatch(email) else None
+    email = email if email and is_email_address(email) else None
     if email is None and users is not None:
         users.note_missing_email(user)
     name = next(

@@ -41,12 +41,12 @@ from channels.twilio.journal import CallJournal
 from channels.twilio.signature import Form, MissingField, TwilioWebhook, required
 from normalizer.intake import IntakeResult
 from normalizer.phone import read_caller_id, to_e164
+from normalizer.refs import is_ref
 from normalizer.telephony import CallEvent
 
 log = logging.getLogger(__name__)
 
 _PATH_RE = re.compile(r"^[0-9*#]{0,8}$")
-_REF_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}-\d{1,18}$")
 _FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 DIAL_TIMEOUT_SECONDS = 20
 # How long the call-status step waits for the <Record> action of a caller who hung up while
@@ -369,7 +369,7 @@ class VoiceWebhooks:
             raise MissingField("p", "is not a menu path")
         tries = _int(query.get("n")) or 0
         offered = query.get("t") or None
-        if offered is not None and not _REF_RE.match(offered):
+        if offered is not None and not is_ref(offered):
             raise MissingField("t", "is not a ticket ref")
         return path, min(max(tries, 0), 99), offered
 

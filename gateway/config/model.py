@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import PrivateAttr, model_validator
 
+from channels.smtp import SMTPChannelSettings
 from gateway.config.ivr import IvrSection
 from gateway.config.router_settings import router_settings
 from gateway.config.secrets import Secrets, env_name
@@ -121,6 +122,15 @@ class Config(Section):
     def router_settings(self) -> RouterSettings:
         """The router's settings, built exactly as ``router.settings`` defines them."""
         return router_settings(self)
+
+    def smtp_settings(self) -> SMTPChannelSettings:
+        """The SMTP channel's settings: every ``[smtp]`` key as it is, and the desk's
+        addresses from ``[email]``."""
+        return SMTPChannelSettings(
+            desk_address=self.email.address,
+            aliases=tuple(self.email.aliases),
+            **self.smtp.model_dump(),
+        )
 
 
 def _duplicates(key: str, names: Iterable[str], what: str) -> Iterator[str]:

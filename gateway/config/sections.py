@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.smtp import SMTPChannelSettings
 from gateway.config.values import (
     Address,
     ChannelName,
@@ -80,14 +81,19 @@ class EmailSection(Section):
         return self.message_id_domain or self.address.rpartition("@")[2]
 
 
+# The SMTP channel declares its settings and their defaults once; [smtp] takes them from there
+# and Config.smtp_settings() hands the section back to it whole.
+_SMTP = SMTPChannelSettings(desk_address="")
+
+
 class SmtpSection(Section):
-    host: StrictStr = "127.0.0.1"
-    port: Port = 2525
-    max_message_bytes: PositiveInt = 26_214_400
-    max_recipients: PositiveInt = 50
-    max_connections: PositiveInt = 200
-    idle_timeout_seconds: PositiveFloat = 300.0
-    accept_abuse: StrictBool = False  # take abuse@ at our domains too (postmaster@ always)
+    host: StrictStr = _SMTP.host
+    port: Port = _SMTP.port
+    max_message_bytes: PositiveInt = _SMTP.max_message_bytes
+    max_recipients: PositiveInt = _SMTP.max_recipients
+    max_connections: PositiveInt = _SMTP.max_connections
+    idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
+    accept_abuse: StrictBool = _SMTP.accept_abuse  # abuse@ too (postmaster@ always)
 
 
 class OutboundSmtpSection(Section):

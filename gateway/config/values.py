@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr
 
-_PREFIX_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}$")
-_ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+from normalizer.addresses import is_email_address
+from normalizer.refs import is_prefix
+
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -33,7 +34,7 @@ def _check_regex(value: str) -> str:
 
 
 def _check_address(value: str) -> str:
-    if not _ADDRESS_RE.match(value):
+    if not is_email_address(value):
         raise ValueError(f"{value!r} is not an email address")
     return value
 
@@ -46,7 +47,7 @@ def _check_http_url(value: str) -> str:
 
 
 def check_prefix(value: str) -> str:
-    if not _PREFIX_RE.match(value):
+    if not is_prefix(value) or value != value.upper():
         raise ValueError(
             f"{value!r} must be 1-10 capital letters or digits, starting with a letter"
         )

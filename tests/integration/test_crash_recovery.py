@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from router.refs import format_ref
+from normalizer.refs import format_ref
 from router.store import engine_url, is_sqlite
 from tests.integration.test_serve_process import (
     HOST,

@@ -426,10 +426,103 @@ async def test_a_retry_with_the_same_external_id_returns_the_same_ticket(gw: Gat
     assert stored == 1
 
 
+async def test_a_retry_written_differently_but_saying_the_same_is_still_a_retry(
+    gw: Gateway,
+) -> None:
+    first = await gw.new_contact(external_id="same-words", category="printer")
+    body = {
+        "external_id": "same-words",
+        "category": "printer",
+        "text": "Floor 3, next to the kitchen.",
+        "subject": "Printer on fire",
+        "from": {"name": "Alice", "email": "ALICE@example.org"},
+    }
+    again = await gw.client.post(
+        "/api/contacts",
+        data=json.dumps(body, indent=2).encode(),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert again.status == 200, await again.text()
+    assert (await again.json())["ref"] == first["ref"]
+
+
+async def stored_texts(gw: Gateway, external_id: str) -> list[str]:
+    return await gw.store.read(
+        lambda c: list(
+            c.execute(sa.select(contacts.c.text).where(contacts.c.external_id == external_id))
+            .scalars()
+            .all()
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"text": "Floor 4 now, and it spreads."},
+        {"subject": "Printer still on fire"},
+        {"category": "network"},
+        {"from": {"email": "alice@example.org", "name": "Alice", "phone": "+14155552671"}},
+        {"from": {"email": "mallory@example.org", "name": "Alice"}},
+    ],
+)
+async def test_the_same_external_id_with_other_content_gets_409_and_stores_nothing(
+    gw: Gateway, change: dict[str, Any]
+) -> None:
+    first = await gw.new_contact(external_id="form-7", category="printer")
+    response = await gw.post(
+        "/api/contacts", contact_body(**{"external_id": "form-7", "category": "printer"} | change)
+    )
+    await assert_error(response, 409, "external_id")
+    assert await stored_texts(gw, "form-7") == [first["contacts"][0]["text"]]
+    shown = await (await gw.get(f"/api/tickets/{first['ref']}")).json()
+    assert len(shown["contacts"]) == 1
+
+
 async def test_posts_without_external_id_are_separate_contacts(gw: Gateway) -> None:
     first = await gw.new_contact(**{"from": {"email": "dan@example.org"}})
     second = await gw.new_contact(**{"from": {"email": "erin@example.org"}})
     assert first["ref"] != second["ref"]
+
+
+async def test_nul_and_control_characters_are_removed_from_api_text_not_refused(
+    gw: Gateway,
+) -> None:
+    ticket = await gw.new_contact(text="Floor 3\x00 is\x1b[31m dark\r\n\tsee photo\x7f")
+    assert ticket["contacts"][0]["text"] == "Floor 3 is[31m dark\n\tsee photo"
+    path = f"/api/tickets/{ticket['ref']}"
+    escalated = await gw.post(f"{path}/escalate", {"reason": "needs\x00 L2\x08"})
+    assert escalated.status == 200, await escalated.text()
+    [event] = [e for e in (await escalated.json())["events"] if e["type"] == "escalated"]
+    assert event["detail"]["reason"] == "needs L2"
+    replied = await gw.post(f"{path}/reply", {"text": "On\x00 it"})
+    assert replied.status == 202, await replied.text()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (contact_body(subject="Printer\x00 on fire"), "subject"),
+        (contact_body(**{"from": {"email": "a@example.org", "name": "A\x1b[2JB"}}), "from.name"),
+        (contact_body(category="printer\x00"), "category"),
+    ],
+)
+async def test_one_line_fields_with_control_characters_get_400_naming_the_field(
+    gw: Gateway, body: dict[str, Any], field: str
+) -> None:
+    await assert_error(await gw.post("/api/contacts", body), 400, field)
+
+
+async def test_a_ref_with_fullwidth_digits_in_the_path_is_no_ticket(gw: Gateway) -> None:
+    ticket = await gw.new_contact()
+    assert ticket["ref"] == "SD-1"
+    assert (await gw.get("/api/tickets/SD-1")).status == 200
+    for ref in ("SD-\uff11", "SD-\u0967"):  # fullwidth 1, Devanagari 1
+        await assert_error(await gw.get(f"/api/tickets/{ref}"), 404, "ref")
+        forged = await gw.post(f"/api/tickets/{ref}/escalate", {"reason": "x"})
+        await assert_error(forged, 404, "ref")
+    shown = await (await gw.get("/api/tickets/SD-1")).json()
+    assert shown["group"] == "service-desk"
 
 
 # ---- listing --------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from router.refs import format_ref
+from normalizer.refs import format_ref
 from router.store import engine_url
 from tests.support.services import require_service
 

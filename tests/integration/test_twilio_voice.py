@@ -272,6 +272,24 @@ async def test_a_caller_with_an_open_ticket_can_press_9_to_add_to_it(desk: Phone
     assert len((await desk.ticket(ref))["contacts"]) == 2
 
 
+async def test_an_offered_ref_with_fullwidth_digits_is_refused_not_resolved(
+    desk: PhoneDesk,
+) -> None:
+    first = desk.phone.call(ALICE)
+    await first.record(await first.press(await first.start(), "1"), sid("RE"))
+    ref = only_ref(await desk.tickets())
+    assert ref == "SD-1"
+
+    second = desk.phone.call(ALICE)
+    menu = await second.start()
+    gather = menu.url("Gather")
+    assert "t=SD-1" in gather
+    forged = gather.replace("t=SD-1", "t=SD-%EF%BC%91")  # SD- and a fullwidth 1
+    answer = await desk.phone.post(forged, second.params(Digits="9"))
+    assert answer.status == 400, answer.text
+    assert len((await desk.ticket(ref))["contacts"]) == 1
+
+
 async def test_a_stranger_is_not_offered_someone_elses_ticket(desk: PhoneDesk) -> None:
     first = desk.phone.call(ALICE)
     await first.record(await first.press(await first.start(), "1"), sid("RE"))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import types
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,10 @@ import pytest
 
 from gateway import cli
 from gateway.cli import config_path, main, render_table, render_ticket
-from gateway.config import Config
+from gateway.config import Config, load_config
+from normalizer.contact import Channel, Contact, Party
+from router.router import Router
+from router.store import Store
 from router.tickets import TicketNotFound, TicketPage, TicketQuery
 
 REPO = Path(__file__).resolve().parents[3]
@@ -304,3 +309,34 @@ def test_tickets_commands_on_a_fresh_sqlite_database(
     assert capsys.readouterr().out == "database at head\nno tickets\n"
     assert main(["tickets", "show", "SD-1", "--config", str(path)]) == 1
     assert capsys.readouterr().err == "spoc: no such ticket: SD-1\n"
+
+
+def test_tickets_show_finds_no_ticket_for_a_ref_with_fullwidth_digits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/spoc.db"\n')
+    assert main(["db", "upgrade", "--config", str(path)]) == 0
+    config = load_config(path)
+
+    async def open_ticket() -> str:
+        store = Store.from_url(config.database_url)
+        await store.start()
+        try:
+            contact = Contact(
+                channel=Channel.API,
+                external_id="cli-1",
+                sender=Party(email="alice@example.org"),
+                received_at=datetime.now(UTC),
+                subject="Printer",
+                text="Jammed.",
+            )
+            return (await Router(store, config.router_settings()).submit(contact)).ticket_ref
+        finally:
+            await store.close()
+
+    assert asyncio.run(open_ticket()) == "SD-1"
+    capsys.readouterr()
+    assert main(["tickets", "show", "SD-1", "--config", str(path)]) == 0
+    assert main(["tickets", "show", "SD-\uff11", "--config", str(path)]) == 1
+    assert main(["tickets", "show", "SD-\u0967", "--config", str(path)]) == 1
+    assert capsys.readouterr().err.count("no such ticket") == 2

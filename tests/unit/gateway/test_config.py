@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from channels.smtp import SMTPChannelSettings
 from gateway.config import ConfigError, Secrets, load_config, resolve_sqlite_url
 from normalizer.contact import Channel, Kind
 from router.settings import Group, RoutingRule
@@ -126,6 +127,12 @@ def test_tier_must_be_positive(tmp_path: Path) -> None:
 def test_ticket_prefix_must_be_capitals(tmp_path: Path) -> None:
     [problem] = problems(tmp_path, '[tickets]\nprefix = "sd"\n')
     assert problem.startswith("tickets.prefix: 'sd' ")
+
+
+@pytest.mark.parametrize("prefix", ["SD\\n", "\\uff33D", "S\\u0967", "1SD", "ABCDEFGHIJK"])
+def test_a_ticket_prefix_refs_could_not_carry_is_refused(tmp_path: Path, prefix: str) -> None:
+    [problem] = problems(tmp_path, f'[tickets]\nprefix = "{prefix}"\n')
+    assert problem.startswith("tickets.prefix: ")
 
 
 def test_ivr_digits_must_be_unique_single_digits(tmp_path: Path) -> None:
@@ -433,3 +440,21 @@ def test_slack_lookup_timeout_is_bounded_by_slacks_deadline(tmp_path: Path) -> N
     assert problems(tmp_path, "[slack]\nlookup_timeout_seconds = 3.0\n")[0].startswith(
         "slack.lookup_timeout_seconds:"
     )
+
+
+def test_without_an_smtp_section_the_channel_gets_its_own_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), {})
+    assert config.smtp_settings() == SMTPChannelSettings(desk_address="servicedesk@example.com")
+
+
+def test_every_smtp_key_reaches_the_smtp_channel_as_written(tmp_path: Path) -> None:
+    text = (
+        '[email]\naddress = "desk@example.net"\naliases = ["cs@example.net"]\n'
+        '[smtp]\nhost = "0.0.0.0"\nport = 2600\nmax_message_bytes = 1000\n'
+        "max_recipients = 7\nmax_connections = 9\nidle_timeout_seconds = 12.5\n"
+    )
+    settings = load_config(write(tmp_path, text), {}).smtp_settings()
+    assert (settings.desk_address, settings.aliases) == ("desk@example.net", ("cs@example.net",))
+    assert (settings.host, settings.port) == ("0.0.0.0", 2600)
+    assert (settings.max_message_bytes, settings.max_recipients) == (1000, 7)
+    assert (settings.max_connections, settings.idle_timeout_seconds) == (9, 12.5)

@@ -56,6 +56,14 @@ def test_a_reply_gives_sender_subject_thread_hints_and_recipients() -> None:
     assert contact.auto is AutoClass.HUMAN
 
 
+def test_a_subject_tag_with_fullwidth_or_devanagari_digits_is_not_a_ticket_ref() -> None:
+    raw = (
+        "From: a@example.org\r\nTo: servicedesk@example.com\r\nMessage-ID: <x@example.org>\r\n"
+        "Subject: Re: [SD-\uff11] and [SD-\u0967] and [SD-2]\r\n\r\nhello\r\n"
+    ).encode()
+    assert contact_from_email(raw).thread.subject_refs == ("SD-2",)
+
+
 def test_the_plain_text_part_wins_over_html_and_is_decoded_from_its_charset() -> None:
     contact = contact_from_email(fixture("rfc2047_reply.eml"))
     assert contact.text == "Der Drucker im 3. Stock ist immer noch kaputt. Grüße, Renée"

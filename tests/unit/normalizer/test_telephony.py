@@ -116,6 +116,11 @@ def test_a_malformed_ref_is_ignored() -> None:
     assert contact_from_call(event(add_to_ref="SD-42; drop")).thread.subject_refs == ()
 
 
+@pytest.mark.parametrize("ref", ["SD-\uff14\uff12", "SD-\u0967"])
+def test_a_ref_with_non_ascii_digits_is_ignored(ref: str) -> None:
+    assert contact_from_call(event(add_to_ref=ref)).thread.subject_refs == ()
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
