@@ -19,10 +19,12 @@ Config keys (``[slack]`` -> :class:`SlackChannelSettings`)
 Replies (HTTP mode, as slack-bolt answers)
     ``200``  committed (or a duplicate, or ignored: bots, edits, channel chatter)
     ``401``  missing, bad or stale (> 5 min) signature: nothing is read or stored
-    ``400``  a signed body that is not a Slack payload
+    ``400``  a signed body that is not a Slack payload, or one not shaped as Slack documents
+             it (``"event": null``, ``"actions": null`` …): ``{"error", "field"}``, nothing stored
     ``503``  the contact could not be committed: Slack retries (``X-Slack-Retry-Num``)
     ``url_verification`` gets its challenge back, ``ssl_check`` a 200.
-    Over Socket Mode a 200 is the envelope ack; anything else sends no ack and Slack redelivers.
+    Over Socket Mode a 200 is the envelope ack; anything else sends no ack and Slack redelivers,
+    but a malformed payload is acknowledged (and logged): redelivering it cannot help.
 
 Idempotency key
     The message's ``channel:ts`` (shortcut/reaction: ``shortcut:``/``reaction:`` + that; modal:
@@ -40,8 +42,12 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import WebhookChannel
@@ -54,12 +60,27 @@ from channels.slack.app import (
     build_app,
     web_client,
 )
+from channels.slack.payload import MalformedPayload, check_payload
 from channels.slack.users import SlackUsers
 from normalizer.intake import Intake
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+
+
+class CheckedSocketModeHandler(AsyncSocketModeHandler):
+    """bolt's Socket Mode handler, but an envelope whose payload is malformed is acknowledged
+    (Slack would redeliver it for nothing) and logged instead of failing inside bolt."""
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        try:
+            check_payload(req.payload)
+        except MalformedPayload as exc:
+            log.warning("Slack envelope %s refused and acknowledged: %s", req.envelope_id, exc)
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        await super().handle(client, req)
 
 
 class SlackChannel(WebhookChannel):
@@ -98,7 +119,7 @@ class SlackChannel(WebhookChannel):
             self.client.session = self._session
         await self._who_am_i()
         if self.settings.mode == "socket":
-            self._socket = AsyncSocketModeHandler(
+            self._socket = CheckedSocketModeHandler(
                 self.app, self.settings.app_token, web_client=self.client
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
@@ -144,11 +165,14 @@ class SlackChannel(WebhookChannel):
         if self._verifier is None or not self._verifier.is_valid(body, timestamp, signature):
             return web.json_response({"error": "invalid request"}, status=401)
         try:
-            bolt_request = AsyncBoltRequest(
-                body=body.decode("utf-8"), query=request.query_string, headers=headers
-            )
+            text = body.decode("utf-8")
+            check_payload(parse_body(text, request.content_type))
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+        except MalformedPayload as exc:
+            log.warning("Slack request refused: %s", exc)
+            return web.json_response({"error": str(exc), "field": exc.field}, status=400)
         except (ValueError, TypeError, AttributeError):  # bad UTF-8 or JSON from a signer
-            return web.json_response({"error": "not a Slack payload"}, status=400)
+            return web.json_response({"error": "not a Slack payload", "field": "body"}, status=400)
         if retry := request.headers.get("X-Slack-Retry-Num"):
             reason = request.headers.get("X-Slack-Retry-Reason", "?")
             log.info("Slack retry %s (%s)", retry, reason)
