@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from normalizer.contact import Channel, Contact, Hints, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
+from normalizer.text import clean_line, clean_text
 
 MAX_SUBJECT_CHARS = 120
 MAX_TEXT_CHARS = 40_000  # Slack's own limit for a message's text
@@ -131,24 +132,25 @@ def parse_message(event: Mapping[str, object], channel_id: str | None = None) ->
     )
 
 
-def clean_text(text: str, bot_user_id: str | None = None) -> str:
-    """The message text without the mention of our own bot, capped at Slack's limit."""
+def message_text(text: str, bot_user_id: str | None = None) -> str:
+    """The message text without the mention of our own bot or control characters, capped at
+    Slack's limit."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>\s*", "", text)
-    return text.strip()[:MAX_TEXT_CHARS]
+    return clean_text(text).strip()[:MAX_TEXT_CHARS]
 
 
 def subject_of(text: str) -> str:
     """The first line of a message, mentions shown as ``@U123``, at most 120 characters."""
     first = next((line for line in _LINE_BREAKS.split(text) if line.strip()), "")
-    first = _MENTION_RE.sub(lambda m: f"@{m.group(1)}", first).strip()
+    first = clean_line(_MENTION_RE.sub(lambda m: f"@{m.group(1)}", first))
     if len(first) > MAX_SUBJECT_CHARS:
         first = first[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
     return first
 
 
 def _with_permalink(text: str, permalink: str | None) -> str:
-    return f"{text}\n\nSlack: {permalink}" if permalink else text
+    return f"{text}\n\nSlack: {clean_line(permalink)}" if permalink else text
 
 
 def contact_from_message(
@@ -161,8 +163,8 @@ def contact_from_message(
     raw: bytes = b"",
 ) -> Contact:
     """A DM, an @mention or a reply in a ticket's thread."""
-    _check_sender(sender, received_at)
-    text = clean_text(message.text, bot_user_id)
+    sender = _checked_sender(sender, received_at)
+    text = message_text(message.text, bot_user_id)
     if not text:
         raise ContactRejectedError("the Slack message has no text", field="text")
     external_id = f"{message.channel_id}:{message.ts}"
@@ -179,8 +181,8 @@ def contact_from_shortcut(
     raw: bytes = b"",
 ) -> Contact:
     """Any message turned into a ticket for its author (``action``: shortcut or reaction)."""
-    _check_sender(sender, received_at)
-    text = clean_text(message.text) or "(a Slack message without text)"
+    sender = _checked_sender(sender, received_at)
+    text = message_text(message.text) or "(a Slack message without text)"
     external_id = f"{action}:{message.channel_id}:{message.ts}"
     return _contact(message, external_id, sender, received_at, text, permalink, raw)
 
@@ -220,16 +222,17 @@ def form_from_view_state(values: Mapping[str, object]) -> HelpdeskForm:
     def selected(block: str, action_id: str) -> str | None:
         option = action(block, action_id).get("selected_option")
         value = option.get("value") if isinstance(option, Mapping) else None
-        return value if isinstance(value, str) and value else None
+        return clean_line(value) or None if isinstance(value, str) else None
 
-    description = action(BLOCK_DESCRIPTION, ACTION_DESCRIPTION).get("value")
-    if not isinstance(description, str) or not description.strip():
+    value = action(BLOCK_DESCRIPTION, ACTION_DESCRIPTION).get("value")
+    description = clean_text(value).strip() if isinstance(value, str) else ""
+    if not description:
         raise ContactRejectedError("please describe the problem", field=BLOCK_DESCRIPTION)
     urgency = selected(BLOCK_URGENCY, ACTION_URGENCY)
     return HelpdeskForm(
         category=selected(BLOCK_CATEGORY, ACTION_CATEGORY),
         urgency=urgency if urgency in URGENCIES else None,
-        description=description.strip()[:MAX_TEXT_CHARS],
+        description=description[:MAX_TEXT_CHARS],
     )
 
 
@@ -242,7 +245,7 @@ def contact_from_form(
     raw: bytes = b"",
 ) -> Contact:
     """A submitted ``/helpdesk`` modal. Replies go to the user's DM (no thread)."""
-    _check_sender(sender, received_at)
+    sender = _checked_sender(sender, received_at)
     if not sender.slack_user_id or not _ID_RE.match(view_id):
         raise ContactRejectedError("the modal has no user or view id", field="view")
     return Contact(
@@ -259,8 +262,10 @@ def contact_from_form(
     )
 
 
-def _check_sender(sender: Party, received_at: datetime) -> None:
+def _checked_sender(sender: Party, received_at: datetime) -> Party:
+    """The sender with a name fit to store (Slack profiles may hold control characters)."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     if sender.is_empty():
         raise ContactRejectedError("the Slack message has no user", field="user")
+    return replace(sender, name=clean_line(sender.name or "") or None)

@@ -180,3 +180,22 @@ def test_slack_timestamps_are_recognised_and_converted() -> None:
 def test_received_at_must_be_timezone_aware() -> None:
     with pytest.raises(ValueError):
         contact_from_message(parse_message(event()), sender=ALICE, received_at=datetime(2026, 1, 1))
+
+
+def test_control_characters_are_taken_out_of_every_field_a_message_gives() -> None:
+    # NUL cannot be stored in PostgreSQL text; ESC and friends rewrite terminals and logs.
+    raw = "Printer\x00 on fire\x1b[2J\r\nreally\x07"
+    sender = Party(slack_user_id="U0ALICE", name="Alice\x00 \x1bExample")
+    contact = contact_from_message(
+        parse_message(event(text=raw)), sender=sender, received_at=NOW, permalink="https://x/\x00p"
+    )
+    assert contact.text == "Printer on fire[2J\nreally\n\nSlack: https://x/ p"
+    assert contact.subject == "Printer on fire[2J"
+    assert contact.sender.name == "Alice Example"
+
+
+def test_control_characters_are_taken_out_of_the_form() -> None:
+    form = form_from_view_state(state("Locked\x00 out\x1b", category="locked\x00account"))
+    assert form == HelpdeskForm("locked account", "high", "Locked out")
+    with pytest.raises(ContactRejectedError):
+        form_from_view_state(state("\x00\x07"))
