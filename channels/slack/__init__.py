@@ -117,6 +117,8 @@ class SlackChannel(WebhookChannel):
             # One keep-alive session for every Web API call: no new TLS handshake per event.
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
             self.client.session = self._session
+        if self.app.client.session is None:
+            self.app.client.session = self.client.session  # bolt's per-request clients use it
         await self._who_am_i()
         if self.settings.mode == "socket":
             self._socket = CheckedSocketModeHandler(

@@ -527,7 +527,15 @@ def build_app(
 
     app = AsyncApp(
         signing_secret=settings.signing_secret or "",
-        client=client,
+        # The template of each request's client, without a token: bolt sets the one our
+        # ``authorize`` gives. (With the token here bolt warns at every start that it "will be
+        # ignored" -- true of this template only, and nothing to act on.)
+        client=AsyncWebClient(
+            base_url=client.base_url,
+            timeout=client.timeout,
+            session=client.session,
+            retry_handlers=client.retry_handlers,
+        ),
         authorize=authorize,
         process_before_response=True,
         request_verification_enabled=settings.mode == "http",
