@@ -3,7 +3,10 @@
 What it does
     A slack-bolt ``AsyncApp`` (``channels.slack.app``) turns DMs to the app, @mentions, the
     ``/helpdesk`` modal, the "Create ticket" message shortcut and (optionally) an emoji
-    reaction into contacts, and thread replies into more contacts on the same ticket. In
+    reaction into contacts, and thread replies into more contacts on the same ticket. Text is
+    stored as people wrote it (Slack's escapes and markup converted, ``normalizer.mrkdwn``),
+    shared files as attachments (``channels.slack.files``); edits and deletions are recorded
+    on the ticket. In
     ``mode = "http"`` it is mounted on the gateway's aiohttp app at ``POST /slack/events``
     (Events API, slash command, interactivity and shortcuts on one URL); in
     ``mode = "socket"`` the same listeners run over a Socket Mode WebSocket that the channel
@@ -60,9 +63,11 @@ from channels.slack.app import (
     build_app,
     web_client,
 )
+from channels.slack.files import SlackFiles
 from channels.slack.payload import MalformedPayload, check_payload
 from channels.slack.users import SlackUsers
 from normalizer.intake import Intake
+from normalizer.revision import Revisions
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +98,18 @@ class SlackChannel(WebhookChannel):
         settings: SlackChannelSettings,
         intake: Intake,
         known_thread: KnownThread,
+        revisions: Revisions,
         client: AsyncWebClient | None = None,
     ) -> None:
         self.settings = settings
         self.client = client or web_client(settings)
         self.users = SlackUsers(self.client, settings.users_cache_ttl_seconds)
-        self.listeners = SlackListeners(settings, intake, self.users, known_thread)
+        files = SlackFiles(
+            settings.bot_token, str(self.client.base_url), settings.lookup_timeout_seconds
+        )
+        self.listeners = SlackListeners(
+            settings, intake, self.users, known_thread, revisions, files
+        )
         self.identity = BotIdentity(self.client, settings.bot_token)
         self.app = build_app(settings, self.listeners, self.client, self.identity)
         self._verifier = (

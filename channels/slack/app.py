@@ -9,17 +9,24 @@ Acknowledging
     The app runs with ``process_before_response=True``: a listener awaits
     ``intake.submit(contact)`` and returns before bolt answers, so Slack's ack (HTTP 200, or the
     Socket Mode envelope ack) is sent only after the contact is committed. Slack wants that ack
-    within 3 seconds, so the look-ups before it (``users.info``, ``chat.getPermalink``) run
-    together and are given ``lookup_timeout_seconds`` between them; one that does not answer
-    in time leaves the sender known by Slack id only, or the ticket without a link. When the intake
+    within 3 seconds, so the look-ups before it (``users.info`` for the sender and for each
+    mentioned user, ``chat.getPermalink``, the downloads of shared files) run together and are
+    given ``lookup_timeout_seconds`` between them; one that does not answer in time leaves the
+    sender or a mentioned user known by Slack id only, the ticket without a link, or a file
+    kept as its link with the reason. When the intake
     cannot commit (``TemporaryIntakeError``) the listener returns HTTP 503 -- over Socket Mode
     bolt then sends no ack -- and Slack delivers the event again. A refused contact is logged
     and acknowledged (retrying cannot help). An exception we did not expect becomes bolt's
     empty-bodied 500 and is logged once with its traceback; nothing leaks to Slack.
 
+Edits and deletions
+    ``message_changed`` and ``message_deleted`` of a message that opened or joined a ticket are
+    recorded on that ticket (``normalizer.revision``): no new ticket, no acknowledgement. An
+    "edit" that leaves the text as it was (Slack adds a link preview) is not one.
+
 Ignored
     Messages with a ``bot_id`` (any bot, ours included), our own bot user (bolt drops those
-    too), edits, joins and other non-human subtypes, and channel chatter outside ticket threads.
+    too), joins and other non-human subtypes, and channel chatter outside ticket threads.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -38,6 +45,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels.slack.files import SlackFiles
 from channels.slack.users import SlackUsers
 from normalizer.chat import (
     ACTION_CATEGORY,
@@ -47,6 +55,7 @@ from normalizer.chat import (
     BLOCK_DESCRIPTION,
     BLOCK_URGENCY,
     FORM_CALLBACK_ID,
+    FileNotKept,
     SlackMessage,
     contact_from_form,
     contact_from_message,
@@ -56,8 +65,10 @@ from normalizer.chat import (
     skip_reason,
     ts_to_datetime,
 )
-from normalizer.contact import Contact, Party
+from normalizer.chat_edits import contact_revision, is_revision, parse_revision
+from normalizer.contact import Attachment, Contact, Party
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
+from normalizer.revision import Revisions
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +121,22 @@ def _raw(data: Mapping[str, Any]) -> bytes:
 
 
 RETRY_LATER = 503
+MAX_MENTIONS = 20  # users.info look-ups for one message's mentions; more stay ids
+MAX_FILES = 10  # files downloaded from one message; more are not kept
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the look-ups before the ack found out about a message."""
+
+    sender: Party
+    link: str | None
+    names: dict[str, str]
+    files: tuple[Attachment | FileNotKept, ...]
+
+
+async def _nothing() -> None:
+    return None
 
 
 class SlackUnavailable(Exception):
@@ -150,11 +177,15 @@ class SlackListeners:
         intake: Intake,
         users: SlackUsers,
         known_thread: KnownThread,
+        revisions: Revisions,
+        files: SlackFiles,
     ) -> None:
         self.settings = settings
         self._intake = intake
         self._users = users
         self._known_thread = known_thread
+        self._revisions = revisions
+        self._files = files
         self._slow: set[str] = set()  # the Web API methods we have warned about being slow
 
     # ---- submitting ---------------------------------------------------------------------------
@@ -180,6 +211,8 @@ class SlackListeners:
     async def on_message(
         self, event: dict[str, Any], context: AsyncBoltContext
     ) -> BoltResponse | None:
+        if is_revision(event):
+            return await self._revise(event, context)
         if reason := skip_reason(event, context.bot_user_id):
             log.debug("Slack message ignored: %s", reason)
             return None
@@ -218,14 +251,16 @@ class SlackListeners:
         *,
         permalink: bool,
     ) -> BoltResponse | None:
-        sender, link = await self._sender_and_link(context, message, permalink=permalink)
+        found = await self._look_up(context, message, permalink=permalink)
         try:
             contact = contact_from_message(
                 message,
-                sender=sender,
+                sender=found.sender,
                 received_at=ts_to_datetime(message.ts),
-                permalink=link,
+                permalink=found.link,
                 bot_user_id=context.bot_user_id,
+                names=found.names,
+                files=found.files,
                 raw=_raw(event),
             )
         except ContactRejectedError as exc:
@@ -282,13 +317,15 @@ class SlackListeners:
         message = self._parse(raw_message, channel_id)
         if message is None:
             return None
-        sender, link = await self._sender_and_link(context, message, permalink=True)
+        found = await self._look_up(context, message, permalink=True)
         contact = contact_from_shortcut(
             message,
             action=action,
-            sender=sender,
+            sender=found.sender,
             received_at=ts_to_datetime(message.ts),
-            permalink=link,
+            permalink=found.link,
+            names=found.names,
+            files=found.files,
             raw=_raw(raw_message),
         )
         return await self._submit(contact)
@@ -360,17 +397,73 @@ class SlackListeners:
             log.info("Slack message ignored: %s", exc)
             return None
 
-    async def _sender_and_link(
+    async def _look_up(
         self, context: AsyncBoltContext, message: SlackMessage, *, permalink: bool
-    ) -> tuple[Party, str | None]:
-        """Who sent it and (when asked) its permalink: both at once, bounded together."""
+    ) -> Found:
+        """Who sent it, whom it mentions, its files and (when asked) its permalink: all at
+        once, each bounded by ``lookup_timeout_seconds``, so Slack's ack stays in time."""
         sender = self._bounded(
             "users.info", self._users.party(message.user_id), Party(slack_user_id=message.user_id)
         )
-        if not permalink:
-            return await sender, None
-        link = self._bounded("chat.getPermalink", self._permalink(context, message), None)
-        return await asyncio.gather(sender, link)
+        link = (
+            self._bounded("chat.getPermalink", self._permalink(context, message), None)
+            if permalink
+            else _nothing()
+        )
+        mentioned = [u for u in message.mentioned_users if u != context.bot_user_id]
+        found = await asyncio.gather(
+            sender,
+            link,
+            self._names(mentioned),
+            asyncio.gather(*(self._files.keep(f) for f in message.files[:MAX_FILES])),
+        )
+        return Found(sender=found[0], link=found[1], names=found[2], files=tuple(found[3]))
+
+    async def _names(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """The names of mentioned users that Slack tells in time (the others stay ids)."""
+        parties = await asyncio.gather(
+            *(
+                self._bounded("users.info", self._users.party(u), Party(slack_user_id=u))
+                for u in user_ids[:MAX_MENTIONS]
+            )
+        )
+        return {p.slack_user_id: p.name for p in parties if p.slack_user_id and p.name}
+
+    # ---- edits and deletions ------------------------------------------------------------------
+    async def _revise(
+        self, event: Mapping[str, Any], context: AsyncBoltContext
+    ) -> BoltResponse | None:
+        """An edit or a deletion: recorded on the ticket its message is part of, if any."""
+        revision = parse_revision(event)
+        if revision is None:
+            return None
+        names = await self._names([u for u in revision.mentioned_users if u != context.bot_user_id])
+        try:
+            result = await self._revisions.revise(
+                contact_revision(revision, names, context.bot_user_id)
+            )
+        except TemporaryIntakeError as exc:
+            log.warning(
+                "Slack %s of %s not stored, Slack will retry: %s", revision.kind, revision.ts, exc
+            )
+            return BoltResponse(status=RETRY_LATER, body="")
+        if result is None:
+            log.debug(
+                "Slack %s of %s:%s: not a ticket's message",
+                revision.kind,
+                revision.channel_id,
+                revision.ts,
+            )
+        else:
+            log.info(
+                "Slack %s:%s %s -> %s%s",
+                revision.channel_id,
+                revision.ts,
+                revision.kind,
+                result.ticket_ref,
+                " (duplicate)" if result.duplicate else "",
+            )
+        return None
 
     async def _bounded(self, method: str, lookup: Awaitable[T], fallback: T) -> T:
         """``lookup``, or ``fallback`` when Slack has not answered in ``lookup_timeout_seconds``."""
