@@ -76,7 +76,8 @@ async def test_escaped_text_is_stored_as_written_and_posted_back_escaped(desk: S
 async def test_a_mention_with_a_link_and_a_file_is_what_the_agent_sees(desk: SlackDesk) -> None:
     ts = desk.next_ts()
     event = channel_message(
-        f"<@{BOT_USER_ID}> printer jams, <@{BOB}> saw it too: <https://wiki.example/p|the wiki>",
+        f"<@{BOT_USER_ID}> printer jams &amp; beeps, <@{BOB}> saw it too: "
+        "<https://wiki.example/p|the wiki>",
         ts,
         kind="app_mention",
     )
@@ -85,8 +86,12 @@ async def test_a_mention_with_a_link_and_a_file_is_what_the_agent_sees(desk: Sla
     assert status == 200
     ticket = await only_ticket(desk)
     [contact] = ticket["contacts"]
-    assert contact["text"].split("\n\n")[0] == (
-        "printer jams, @Bob Builder saw it too: the wiki (https://wiki.example/p)"
+    # The example in docs/slack.md, "What an agent sees".
+    said = "printer jams & beeps, @Bob Builder saw it too: the wiki (https://wiki.example/p)"
+    assert contact["subject"] == said
+    assert (
+        contact["text"]
+        == f"{said}\n\nSlack: https://example.slack.com/archives/C0GENERAL/p{ts.replace('.', '')}"
     )
     assert contact["attachments"] == [
         {
