@@ -42,9 +42,10 @@ def is_revision(event: Mapping[str, object]) -> bool:
 
 
 def parse_revision(event: Mapping[str, object]) -> SlackRevision | None:
-    """An edit or a deletion of a person's message; ``None`` for a bot's message, an "edit"
-    that leaves the text as it was (Slack sends one when it adds a link preview) and a
-    malformed event."""
+    """An edit or a deletion of a person's message (a thread's first message deleted under
+    its replies arrives as an edit to a ``tombstone``: a deletion); ``None`` for a bot's
+    message, an "edit" that leaves the text as it was (Slack sends one when it adds a link
+    preview) and a malformed event."""
     kind = _REVISION_KINDS.get(str(event.get("subtype")))
     channel, stamp = event.get("channel"), event.get("ts")
     message, previous = event.get("message"), event.get("previous_message")
@@ -59,6 +60,9 @@ def parse_revision(event: Mapping[str, object]) -> SlackRevision | None:
     if not isinstance(message, Mapping) or message.get("bot_id"):
         return None
     ts, text = message.get("ts"), message.get("text")
+    if message.get("subtype") == "tombstone" and isinstance(ts, str) and is_slack_ts(ts):
+        # A thread's first message deleted while it has replies: Slack keeps a placeholder.
+        return SlackRevision(channel, ts, RevisionKind.DELETED, str(stamp or ts))
     edited = message.get("edited")
     edited_ts = edited.get("ts") if isinstance(edited, Mapping) else None
     if not isinstance(ts, str) or not is_slack_ts(ts) or not isinstance(text, str):

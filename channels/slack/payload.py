@@ -117,7 +117,7 @@ _BY_TYPE: dict[str, type[_Envelope]] = {
 def check_payload(body: object) -> None:
     """Raise :class:`MalformedPayload` unless ``body`` is shaped as Slack documents it."""
     if not isinstance(body, dict):
-        raise MalformedPayload("a Slack payload must be a JSON object", field="body")
+        raise MalformedPayload("Slack payload: body must be a JSON object", field="body")
     kind = body.get("type")
     model = _BY_TYPE.get(kind, _Envelope) if isinstance(kind, str) else _Envelope
     try:

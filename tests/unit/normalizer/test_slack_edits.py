@@ -85,3 +85,15 @@ def test_malformed_revisions_are_ignored_not_raised() -> None:
     assert parse_revision(CHANGED | {"channel": 5}) is None
     assert parse_revision(DELETED | {"deleted_ts": "yesterday"}) is None
     assert not is_revision({"type": "message", "subtype": "file_share"})
+
+
+def test_a_thread_root_deleted_under_its_replies_is_a_deletion_not_an_edit() -> None:
+    tombstone = CHANGED["message"] | {
+        "subtype": "tombstone",
+        "text": "This message was deleted.",
+        "user": "USLACKBOT",
+        "hidden": True,
+    }
+    found = parse_revision(CHANGED | {"message": tombstone})
+    assert found is not None and found.kind is RevisionKind.DELETED
+    assert found.ts == "1700000000.000100" and found.revised_at == CHANGED["ts"]
