@@ -31,10 +31,9 @@ Ignored
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -42,10 +41,11 @@ from typing import Any, Literal, TypeVar
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.slack.files import SlackFiles
+from channels.slack.lookups import SlackLookups
 from channels.slack.users import SlackUsers
 from normalizer.chat import (
     ACTION_CATEGORY,
@@ -55,7 +55,6 @@ from normalizer.chat import (
     BLOCK_DESCRIPTION,
     BLOCK_URGENCY,
     FORM_CALLBACK_ID,
-    FileNotKept,
     SlackMessage,
     contact_from_form,
     contact_from_message,
@@ -66,7 +65,7 @@ from normalizer.chat import (
     ts_to_datetime,
 )
 from normalizer.chat_edits import contact_revision, is_revision, parse_revision
-from normalizer.contact import Attachment, Contact, Party
+from normalizer.contact import Contact
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
 from normalizer.revision import Revisions
 
@@ -121,22 +120,6 @@ def _raw(data: Mapping[str, Any]) -> bytes:
 
 
 RETRY_LATER = 503
-MAX_MENTIONS = 20  # users.info look-ups for one message's mentions; more stay ids
-MAX_FILES = 10  # files downloaded from one message; more are not kept
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """What the look-ups before the ack found out about a message."""
-
-    sender: Party
-    link: str | None
-    names: dict[str, str]
-    files: tuple[Attachment | FileNotKept, ...]
-
-
-async def _nothing() -> None:
-    return None
 
 
 class SlackUnavailable(Exception):
@@ -182,11 +165,9 @@ class SlackListeners:
     ) -> None:
         self.settings = settings
         self._intake = intake
-        self._users = users
         self._known_thread = known_thread
         self._revisions = revisions
-        self._files = files
-        self._slow: set[str] = set()  # the Web API methods we have warned about being slow
+        self._lookups = SlackLookups(settings.lookup_timeout_seconds, users, files)
 
     # ---- submitting ---------------------------------------------------------------------------
     async def _submit(self, contact: Contact) -> BoltResponse | None:
@@ -251,7 +232,7 @@ class SlackListeners:
         *,
         permalink: bool,
     ) -> BoltResponse | None:
-        found = await self._look_up(context, message, permalink=permalink)
+        found = await self._lookups.message(context, message, permalink=permalink)
         try:
             contact = contact_from_message(
                 message,
@@ -280,7 +261,7 @@ class SlackListeners:
         if not isinstance(channel, str) or not isinstance(ts, str):
             return None
         try:
-            found = await self._fetch_message(context, channel, ts)
+            found = await self._lookups.original(context, channel, ts)
         except (SlackClientError, OSError, TimeoutError) as exc:
             log.warning("Slack reaction on %s:%s: cannot read the message (%s)", channel, ts, exc)
             return BoltResponse(status=RETRY_LATER, body="")
@@ -317,7 +298,7 @@ class SlackListeners:
         message = self._parse(raw_message, channel_id)
         if message is None:
             return None
-        found = await self._look_up(context, message, permalink=True)
+        found = await self._lookups.message(context, message, permalink=True)
         contact = contact_from_shortcut(
             message,
             action=action,
@@ -367,9 +348,7 @@ class SlackListeners:
         except ContactRejectedError as exc:
             await ack(response_action="errors", errors={exc.field or BLOCK_DESCRIPTION: str(exc)})
             return None
-        sender = await self._bounded(
-            "users.info", self._users.party(user_id), Party(slack_user_id=user_id)
-        )
+        sender = await self._lookups.sender(user_id)
         try:
             contact = contact_from_form(
                 form,
@@ -397,38 +376,6 @@ class SlackListeners:
             log.info("Slack message ignored: %s", exc)
             return None
 
-    async def _look_up(
-        self, context: AsyncBoltContext, message: SlackMessage, *, permalink: bool
-    ) -> Found:
-        """Who sent it, whom it mentions, its files and (when asked) its permalink: all at
-        once, each bounded by ``lookup_timeout_seconds``, so Slack's ack stays in time."""
-        sender = self._bounded(
-            "users.info", self._users.party(message.user_id), Party(slack_user_id=message.user_id)
-        )
-        link = (
-            self._bounded("chat.getPermalink", self._permalink(context, message), None)
-            if permalink
-            else _nothing()
-        )
-        mentioned = [u for u in message.mentioned_users if u != context.bot_user_id]
-        found = await asyncio.gather(
-            sender,
-            link,
-            self._names(mentioned),
-            asyncio.gather(*(self._files.keep(f) for f in message.files[:MAX_FILES])),
-        )
-        return Found(sender=found[0], link=found[1], names=found[2], files=tuple(found[3]))
-
-    async def _names(self, user_ids: Sequence[str]) -> dict[str, str]:
-        """The names of mentioned users that Slack tells in time (the others stay ids)."""
-        parties = await asyncio.gather(
-            *(
-                self._bounded("users.info", self._users.party(u), Party(slack_user_id=u))
-                for u in user_ids[:MAX_MENTIONS]
-            )
-        )
-        return {p.slack_user_id: p.name for p in parties if p.slack_user_id and p.name}
-
     # ---- edits and deletions ------------------------------------------------------------------
     async def _revise(
         self, event: Mapping[str, Any], context: AsyncBoltContext
@@ -437,7 +384,9 @@ class SlackListeners:
         revision = parse_revision(event)
         if revision is None:
             return None
-        names = await self._names([u for u in revision.mentioned_users if u != context.bot_user_id])
+        names = await self._lookups.names(
+            [u for u in revision.mentioned_users if u != context.bot_user_id]
+        )
         try:
             result = await self._revisions.revise(
                 contact_revision(revision, names, context.bot_user_id)
@@ -463,65 +412,6 @@ class SlackListeners:
                 result.ticket_ref,
                 " (duplicate)" if result.duplicate else "",
             )
-        return None
-
-    async def _bounded(self, method: str, lookup: Awaitable[T], fallback: T) -> T:
-        """``lookup``, or ``fallback`` when Slack has not answered in ``lookup_timeout_seconds``."""
-        seconds = self.settings.lookup_timeout_seconds
-        try:
-            async with asyncio.timeout(seconds):
-                return await lookup
-        except TimeoutError:
-            level = logging.INFO if method in self._slow else logging.WARNING
-            self._slow.add(method)
-            log.log(
-                level,
-                "Slack %s did not answer within %.1f s: acknowledging without it (%s)",
-                method,
-                seconds,
-                "Slack id only" if method == "users.info" else "no link on the ticket",
-            )
-            return fallback
-
-    async def _permalink(self, context: AsyncBoltContext, message: SlackMessage) -> str | None:
-        client = context.client
-        if client is None:
-            return None
-        try:
-            response = await client.chat_getPermalink(
-                channel=message.channel_id, message_ts=message.ts
-            )
-        except (SlackClientError, OSError, TimeoutError) as exc:
-            log.info("Slack chat.getPermalink failed (%s): no link on the ticket", exc)
-            return None
-        link = response.get("permalink")
-        return link if isinstance(link, str) else None
-
-    async def _fetch_message(
-        self, context: AsyncBoltContext, channel: str, ts: str
-    ) -> dict[str, Any] | None:
-        """The message a reaction was added to: channel history first, then thread replies."""
-        client = context.client
-        if client is None:
-            return None
-        for method in ("conversations.history", "conversations.replies"):
-            try:
-                if method == "conversations.history":
-                    response = await client.conversations_history(
-                        channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1
-                    )
-                else:
-                    response = await client.conversations_replies(channel=channel, ts=ts, limit=1)
-            except SlackApiError as exc:
-                data = exc.response.data if isinstance(exc.response.data, dict) else {}
-                if exc.response.status_code >= 500 or data.get("error") == "ratelimited":
-                    raise
-                log.info("Slack cannot read %s:%s: %s", channel, ts, data.get("error"))
-                return None
-            messages = response.get("messages")
-            for found in messages if isinstance(messages, list) else []:
-                if isinstance(found, dict) and found.get("ts") == ts:
-                    return found
         return None
 
 
