@@ -75,3 +75,10 @@ async def test_a_download_slack_does_not_finish_in_time_is_kept_as_a_link(
     result = await SlackFiles(TOKEN, api.base_url, 0.2).keep(file)
     hang.set()
     assert result == FileNotKept("note.txt", file.url, "not downloaded within 0.2 s")
+
+
+async def test_a_large_file_is_kept_whole_not_just_its_first_chunk(api: FakeSlackAPI) -> None:
+    # One read() of the body returns what has arrived so far, not the whole file.
+    data = bytes(range(256)) * 6000  # 1.5 MB, many TCP segments
+    kept = await SlackFiles(TOKEN, api.base_url, 5.0).keep(shared(api, data, "video/mp4"))
+    assert isinstance(kept, Attachment) and kept.data == data
