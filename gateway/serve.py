@@ -34,6 +34,7 @@ from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
 from router.lookup import ChatLookup, PhoneLookup
 from router.outbox import Outbox
+from router.revisions import ContactRevisions
 from router.router import Router
 from router.store import Store, is_sqlite
 from router.tickets import TicketService
@@ -201,7 +202,9 @@ class Gateway:
                     lookup_timeout_seconds=slack.lookup_timeout_seconds,
                     categories=tuple(categories),
                 )
-                channels.append(SlackChannel(settings, intake, ChatLookup(store).known_thread))
+                revisions = ContactRevisions(store, config.tickets.prefix)
+                known_thread = ChatLookup(store).known_thread
+                channels.append(SlackChannel(settings, intake, known_thread, revisions))
         if config.twilio.enabled:
             token = config.secrets.twilio_auth_token
             if not token:

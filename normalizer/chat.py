@@ -21,12 +21,14 @@ Thread keys (``ThreadHints.chat_thread``)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from normalizer.contact import Channel, Contact, Hints, Party, ThreadHints
+from normalizer.contact import Attachment, Channel, Contact, Hints, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
+from normalizer.mrkdwn import mentioned_users, to_plain
+from normalizer.text import clean_line, clean_text
 
 MAX_SUBJECT_CHARS = 120
 MAX_TEXT_CHARS = 40_000  # Slack's own limit for a message's text
@@ -42,13 +44,33 @@ URGENCIES = ("high", "medium", "low")
 _HUMAN_SUBTYPES = frozenset({"", "file_share", "thread_broadcast", "me_message"})
 _TS_RE = re.compile(r"^[0-9]{1,12}\.[0-9]{1,9}$")
 _ID_RE = re.compile(r"^[A-Z0-9]{2,40}$")
-_MENTION_RE = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
 @dataclass(frozen=True, slots=True)
+class SlackFile:
+    """A file shared with a message (Slack's file object, the parts we use)."""
+
+    id: str
+    name: str
+    mimetype: str
+    size: int | None = None
+    url: str | None = None  # url_private_download, else url_private
+    external: bool = False  # a link to Google Drive & co., not a file Slack holds
+
+
+@dataclass(frozen=True, slots=True)
+class FileNotKept:
+    """A shared file the desk could not keep: the ticket names it, its link and why."""
+
+    name: str
+    url: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SlackMessage:
-    """The parts of a Slack message the desk uses."""
+    """The parts of a Slack message the desk uses. ``text`` is Slack's (markup, escapes)."""
 
     channel_id: str
     ts: str
@@ -56,6 +78,12 @@ class SlackMessage:
     text: str
     thread_ts: str | None = None
     channel_type: str | None = None  # "im", "channel", "group", "mpim"
+    files: tuple[SlackFile, ...] = ()
+
+    @property
+    def mentioned_users(self) -> tuple[str, ...]:
+        """Whose names the text needs (``<@U123>``), to look up before converting it."""
+        return mentioned_users(self.text)
 
     @property
     def thread_key(self) -> str:
@@ -78,6 +106,11 @@ class HelpdeskForm:
 def is_slack_ts(value: str | None) -> bool:
     """``1700000000.000100``: the shape of a Slack message timestamp."""
     return bool(value) and _TS_RE.match(value or "") is not None
+
+
+def is_slack_id(value: object) -> bool:
+    """``C123``, ``U0ALICE``: the shape of a Slack channel or user id."""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
 
 
 def ts_to_datetime(ts: str) -> datetime:
@@ -121,6 +154,7 @@ def parse_message(event: Mapping[str, object], channel_id: str | None = None) ->
         raise ContactRejectedError("the Slack message has a malformed thread_ts", field="thread_ts")
     text = event.get("text")
     channel_type = event.get("channel_type")
+    files = event.get("files")
     return SlackMessage(
         channel_id=channel,
         ts=ts,
@@ -128,27 +162,72 @@ def parse_message(event: Mapping[str, object], channel_id: str | None = None) ->
         text=text if isinstance(text, str) else "",
         thread_ts=thread_ts,
         channel_type=channel_type if isinstance(channel_type, str) else None,
+        files=tuple(_files(files if isinstance(files, list) else [])),
     )
 
 
-def clean_text(text: str, bot_user_id: str | None = None) -> str:
-    """The message text without the mention of our own bot, capped at Slack's limit."""
+def _files(items: list[object]) -> Iterator[SlackFile]:
+    for item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            continue
+        name = next(
+            (n for n in (item.get("name"), item.get("title")) if isinstance(n, str) and n), ""
+        )
+        mimetype, size = item.get("mimetype"), item.get("size")
+        url = next(
+            (
+                u
+                for u in (item.get("url_private_download"), item.get("url_private"))
+                if isinstance(u, str) and u
+            ),
+            None,
+        )
+        yield SlackFile(
+            id=item["id"],
+            name=clean_line(name) or item["id"],
+            mimetype=mimetype if isinstance(mimetype, str) and mimetype else "",
+            size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            url=clean_line(url) if url else None,
+            external=item.get("is_external") is True or item.get("mode") == "external",
+        )
+
+
+def message_text(
+    text: str, bot_user_id: str | None = None, names: Mapping[str, str] | None = None
+) -> str:
+    """Slack message text as its author wrote it (:func:`normalizer.mrkdwn.to_plain`), without
+    the mention of our own bot or control characters, capped at Slack's limit. ``names``: the
+    mentioned users' names by id (an id without a name stays ``@U123``)."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>\s*", "", text)
-    return text.strip()[:MAX_TEXT_CHARS]
+    shown = {user: clean_line(name) for user, name in (names or {}).items()}
+    return clean_text(to_plain(text, shown)).strip()[:MAX_TEXT_CHARS]
 
 
 def subject_of(text: str) -> str:
-    """The first line of a message, mentions shown as ``@U123``, at most 120 characters."""
+    """The first line of plain text, at most 120 characters."""
     first = next((line for line in _LINE_BREAKS.split(text) if line.strip()), "")
-    first = _MENTION_RE.sub(lambda m: f"@{m.group(1)}", first).strip()
+    first = clean_line(first)
     if len(first) > MAX_SUBJECT_CHARS:
         first = first[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
     return first
 
 
-def _with_permalink(text: str, permalink: str | None) -> str:
-    return f"{text}\n\nSlack: {permalink}" if permalink else text
+def _with_notes(text: str, permalink: str | None, not_kept: Sequence[FileNotKept]) -> str:
+    """The text, then a line for each file not kept, then the message's permalink."""
+    notes = [
+        f"File not kept: {f.name}" + (f" ({f.url})" if f.url else "") + f": {f.reason}"
+        for f in not_kept
+    ]
+    if permalink:
+        notes.append(f"Slack: {clean_line(permalink)}")
+    return "\n\n".join([text, "\n".join(notes)]) if notes else text
+
+
+def _files_only(files: Sequence[Attachment | FileNotKept]) -> str:
+    """The text of a message that is only files: which ones were shared."""
+    names = [f.filename if isinstance(f, Attachment) else f.name for f in files]
+    return "Shared " + ", ".join(names) if names else ""
 
 
 def contact_from_message(
@@ -158,15 +237,18 @@ def contact_from_message(
     received_at: datetime,
     permalink: str | None = None,
     bot_user_id: str | None = None,
+    names: Mapping[str, str] | None = None,
+    files: Sequence[Attachment | FileNotKept] = (),
     raw: bytes = b"",
 ) -> Contact:
-    """A DM, an @mention or a reply in a ticket's thread."""
-    _check_sender(sender, received_at)
-    text = clean_text(message.text, bot_user_id)
+    """A DM, an @mention or a reply in a ticket's thread, with the files shared with it
+    (downloaded as attachments, or :class:`FileNotKept`)."""
+    sender = _checked_sender(sender, received_at)
+    text = message_text(message.text, bot_user_id, names) or _files_only(files)
     if not text:
         raise ContactRejectedError("the Slack message has no text", field="text")
     external_id = f"{message.channel_id}:{message.ts}"
-    return _contact(message, external_id, sender, received_at, text, permalink, raw)
+    return _contact(message, external_id, sender, received_at, text, permalink, files, raw)
 
 
 def contact_from_shortcut(
@@ -176,13 +258,19 @@ def contact_from_shortcut(
     sender: Party,
     received_at: datetime,
     permalink: str | None = None,
+    names: Mapping[str, str] | None = None,
+    files: Sequence[Attachment | FileNotKept] = (),
     raw: bytes = b"",
 ) -> Contact:
     """Any message turned into a ticket for its author (``action``: shortcut or reaction)."""
-    _check_sender(sender, received_at)
-    text = clean_text(message.text) or "(a Slack message without text)"
+    sender = _checked_sender(sender, received_at)
+    text = (
+        message_text(message.text, names=names)
+        or _files_only(files)
+        or "(a Slack message without text)"
+    )
     external_id = f"{action}:{message.channel_id}:{message.ts}"
-    return _contact(message, external_id, sender, received_at, text, permalink, raw)
+    return _contact(message, external_id, sender, received_at, text, permalink, files, raw)
 
 
 def _contact(
@@ -192,16 +280,19 @@ def _contact(
     received_at: datetime,
     text: str,
     permalink: str | None,
+    files: Sequence[Attachment | FileNotKept],
     raw: bytes,
 ) -> Contact:
     """A Slack contact in the message's thread (the thread key is how replies find it)."""
+    not_kept = [f for f in files if isinstance(f, FileNotKept)]
     return Contact(
         channel=Channel.SLACK,
         external_id=external_id,
         sender=sender,
         received_at=received_at,
         subject=subject_of(text),
-        text=_with_permalink(text, permalink),
+        text=_with_notes(text, permalink, not_kept),
+        attachments=tuple(f for f in files if isinstance(f, Attachment)),
         thread=ThreadHints(chat_thread=message.thread_key),
         raw=raw,
         raw_type="application/json",
@@ -220,16 +311,17 @@ def form_from_view_state(values: Mapping[str, object]) -> HelpdeskForm:
     def selected(block: str, action_id: str) -> str | None:
         option = action(block, action_id).get("selected_option")
         value = option.get("value") if isinstance(option, Mapping) else None
-        return value if isinstance(value, str) and value else None
+        return clean_line(value) or None if isinstance(value, str) else None
 
-    description = action(BLOCK_DESCRIPTION, ACTION_DESCRIPTION).get("value")
-    if not isinstance(description, str) or not description.strip():
+    value = action(BLOCK_DESCRIPTION, ACTION_DESCRIPTION).get("value")
+    description = clean_text(value).strip() if isinstance(value, str) else ""
+    if not description:
         raise ContactRejectedError("please describe the problem", field=BLOCK_DESCRIPTION)
     urgency = selected(BLOCK_URGENCY, ACTION_URGENCY)
     return HelpdeskForm(
         category=selected(BLOCK_CATEGORY, ACTION_CATEGORY),
         urgency=urgency if urgency in URGENCIES else None,
-        description=description.strip()[:MAX_TEXT_CHARS],
+        description=description[:MAX_TEXT_CHARS],
     )
 
 
@@ -242,7 +334,7 @@ def contact_from_form(
     raw: bytes = b"",
 ) -> Contact:
     """A submitted ``/helpdesk`` modal. Replies go to the user's DM (no thread)."""
-    _check_sender(sender, received_at)
+    sender = _checked_sender(sender, received_at)
     if not sender.slack_user_id or not _ID_RE.match(view_id):
         raise ContactRejectedError("the modal has no user or view id", field="view")
     return Contact(
@@ -259,8 +351,10 @@ def contact_from_form(
     )
 
 
-def _check_sender(sender: Party, received_at: datetime) -> None:
+def _checked_sender(sender: Party, received_at: datetime) -> Party:
+    """The sender with a name fit to store (Slack profiles may hold control characters)."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     if sender.is_empty():
         raise ContactRejectedError("the Slack message has no user", field="user")
+    return replace(sender, name=clean_line(sender.name or "") or None)

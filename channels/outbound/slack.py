@@ -7,9 +7,11 @@ What it does
         {"channel": "C123", "thread_ts": "1700000000.000100" | null, "text": "…",
          "ticket_ref": "SD-42"}
 
-    ``thread_ts`` is used only when it is a Slack timestamp; anything else (a modal ticket's
-    ``view-V…`` key) posts top-level. A ``channel`` that is a user id (``U…``) posts in the
-    app's DM with that user.
+    ``text`` is plain text: ``&``, ``<`` and ``>`` are escaped as Slack asks, so what an agent
+    or a requester wrote shows as written and never becomes a mention or a link (``*bold*``
+    still reads as bold). ``thread_ts`` is used only when it is a Slack timestamp; anything
+    else (a modal ticket's ``view-V…`` key) posts top-level. A ``channel`` that is a user id
+    (``U…``) posts in the app's DM with that user.
 
 Config keys (:class:`SlackSenderSettings`)
     ``bot_token`` (``SPOC_SLACK_BOT_TOKEN``), ``api_base_url`` (``[slack] api_base_url``),
@@ -40,6 +42,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.outbound import DeliveryError
 from normalizer.chat import is_slack_ts
+from normalizer.mrkdwn import escape
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class SlackSender:
 
     async def send(self, payload: Mapping[str, Any]) -> str:
         channel = _text_field(payload, "channel")
-        text = _text_field(payload, "text")
+        text = escape(_text_field(payload, "text"))  # a "<" someone wrote stays a "<"
         thread_ts = payload.get("thread_ts")
         kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
         if isinstance(thread_ts, str) and is_slack_ts(thread_ts):

@@ -3,7 +3,10 @@
 What it does
     A slack-bolt ``AsyncApp`` (``channels.slack.app``) turns DMs to the app, @mentions, the
     ``/helpdesk`` modal, the "Create ticket" message shortcut and (optionally) an emoji
-    reaction into contacts, and thread replies into more contacts on the same ticket. In
+    reaction into contacts, and thread replies into more contacts on the same ticket. Text is
+    stored as people wrote it (Slack's escapes and markup converted, ``normalizer.mrkdwn``),
+    shared files as attachments (``channels.slack.files``); edits and deletions are recorded
+    on the ticket. In
     ``mode = "http"`` it is mounted on the gateway's aiohttp app at ``POST /slack/events``
     (Events API, slash command, interactivity and shortcuts on one URL); in
     ``mode = "socket"`` the same listeners run over a Socket Mode WebSocket that the channel
@@ -19,10 +22,12 @@ Config keys (``[slack]`` -> :class:`SlackChannelSettings`)
 Replies (HTTP mode, as slack-bolt answers)
     ``200``  committed (or a duplicate, or ignored: bots, edits, channel chatter)
     ``401``  missing, bad or stale (> 5 min) signature: nothing is read or stored
-    ``400``  a signed body that is not a Slack payload
+    ``400``  a signed body that is not a Slack payload, or one not shaped as Slack documents
+             it (``"event": null``, ``"actions": null`` …): ``{"error", "field"}``, nothing stored
     ``503``  the contact could not be committed: Slack retries (``X-Slack-Retry-Num``)
     ``url_verification`` gets its challenge back, ``ssl_check`` a 200.
-    Over Socket Mode a 200 is the envelope ack; anything else sends no ack and Slack redelivers.
+    Over Socket Mode a 200 is the envelope ack; anything else sends no ack and Slack redelivers,
+    but a malformed payload is acknowledged (and logged): redelivering it cannot help.
 
 Idempotency key
     The message's ``channel:ts`` (shortcut/reaction: ``shortcut:``/``reaction:`` + that; modal:
@@ -40,8 +45,12 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import WebhookChannel
@@ -54,12 +63,29 @@ from channels.slack.app import (
     build_app,
     web_client,
 )
+from channels.slack.files import SlackFiles
+from channels.slack.payload import MalformedPayload, check_payload
 from channels.slack.users import SlackUsers
 from normalizer.intake import Intake
+from normalizer.revision import Revisions
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+
+
+class CheckedSocketModeHandler(AsyncSocketModeHandler):
+    """bolt's Socket Mode handler, but an envelope whose payload is malformed is acknowledged
+    (Slack would redeliver it for nothing) and logged instead of failing inside bolt."""
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        try:
+            check_payload(req.payload)
+        except MalformedPayload as exc:
+            log.warning("Slack envelope %s refused and acknowledged: %s", req.envelope_id, exc)
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        await super().handle(client, req)
 
 
 class SlackChannel(WebhookChannel):
@@ -72,12 +98,18 @@ class SlackChannel(WebhookChannel):
         settings: SlackChannelSettings,
         intake: Intake,
         known_thread: KnownThread,
+        revisions: Revisions,
         client: AsyncWebClient | None = None,
     ) -> None:
         self.settings = settings
         self.client = client or web_client(settings)
         self.users = SlackUsers(self.client, settings.users_cache_ttl_seconds)
-        self.listeners = SlackListeners(settings, intake, self.users, known_thread)
+        files = SlackFiles(
+            settings.bot_token, str(self.client.base_url), settings.lookup_timeout_seconds
+        )
+        self.listeners = SlackListeners(
+            settings, intake, self.users, known_thread, revisions, files
+        )
         self.identity = BotIdentity(self.client, settings.bot_token)
         self.app = build_app(settings, self.listeners, self.client, self.identity)
         self._verifier = (
@@ -96,9 +128,11 @@ class SlackChannel(WebhookChannel):
             # One keep-alive session for every Web API call: no new TLS handshake per event.
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
             self.client.session = self._session
+        if self.app.client.session is None:
+            self.app.client.session = self.client.session  # bolt's per-request clients use it
         await self._who_am_i()
         if self.settings.mode == "socket":
-            self._socket = AsyncSocketModeHandler(
+            self._socket = CheckedSocketModeHandler(
                 self.app, self.settings.app_token, web_client=self.client
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
@@ -144,11 +178,14 @@ class SlackChannel(WebhookChannel):
         if self._verifier is None or not self._verifier.is_valid(body, timestamp, signature):
             return web.json_response({"error": "invalid request"}, status=401)
         try:
-            bolt_request = AsyncBoltRequest(
-                body=body.decode("utf-8"), query=request.query_string, headers=headers
-            )
+            text = body.decode("utf-8")
+            check_payload(parse_body(text, request.content_type))
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+        except MalformedPayload as exc:
+            log.warning("Slack request refused: %s", exc)
+            return web.json_response({"error": str(exc), "field": exc.field}, status=400)
         except (ValueError, TypeError, AttributeError):  # bad UTF-8 or JSON from a signer
-            return web.json_response({"error": "not a Slack payload"}, status=400)
+            return web.json_response({"error": "not a Slack payload", "field": "body"}, status=400)
         if retry := request.headers.get("X-Slack-Retry-Num"):
             reason = request.headers.get("X-Slack-Retry-Reason", "?")
             log.info("Slack retry %s (%s)", retry, reason)

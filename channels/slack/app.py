@@ -9,22 +9,28 @@ Acknowledging
     The app runs with ``process_before_response=True``: a listener awaits
     ``intake.submit(contact)`` and returns before bolt answers, so Slack's ack (HTTP 200, or the
     Socket Mode envelope ack) is sent only after the contact is committed. Slack wants that ack
-    within 3 seconds, so the look-ups before it (``users.info``, ``chat.getPermalink``) run
-    together and are given ``lookup_timeout_seconds`` between them; one that does not answer
-    in time leaves the sender known by Slack id only, or the ticket without a link. When the intake
+    within 3 seconds, so the look-ups before it (``users.info`` for the sender and for each
+    mentioned user, ``chat.getPermalink``, the downloads of shared files) run together and are
+    given ``lookup_timeout_seconds`` between them; one that does not answer in time leaves the
+    sender or a mentioned user known by Slack id only, the ticket without a link, or a file
+    kept as its link with the reason. When the intake
     cannot commit (``TemporaryIntakeError``) the listener returns HTTP 503 -- over Socket Mode
     bolt then sends no ack -- and Slack delivers the event again. A refused contact is logged
     and acknowledged (retrying cannot help). An exception we did not expect becomes bolt's
     empty-bodied 500 and is logged once with its traceback; nothing leaks to Slack.
 
+Edits and deletions
+    ``message_changed`` and ``message_deleted`` of a message that opened or joined a ticket are
+    recorded on that ticket (``normalizer.revision``): no new ticket, no acknowledgement. An
+    "edit" that leaves the text as it was (Slack adds a link preview) is not one.
+
 Ignored
     Messages with a ``bot_id`` (any bot, ours included), our own bot user (bolt drops those
-    too), edits, joins and other non-human subtypes, and channel chatter outside ticket threads.
+    too), joins and other non-human subtypes, and channel chatter outside ticket threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,9 +41,11 @@ from typing import Any, Literal, TypeVar
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels.slack.files import SlackFiles
+from channels.slack.lookups import SlackLookups
 from channels.slack.users import SlackUsers
 from normalizer.chat import (
     ACTION_CATEGORY,
@@ -56,8 +64,10 @@ from normalizer.chat import (
     skip_reason,
     ts_to_datetime,
 )
-from normalizer.contact import Contact, Party
+from normalizer.chat_edits import contact_revision, is_revision, parse_revision
+from normalizer.contact import Contact
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
+from normalizer.revision import Revisions
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +160,14 @@ class SlackListeners:
         intake: Intake,
         users: SlackUsers,
         known_thread: KnownThread,
+        revisions: Revisions,
+        files: SlackFiles,
     ) -> None:
         self.settings = settings
         self._intake = intake
-        self._users = users
         self._known_thread = known_thread
-        self._slow: set[str] = set()  # the Web API methods we have warned about being slow
+        self._revisions = revisions
+        self._lookups = SlackLookups(settings.lookup_timeout_seconds, users, files)
 
     # ---- submitting ---------------------------------------------------------------------------
     async def _submit(self, contact: Contact) -> BoltResponse | None:
@@ -180,6 +192,8 @@ class SlackListeners:
     async def on_message(
         self, event: dict[str, Any], context: AsyncBoltContext
     ) -> BoltResponse | None:
+        if is_revision(event):
+            return await self._revise(event, context)
         if reason := skip_reason(event, context.bot_user_id):
             log.debug("Slack message ignored: %s", reason)
             return None
@@ -218,14 +232,16 @@ class SlackListeners:
         *,
         permalink: bool,
     ) -> BoltResponse | None:
-        sender, link = await self._sender_and_link(context, message, permalink=permalink)
+        found = await self._lookups.message(context, message, permalink=permalink)
         try:
             contact = contact_from_message(
                 message,
-                sender=sender,
+                sender=found.sender,
                 received_at=ts_to_datetime(message.ts),
-                permalink=link,
+                permalink=found.link,
                 bot_user_id=context.bot_user_id,
+                names=found.names,
+                files=found.files,
                 raw=_raw(event),
             )
         except ContactRejectedError as exc:
@@ -245,7 +261,7 @@ class SlackListeners:
         if not isinstance(channel, str) or not isinstance(ts, str):
             return None
         try:
-            found = await self._fetch_message(context, channel, ts)
+            found = await self._lookups.original(context, channel, ts)
         except (SlackClientError, OSError, TimeoutError) as exc:
             log.warning("Slack reaction on %s:%s: cannot read the message (%s)", channel, ts, exc)
             return BoltResponse(status=RETRY_LATER, body="")
@@ -282,13 +298,15 @@ class SlackListeners:
         message = self._parse(raw_message, channel_id)
         if message is None:
             return None
-        sender, link = await self._sender_and_link(context, message, permalink=True)
+        found = await self._lookups.message(context, message, permalink=True)
         contact = contact_from_shortcut(
             message,
             action=action,
-            sender=sender,
+            sender=found.sender,
             received_at=ts_to_datetime(message.ts),
-            permalink=link,
+            permalink=found.link,
+            names=found.names,
+            files=found.files,
             raw=_raw(raw_message),
         )
         return await self._submit(contact)
@@ -330,9 +348,7 @@ class SlackListeners:
         except ContactRejectedError as exc:
             await ack(response_action="errors", errors={exc.field or BLOCK_DESCRIPTION: str(exc)})
             return None
-        sender = await self._bounded(
-            "users.info", self._users.party(user_id), Party(slack_user_id=user_id)
-        )
+        sender = await self._lookups.sender(user_id)
         try:
             contact = contact_from_form(
                 form,
@@ -360,75 +376,42 @@ class SlackListeners:
             log.info("Slack message ignored: %s", exc)
             return None
 
-    async def _sender_and_link(
-        self, context: AsyncBoltContext, message: SlackMessage, *, permalink: bool
-    ) -> tuple[Party, str | None]:
-        """Who sent it and (when asked) its permalink: both at once, bounded together."""
-        sender = self._bounded(
-            "users.info", self._users.party(message.user_id), Party(slack_user_id=message.user_id)
+    # ---- edits and deletions ------------------------------------------------------------------
+    async def _revise(
+        self, event: Mapping[str, Any], context: AsyncBoltContext
+    ) -> BoltResponse | None:
+        """An edit or a deletion: recorded on the ticket its message is part of, if any."""
+        revision = parse_revision(event)
+        if revision is None:
+            return None
+        names = await self._lookups.names(
+            [u for u in revision.mentioned_users if u != context.bot_user_id]
         )
-        if not permalink:
-            return await sender, None
-        link = self._bounded("chat.getPermalink", self._permalink(context, message), None)
-        return await asyncio.gather(sender, link)
-
-    async def _bounded(self, method: str, lookup: Awaitable[T], fallback: T) -> T:
-        """``lookup``, or ``fallback`` when Slack has not answered in ``lookup_timeout_seconds``."""
-        seconds = self.settings.lookup_timeout_seconds
         try:
-            async with asyncio.timeout(seconds):
-                return await lookup
-        except TimeoutError:
-            level = logging.INFO if method in self._slow else logging.WARNING
-            self._slow.add(method)
-            log.log(
-                level,
-                "Slack %s did not answer within %.1f s: acknowledging without it (%s)",
-                method,
-                seconds,
-                "Slack id only" if method == "users.info" else "no link on the ticket",
+            result = await self._revisions.revise(
+                contact_revision(revision, names, context.bot_user_id)
             )
-            return fallback
-
-    async def _permalink(self, context: AsyncBoltContext, message: SlackMessage) -> str | None:
-        client = context.client
-        if client is None:
-            return None
-        try:
-            response = await client.chat_getPermalink(
-                channel=message.channel_id, message_ts=message.ts
+        except TemporaryIntakeError as exc:
+            log.warning(
+                "Slack %s of %s not stored, Slack will retry: %s", revision.kind, revision.ts, exc
             )
-        except (SlackClientError, OSError, TimeoutError) as exc:
-            log.info("Slack chat.getPermalink failed (%s): no link on the ticket", exc)
-            return None
-        link = response.get("permalink")
-        return link if isinstance(link, str) else None
-
-    async def _fetch_message(
-        self, context: AsyncBoltContext, channel: str, ts: str
-    ) -> dict[str, Any] | None:
-        """The message a reaction was added to: channel history first, then thread replies."""
-        client = context.client
-        if client is None:
-            return None
-        for method in ("conversations.history", "conversations.replies"):
-            try:
-                if method == "conversations.history":
-                    response = await client.conversations_history(
-                        channel=channel, latest=ts, oldest=ts, inclusive=True, limit=1
-                    )
-                else:
-                    response = await client.conversations_replies(channel=channel, ts=ts, limit=1)
-            except SlackApiError as exc:
-                data = exc.response.data if isinstance(exc.response.data, dict) else {}
-                if exc.response.status_code >= 500 or data.get("error") == "ratelimited":
-                    raise
-                log.info("Slack cannot read %s:%s: %s", channel, ts, data.get("error"))
-                return None
-            messages = response.get("messages")
-            for found in messages if isinstance(messages, list) else []:
-                if isinstance(found, dict) and found.get("ts") == ts:
-                    return found
+            return BoltResponse(status=RETRY_LATER, body="")
+        if result is None:
+            log.debug(
+                "Slack %s of %s:%s: not a ticket's message",
+                revision.kind,
+                revision.channel_id,
+                revision.ts,
+            )
+        else:
+            log.info(
+                "Slack %s:%s %s -> %s%s",
+                revision.channel_id,
+                revision.ts,
+                revision.kind,
+                result.ticket_ref,
+                " (duplicate)" if result.duplicate else "",
+            )
         return None
 
 
@@ -527,7 +510,15 @@ def build_app(
 
     app = AsyncApp(
         signing_secret=settings.signing_secret or "",
-        client=client,
+        # The template of each request's client, without a token: bolt sets the one our
+        # ``authorize`` gives. (With the token here bolt warns at every start that it "will be
+        # ignored" -- true of this template only, and nothing to act on.)
+        client=AsyncWebClient(
+            base_url=client.base_url,
+            timeout=client.timeout,
+            session=client.session,
+            retry_handlers=client.retry_handlers,
+        ),
         authorize=authorize,
         process_before_response=True,
         request_verification_enabled=settings.mode == "http",

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from channels.download import DownloadRefused, fetch, url_allowed
 from channels.twilio.spool import Spool
 from normalizer.contact import Attachment
 from normalizer.filenames import safe_filename
@@ -143,30 +143,19 @@ class TwilioIngest:
         auth = {
             "Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token)
         }
-        timeout = aiohttp.ClientTimeout(total=settings.download_timeout_seconds)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                fetched = await _fetch(session, wav_url(url), auth, base)
-        except TimeoutError:
-            log.warning(
-                "recording %s: no download within %g s: kept as a URL",
-                recording_sid,
-                settings.download_timeout_seconds,
+            fetched = await fetch(
+                wav_url(url),
+                headers=auth,
+                allowed=lambda location: redirect_allowed(location, base),
+                max_bytes=MAX_RECORDING_BYTES,
+                timeout_seconds=settings.download_timeout_seconds,
+                default_type="audio/wav",
             )
+        except DownloadRefused as exc:
+            log.warning("recording %s: %s: kept as a URL", recording_sid, exc)
             return None
-        except aiohttp.ClientError as exc:
-            log.warning("recording %s: download failed: %s", recording_sid, exc)
-            return None
-        if fetched is None:
-            log.warning("recording %s: redirected off Twilio: kept as a URL", recording_sid)
-            return None
-        if isinstance(fetched, int):
-            log.warning("recording %s: download answered %d", recording_sid, fetched)
-            return None
-        data, content_type = fetched
-        if len(data) > MAX_RECORDING_BYTES:
-            log.warning("recording %s is over %d bytes: kept as a URL", recording_sid, len(data))
-            return None
+        data, content_type = fetched.data, fetched.content_type
         return Attachment(
             filename=safe_filename(f"{recording_sid}.wav", content_type),
             content_type=content_type,
@@ -190,47 +179,8 @@ def redirect_allowed(location: str, base_url: str) -> bool:
     subdomains -- never to an IP address (a private or loopback one least of all) or any other
     host, which a forged or tampered ``RecordingUrl`` answer could point inside our network.
     """
-    try:
-        target, base = urlsplit(location), urlsplit(base_url)
-        same_origin = (target.scheme, target.hostname, target.port) == (
-            base.scheme,
-            base.hostname,
-            base.port,
-        )
-    except ValueError:  # a bad port number
-        return False
-    host = (target.hostname or "").rstrip(".")
-    if same_origin and host:
-        return True
-    if target.scheme != "https" or not host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return host == REDIRECT_DOMAIN or host.endswith("." + REDIRECT_DOMAIN)
-    return False
-
-
-async def _fetch(
-    session: aiohttp.ClientSession, url: str, auth: dict[str, str], base_url: str
-) -> tuple[bytes, str] | int | None:
-    """GET with the credentials; one redirect (to Twilio's storage) is followed without them.
-
-    ``None`` when the redirect goes somewhere :func:`redirect_allowed` refuses.
-    """
-    async with session.get(url, headers=auth, allow_redirects=False) as response:
-        location = response.headers.get("Location", "")
-        if response.status in (301, 302, 303, 307, 308) and location:
-            url, auth = urljoin(str(response.url), location), {}
-            if not redirect_allowed(url, base_url):
-                return None
-        elif response.status != 200:
-            return response.status
-        else:
-            data = await response.content.read(MAX_RECORDING_BYTES + 1)
-            return data, response.content_type or "audio/wav"
-    async with session.get(url, allow_redirects=False) as response:
-        if response.status != 200:
-            return response.status
-        data = await response.content.read(MAX_RECORDING_BYTES + 1)
-        return data, response.content_type or "audio/wav"
+    return url_allowed(
+        location,
+        base_url,
+        lambda host: host == REDIRECT_DOMAIN or host.endswith("." + REDIRECT_DOMAIN),
+    )

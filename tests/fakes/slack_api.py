@@ -7,6 +7,12 @@ Methods follow Slack's documented request and response shapes: ``auth.test``, ``
 ``conversations.replies`` and ``apps.connections.open`` (answers :attr:`socket_url`).
 Anything else answers ``{"ok": false, "error": "unknown_method"}``. A method in :attr:`held`
 answers only once its ``asyncio.Event`` is set: Slack being slow, without sleeping.
+
+Files shared in messages: :meth:`add_file` stores one and returns Slack's file object for it,
+with ``url_private``/``url_private_download`` on this server (``/files-pri/…``), which answers
+like Slack's file host: the bytes for the bot token, Slack's sign-in page (HTML, 200) without
+it. Downloads are recorded as calls of method ``files-pri`` (``held`` works for them too);
+:attr:`file_redirects` answers a file's path with a 302 to another URL.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class FakeSlackAPI:
     delay_seconds: float = 0.0  # answer every call this much later (Slack's own latency)
     held: dict[str, asyncio.Event] = field(default_factory=dict)  # method -> answer once set
     calls: list[Call] = field(default_factory=list)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path -> (data, type)
+    file_redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
     _runner: web.AppRunner | None = None
     port: int = 0
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -74,6 +82,7 @@ class FakeSlackAPI:
         self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_get("/files-pri/{path:.+}", self._file)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -84,6 +93,52 @@ class FakeSlackAPI:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def add_file(
+        self, file_id: str, name: str, data: bytes, mimetype: str, *, size: int | None = None
+    ) -> dict[str, Any]:
+        """Store a file; Slack's file object for it (as in a ``file_share`` message)."""
+        path = f"T0001-{file_id}/download/{name}"
+        self.files[path] = (data, mimetype)
+        url = f"http://127.0.0.1:{self.port}/files-pri/{path}"
+        return {
+            "id": file_id,
+            "created": 1700000000,
+            "timestamp": 1700000000,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rpartition(".")[2],
+            "user": "U0ALICE",
+            "editable": False,
+            "size": len(data) if size is None else size,
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": False,
+            "url_private": url.replace("/download/", "/"),
+            "url_private_download": url,
+            "permalink": f"https://example.slack.com/files/U0ALICE/{file_id}/{name}",
+        }
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        self.calls.append(Call("files-pri", {"path": path}, token))
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+        if "files-pri" in self.held:
+            await self.held["files-pri"].wait()
+        if path in self.file_redirects:
+            raise web.HTTPFound(self.file_redirects[path])
+        if path not in self.files:
+            return web.Response(status=404, text="file not found")
+        if not token or not token.startswith("xoxb-"):
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        data, mimetype = self.files[path]
+        return web.Response(body=data, content_type=mimetype)
 
     # ---- looking at what happened ---------------------------------------------------------
     def called(self, method: str) -> list[Call]:

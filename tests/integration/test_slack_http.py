@@ -445,3 +445,21 @@ async def test_a_colleague_chatting_in_a_ticket_thread_is_not_added_to_it(desk: 
         "wifi is flaky",
         "now it is down",
     ]
+
+
+async def test_starting_logs_no_bolt_warning_and_bolts_calls_still_carry_the_bot_token(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # bolt warned at every start that the bot token "will be ignored": it is not, and an
+    # operator should not learn to skip warnings.
+    with caplog.at_level(logging.INFO):
+        async with slack_desk(tmp_path, sqlite_url) as (desk, _):
+            started = [r for r in caplog.records if r.levelno >= logging.WARNING]
+            ts = desk.next_ts()
+            status, _ = await desk.event(
+                channel_message("<@UBOT> VPN down", ts, kind="app_mention")
+            )
+    assert started == []
+    assert status == 200
+    [link] = desk.api.called("chat.getPermalink")  # through bolt's per-request client
+    assert link.token == "xoxb-1234-5678-fake"

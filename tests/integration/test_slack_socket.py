@@ -108,3 +108,19 @@ async def test_after_the_socket_drops_the_app_reconnects_and_loses_nothing(
     envelope = await socket.send(event_callback(dm("Mouse gone", slack.next_ts()), "Ev7"))
     await socket.wait_ack(envelope)
     assert len(await slack.slack_tickets()) == 1
+
+
+async def test_a_malformed_envelope_over_the_socket_is_acked_and_the_client_carries_on(
+    desk: tuple[SlackDesk, FakeSlackSocket],
+) -> None:
+    slack, socket = desk
+    bad = await socket.send(event_callback({}, "Ev1") | {"event": None})
+    assert await socket.wait_ack(bad) == {"envelope_id": bad}
+    bad_view = await socket.send(
+        {"type": "view_submission", "user": {"id": ALICE}, "view": None}, kind="interactive"
+    )
+    await socket.wait_ack(bad_view)
+    assert await slack.slack_tickets() == []
+    good = await socket.send(event_callback(dm("Monitor is dead", slack.next_ts()), "Ev2"))
+    await socket.wait_ack(good)
+    assert len(socket.connections) == 1 and len(await slack.slack_tickets()) == 1

@@ -17,9 +17,11 @@ from channels.slack.app import (
     helpdesk_view,
     on_error,
 )
+from channels.slack.files import SlackFiles
 from channels.slack.users import SlackUsers
 from normalizer.contact import Contact, Party
 from normalizer.intake import ContactRejectedError, IntakeResult, TemporaryIntakeError
+from normalizer.revision import ContactRevision, RevisionResult
 from tests.unit.channels.slack_stubs import StubClient
 
 SETTINGS = SlackChannelSettings(bot_token="xoxb-t", signing_secret="s", reaction="ticket")
@@ -56,7 +58,20 @@ def listeners(
 
     users = SlackUsers(client)
     context = AsyncBoltContext({"bot_user_id": "UBOT", "client": client})
-    return SlackListeners(settings, intake, users, known_thread), context
+    files = SlackFiles(settings.bot_token, "http://slack.invalid/api/", 1.0)
+    revisions = Revisions()
+    return SlackListeners(settings, intake, users, known_thread, revisions, files), context
+
+
+class Revisions:
+    """Records what it is given; finds no contact unless told."""
+
+    def __init__(self) -> None:
+        self.seen: list[ContactRevision] = []
+
+    async def revise(self, revision: ContactRevision) -> RevisionResult | None:
+        self.seen.append(revision)
+        return None
 
 
 def dm(**kw: Any) -> dict[str, Any]:
@@ -214,3 +229,34 @@ async def test_errors_answer_slack_without_a_body_and_are_logged(
     response = await on_error(error, {"type": "event_callback"})
     assert (response.status, response.body) == (status, "")
     assert str(error) in caplog.text
+
+
+async def test_mentions_are_looked_up_together_with_the_sender_and_the_link() -> None:
+    # One after another, three slow look-ups would take three times the bound Slack allows.
+    client = StubClient(
+        **{"users.info": USER, "chat.getPermalink": {"ok": True, "permalink": LINK}}
+    )
+    slack_answers = asyncio.Event()
+    client.held = {"users.info": slack_answers, "chat.getPermalink": slack_answers}
+    intake = Intake()
+    # Each look-up may take 2.9 s: all four must be asked before the first could give up.
+    settings = dataclasses.replace(SETTINGS, lookup_timeout_seconds=2.9)
+    handler, context = listeners(intake, client=client, settings=settings)
+    event = mention() | {"text": "<@UBOT> ask <@U2> and <@U3>"}
+    task = asyncio.create_task(handler.on_mention(event, context))
+    try:
+        async with asyncio.timeout(2.5):
+            while len(client.calls) < 4:  # noqa: ASYNC110 - the stub has no event to wait on
+                await asyncio.sleep(0)
+        asked = sorted((m, a.get("user", "")) for m, a in client.calls)
+        assert asked == [
+            ("chat.getPermalink", ""),
+            ("users.info", "U1"),
+            ("users.info", "U2"),
+            ("users.info", "U3"),
+        ]
+    finally:
+        slack_answers.set()
+    assert await task is None
+    [contact] = intake.contacts
+    assert contact.text.startswith("ask @U2 and @U3")  # Slack gave no names: the ids stay

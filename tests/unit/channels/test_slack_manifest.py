@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from channels.slack.app import COMMAND, SHORTCUT_CALLBACK_ID
+from channels.slack.files import FILES_SCOPE
 from channels.slack.users import EMAIL_SCOPE
 
 MANIFEST = (Path(__file__).resolve().parents[3] / "slack-app-manifest.yaml").read_text("utf-8")
@@ -44,3 +45,4 @@ def test_manifest_subscribes_the_events_and_scopes_the_listeners_need() -> None:
     scopes = listed("bot")
     assert EMAIL_SCOPE in scopes and "users:read" in scopes and "chat:write" in scopes
     assert {"app_mentions:read", "im:history", "commands", "reactions:read"} <= set(scopes)
+    assert FILES_SCOPE in scopes  # url_private downloads answer a sign-in page without it

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from normalizer.chat import (
+    FileNotKept,
     HelpdeskForm,
     contact_from_form,
     contact_from_message,
@@ -19,7 +20,7 @@ from normalizer.chat import (
     subject_of,
     ts_to_datetime,
 )
-from normalizer.contact import Channel, Party
+from normalizer.contact import Attachment, Channel, Party
 from normalizer.intake import ContactRejectedError
 
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
@@ -73,8 +74,12 @@ def test_a_message_with_only_the_bots_mention_is_refused() -> None:
         )
 
 
-def test_subject_is_the_first_line_with_mentions_readable_and_capped() -> None:
-    assert subject_of("\n\nhello <@U123|bob>\nsecond line") == "hello @U123"
+def test_subject_is_the_first_line_of_the_plain_text_with_mentions_readable_and_capped() -> None:
+    message = parse_message(event(text="\n\nhello <@U123> &amp; <@U456>\nsecond line"))
+    contact = contact_from_message(
+        message, sender=ALICE, received_at=NOW, names={"U123": "Bob Builder"}
+    )
+    assert contact.subject == "hello @Bob Builder & @U456"
     long = subject_of("x" * 500)
     assert len(long) == 120 and long.endswith("…")
 
@@ -180,3 +185,60 @@ def test_slack_timestamps_are_recognised_and_converted() -> None:
 def test_received_at_must_be_timezone_aware() -> None:
     with pytest.raises(ValueError):
         contact_from_message(parse_message(event()), sender=ALICE, received_at=datetime(2026, 1, 1))
+
+
+def test_control_characters_are_taken_out_of_every_field_a_message_gives() -> None:
+    # NUL cannot be stored in PostgreSQL text; ESC and friends rewrite terminals and logs.
+    raw = "Printer\x00 on fire\x1b[2J\r\nreally\x07"
+    sender = Party(slack_user_id="U0ALICE", name="Alice\x00 \x1bExample")
+    contact = contact_from_message(
+        parse_message(event(text=raw)), sender=sender, received_at=NOW, permalink="https://x/\x00p"
+    )
+    assert contact.text == "Printer on fire[2J\nreally\n\nSlack: https://x/ p"
+    assert contact.subject == "Printer on fire[2J"
+    assert contact.sender.name == "Alice Example"
+
+
+def test_control_characters_are_taken_out_of_the_form() -> None:
+    form = form_from_view_state(state("Locked\x00 out\x1b", category="locked\x00account"))
+    assert form == HelpdeskForm("locked account", "high", "Locked out")
+    with pytest.raises(ContactRejectedError):
+        form_from_view_state(state("\x00\x07"))
+
+
+def test_message_text_arrives_as_people_wrote_it_with_mentions_named() -> None:
+    raw = "&lt;img src=x&gt; &amp; more, ask <@U0BOB> or see <https://w.example|the wiki>"
+    contact = contact_from_message(
+        parse_message(event(text=raw)), sender=ALICE, received_at=NOW, names={"U0BOB": "Bob"}
+    )
+    assert contact.text == "<img src=x> & more, ask @Bob or see the wiki (https://w.example)"
+    assert contact.subject == contact.text
+
+
+FILE = {
+    "id": "F111",
+    "name": "screen.png",
+    "title": "screen.png",
+    "mimetype": "image/png",
+    "filetype": "png",
+    "size": 92582,
+    "mode": "hosted",
+    "is_external": False,
+    "url_private": "https://files.slack.com/files-pri/T111-F111/screen.png",
+    "url_private_download": "https://files.slack.com/files-pri/T111-F111/download/screen.png",
+}
+
+
+def test_files_of_a_file_share_are_read_and_a_message_of_only_files_is_kept() -> None:
+    message = parse_message(event(subtype="file_share", text="", files=[FILE, "junk", {"x": 1}]))
+    [shared] = message.files
+    assert shared.name == "screen.png" and shared.size == 92582 and not shared.external
+    assert shared.url == FILE["url_private_download"]
+    kept = Attachment("screen.png", "image/png", "0" * 64, b"png")
+    lost = FileNotKept("big.mov", "https://files.slack.com/big.mov", "over 25 MB")
+    contact = contact_from_message(message, sender=ALICE, received_at=NOW, files=[kept, lost])
+    assert contact.attachments == (kept,)
+    assert contact.text == (
+        "Shared screen.png, big.mov\n\nFile not kept: big.mov (https://files.slack.com/big.mov):"
+        " over 25 MB"
+    )
