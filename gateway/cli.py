@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_replay)
     demo = commands.add_parser("demo", parents=[common], help="drive one contact per channel")
     demo.set_defaults(run=_demo)
+    from gateway.quarantine_cli import add_quarantine_commands  # it imports this module
+
+    add_quarantine_commands(commands, common)
     return parser
 
 

@@ -27,12 +27,13 @@ from channels.twilio import Menu, TwilioChannel, TwilioSettings
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
-from gateway.metrics import MeteredIntake, Metrics
+from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
 from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
 from router.lookup import ChatLookup, PhoneLookup
 from router.outbox import Outbox
+from router.quarantine import QuarantineStore
 from router.router import Router
 from router.store import Store, is_sqlite
 from router.tickets import TicketService
@@ -122,8 +123,10 @@ class Gateway:
                 max_recipients=config.smtp.max_recipients,
                 max_connections=config.smtp.max_connections,
                 idle_timeout_seconds=config.smtp.idle_timeout_seconds,
+                trusted_authserv_ids=settings.trusted_authserv_ids,
             ),
             intake,
+            MeteredQuarantine(QuarantineStore(self.store), self.metrics),
         )
         await self.smtp.start()
         app = build_app(

@@ -71,6 +71,9 @@ class EmailSection(Section):
     aliases: tuple[Address, ...] = ()
     from_name: StrictStr = "IT Service Desk"
     message_id_domain: Annotated[StrictStr, AfterValidator(check_domain)] | None = None
+    # The authserv-id(s) of the MX in front of spoc (RFC 8601). Set: first-time senders are
+    # acknowledged only if that MX's Authentication-Results passed them (DMARC/SPF/DKIM).
+    trusted_authserv_ids: tuple[Annotated[StrictStr, AfterValidator(check_domain)], ...] = ()
 
     @property
     def id_domain(self) -> str:
