@@ -23,6 +23,7 @@ from tests.integration.gateway_harness import (
     RelaySink,
     running_gateway,
 )
+from tests.support.reports import delivery_report
 
 ALICE = "alice@example.org"
 ALICE_MSGID = "alice-1@mail.example.org"
@@ -263,35 +264,7 @@ async def test_bounce_of_our_own_ack_is_recorded_on_its_ticket_and_stops_acks(
     ack = await alice_opens_a_ticket(desk)
     returned = desk.sink.envelopes[0].original_content
     assert isinstance(returned, bytes)
-    dsn = crlf(
-        f"""From: Mail Delivery System <MAILER-DAEMON@relay.example.org>
-To: {DESK}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-1@relay.example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b0"
-
---b0
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---b0
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; relay.example.org
-
-Final-Recipient: rfc822; {ALICE}
-Action: failed
-Status: 5.2.2
-
---b0
-Content-Type: message/rfc822
-
-""".encode()
-        + returned
-        + b"\n--b0--\n"
-    )
+    dsn = crlf(delivery_report(returned, recipient=ALICE))
     sent = await desk.send_mail(dsn, mail_from="")
     assert sent.queued_as == "SD-1"
     ticket = await desk.ticket("SD-1")

@@ -8,41 +8,21 @@ from pathlib import Path
 from normalizer.contact import AutoClass, Report
 from normalizer.email import contact_from_email
 from normalizer.reports import read_report
+from tests.support.reports import delivery_report
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-def dsn(action: str = "failed", returned: str = "") -> bytes:
-    return f"""From: Mail Delivery System <MAILER-DAEMON@relay.example.org>
-To: servicedesk@example.com
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-1@relay.example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b0"
-
---b0
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---b0
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; relay.example.org
-
-Final-Recipient: rfc822; Alice@Example.org
-Action: {action}
-Status: 5.2.2
-
---b0
-Content-Type: {"message/rfc822" if returned else "text/rfc822-headers"}
-
-{returned or "From: IT Service Desk <servicedesk@example.com>"}
+RETURNED = b"""From: IT Service Desk <servicedesk@example.com>
 Message-ID: <spoc.1.00ff@example.com>
 Subject: [SD-1] Printer on fire
+"""
 
---b0--
-""".encode()
+
+def dsn(action: str = "failed", returned_type: str = "text/rfc822-headers") -> bytes:
+    return delivery_report(
+        RETURNED, recipient="Alice@Example.org", action=action, returned_type=returned_type
+    )
 
 
 def test_a_dsn_names_the_returned_message_and_the_failed_recipient() -> None:
@@ -61,7 +41,7 @@ def test_a_delay_notice_is_not_a_failure() -> None:
 
 
 def test_a_returned_message_part_is_read_like_returned_headers() -> None:
-    raw = dsn(returned="From: servicedesk@example.com\nTo: alice@example.org")
+    raw = dsn(returned_type="message/rfc822")
     assert read_report(email.message_from_bytes(raw)).original_ids == ("spoc.1.00ff@example.com",)
 
 
