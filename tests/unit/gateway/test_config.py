@@ -433,3 +433,14 @@ def test_slack_lookup_timeout_is_bounded_by_slacks_deadline(tmp_path: Path) -> N
     assert problems(tmp_path, "[slack]\nlookup_timeout_seconds = 3.0\n")[0].startswith(
         "slack.lookup_timeout_seconds:"
     )
+
+
+def test_trusted_authserv_ids_reach_the_router_and_bad_ones_name_the_key(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[email]\ntrusted_authserv_ids = ["MX.example.com"]\n')
+    assert load_config(good).router_settings().trusted_authserv_ids == ("mx.example.com",)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[email]\ntrusted_authserv_ids = ["not a host"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert any("email.trusted_authserv_ids" in p for p in caught.value.problems)
