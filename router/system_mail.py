@@ -136,7 +136,13 @@ def _answers_our_message(
     """(ticket id, our message id) when the mail names a message spoc wrote."""
     wanted = [
         mid
-        for mid in dict.fromkeys((*contact.report.original_ids, *contact.thread.referenced_ids()))
+        for mid in dict.fromkeys(
+            (
+                *contact.report.original_ids,
+                *contact.thread.referenced_ids(),
+                *([contact.thread.message_id] if contact.thread.message_id else []),  # ours, back
+            )
+        )
         if is_our_message_id(settings, mid)
     ]
     if not wanted:
