@@ -208,3 +208,16 @@ async def test_without_trusted_mx_unauthenticated_senders_are_acknowledged_as_be
     desk: Desk,
 ) -> None:
     assert (await desk.router.submit(email(authenticated=False))).acknowledged
+
+
+async def test_a_copy_of_our_own_ack_coming_back_is_recorded_on_its_ticket(desk: Desk) -> None:
+    ack_id = await opened_and_acked(desk)
+    echoed = email(
+        sender="servicedesk@example.com",
+        message_id=ack_id,
+        in_reply_to=("alice-1@mail.example.org",),
+        auto=AutoClass.LOOP,
+    )
+    result = await desk.router.submit(echoed)
+    assert result.ticket_ref == "SD-1" and result.quarantine_id is None
+    assert (await events(desk))[-1][0] == "loop.received"
