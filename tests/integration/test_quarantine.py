@@ -151,6 +151,8 @@ async def test_cli_lists_system_mail_apart_shows_and_replays_all(
     assert f"#{error_id}  error" in out and f"#{system_id}" not in out
     code, out, _ = await asyncio.to_thread(spoc, "show", str(system_id))
     assert "bounce: matches no ticket" in out and "Subject: failure notice" in out
+    code, out, _ = await asyncio.to_thread(spoc, "show", str(system_id), "--raw")
+    assert code == 0 and out.startswith("From: MAILER-DAEMON@mx.example.net\r\n")
     code, out, err = await asyncio.to_thread(spoc, "replay", "--all")
     assert code == 1  # the mail without a sender still cannot be stored
     assert f"quarantine {system_id}: still kept (kept" in out
@@ -176,3 +178,25 @@ async def test_keep_stores_the_same_bytes_from_one_source_once(sqlite_url: str) 
         assert item["id"] == other.id
     finally:
         await store.close()
+
+
+async def test_spoc_replay_of_a_saved_bounce_keeps_it_apart_instead_of_opening_a_ticket(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "bounce.eml"
+    saved.write_bytes(
+        b"Return-Path: <>\n" + mail(sender="MAILER-DAEMON@mx.example.net", msgid="b@x")
+    )
+    sink = RelaySink()
+    await sink.start()
+    harness = GatewayHarness(tmp_path, sqlite_url, sink)
+    await sink.stop()
+    argv = ["--config", str(harness.config_path), "replay", str(saved)]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    assert f"{saved}: quarantine 1 (quarantined:bounce)" in capsys.readouterr().out
+    assert await asyncio.to_thread(cli.main, argv) == 0  # the same bytes: the same item
+    assert f"{saved}: quarantine 1 (quarantined:bounce)" in capsys.readouterr().out
+    code = await asyncio.to_thread(
+        cli.main, ["--config", str(harness.config_path), "tickets", "list"]
+    )
+    assert code == 0 and "no tickets" in capsys.readouterr().out
