@@ -17,8 +17,9 @@ happened, and nothing else changes -- not the status, not the participants, no a
 of our own message (found by 1.) that reports a failure adds the event
 ``acknowledgement.bounced`` (``reply.bounced`` for an agent's reply) and marks the address we
 sent that message to undeliverable: :mod:`router.acks` sends it no more acknowledgements for
-``UNDELIVERABLE_DAYS``. A delay notice only adds ``delivery.delayed``. Other classes add
-``<class>.received`` (``auto_reply.received``, ``feedback.received`` ...).
+``UNDELIVERABLE_DAYS``. A feedback (ARF spam-complaint) report about a message of ours does the
+same with ``acknowledgement.complained``. A delay notice only adds ``delivery.delayed``. Other
+classes add ``<class>.received`` (``auto_reply.received``, ``mdn.received`` ...).
 """
 
 from __future__ import annotations
@@ -90,11 +91,10 @@ def route_system_mail(
         if contact.report.delivery_failed is False:
             event = "delivery.delayed"
         elif message_id is not None:
-            sent_as, addresses = _bounced_delivery(conn, contact, ticket_id, message_id)
-            event = f"{sent_as}.bounced"
-            detail["message_id"] = message_id
-            detail["undeliverable"] = addresses
-            mark_undeliverable(conn, addresses, ticket_id, f"{event}: {message_id}", now)
+            event = _stop_mailing(conn, contact, ticket_id, message_id, "bounced", detail, now)
+    elif contact.auto is AutoClass.FEEDBACK and message_id is not None:
+        # A spam complaint about a message of ours: mailing that person again hurts the desk.
+        event = _stop_mailing(conn, contact, ticket_id, message_id, "complained", detail, now)
     add_events(conn, [(ticket_id, event, detail)], now)
     return IntakeResult(
         format_ref(settings.ticket_prefix, ticket_id),
@@ -104,6 +104,24 @@ def route_system_mail(
         duplicate=False,
         thread_reason=why,
     )
+
+
+def _stop_mailing(
+    conn: Connection,
+    contact: Contact,
+    ticket_id: int,
+    message_id: str,
+    what: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> str:
+    """Mark the address our ``message_id`` went to undeliverable; returns the event type."""
+    sent_as, addresses = _bounced_delivery(conn, contact, ticket_id, message_id)
+    event = f"{sent_as}.{what}"
+    detail["message_id"] = message_id
+    detail["undeliverable"] = addresses
+    mark_undeliverable(conn, addresses, ticket_id, f"{event}: {message_id}", now)
+    return event
 
 
 def is_undeliverable(conn: Connection, address: str, now: datetime) -> bool:

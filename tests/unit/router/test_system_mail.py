@@ -221,3 +221,18 @@ async def test_a_copy_of_our_own_ack_coming_back_is_recorded_on_its_ticket(desk:
     result = await desk.router.submit(echoed)
     assert result.ticket_ref == "SD-1" and result.quarantine_id is None
     assert (await events(desk))[-1][0] == "loop.received"
+
+
+async def test_a_spam_complaint_about_our_ack_stops_further_acks_to_that_address(
+    desk: Desk,
+) -> None:
+    ack_id = await opened_and_acked(desk)
+    complaint = email(
+        sender="feedback@arf.mail.example.net",
+        auto=AutoClass.FEEDBACK,
+        report=Report(original_ids=(ack_id,)),
+    )
+    assert (await desk.router.submit(complaint)).ticket_ref == "SD-1"
+    kind, detail = (await events(desk))[-1]
+    assert (kind, detail["undeliverable"]) == ("acknowledgement.complained", ["alice@example.org"])
+    assert not (await desk.router.submit(email(subject="Another problem"))).acknowledged
