@@ -215,8 +215,10 @@ def mail_safety_refusal(
     With ``trusted_authserv_ids`` set, a first-time sender must have passed the MX's checks
     (``Contact.authenticated``); a known requester always may be answered. An address a bounce
     of ours marked undeliverable gets nothing."""
-    if settings.trusted_authserv_ids and new_sender and contact.authenticated is not True:
-        return "unauthenticated"
+    came_by_mail = contact.channel is Channel.EMAIL  # the API vouches for its own callers
+    if settings.trusted_authserv_ids and came_by_mail and new_sender:
+        if contact.authenticated is not True:
+            return "unauthenticated"
     if is_undeliverable(conn, to, now):
         return "undeliverable"
     return None
