@@ -12,8 +12,8 @@ Two passes over the same mutations (``bench/mail_mutations.py``, seeded):
     over ``--connections`` smtplib sessions. Every DATA must be answered ``250`` or a ``5xx``
     with a reason -- a ``451`` (the intake failed unexpectedly), a ``500`` or a dropped
     connection counts as a failure, as does a reply that takes longer than ``--timeout`` (a
-    hang). Afterwards the gateway must still answer ``/healthz``, and the database must hold one
-    contact with the exact raw bytes for every ``250`` of a new message.
+    hang). Afterwards the gateway must still answer ``/healthz``, and the database must hold the
+    exact raw bytes of every ``250`` of a new message: as a contact, or in the quarantine.
 
     python bench/fuzz_smtp.py --count 10000 --connections 4 --seed 1
 """
@@ -208,8 +208,13 @@ def as_sent(raw: bytes) -> bytes:
 
 
 def _stored_raw(db: Path) -> set[bytes]:
+    """Raw bytes kept as contacts, or in the quarantine (automatic mail matching no ticket)."""
     with sqlite3.connect(db) as conn:
-        return {bytes(row[0]) for row in conn.execute("SELECT raw FROM contacts") if row[0]}
+        rows = [
+            *conn.execute("SELECT raw FROM contacts"),
+            *conn.execute("SELECT raw FROM quarantine"),
+        ]
+        return {bytes(row[0]) for row in rows if row[0]}
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
-    ``max_received_headers``, ``accept_abuse``.
+    ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``).
 
 Replies
     ``250 2.0.0 Ok: queued as SD-42``   committed (also for a duplicate: the earlier ticket)
@@ -24,8 +24,15 @@ Replies
     ``452 4.5.3 Too many recipients``    more than ``max_recipients`` RCPT in one transaction
     ``552 ...``                          over ``max_message_bytes`` (MAIL SIZE= or actual DATA)
     ``554 5.4.0 Too many hops``          more than ``max_received_headers`` Received headers
-    ``550 5.6.0 <why>``                  the intake refused the contact for good
-    ``451 4.3.0 Temporary failure...``   the intake could not commit, or anything unexpected
+    ``250 2.0.0 Ok: kept for review as quarantine 7``
+                                         with a quarantine (``spoc serve`` always has one): the
+                                         intake refused the contact for good, or converting or
+                                         routing it failed unexpectedly -- the raw message is
+                                         kept with the reason instead of being lost; also for
+                                         automatic mail that matches no ticket (kind system)
+    ``550 5.6.0 <why>``                  without a quarantine: the intake refused the contact
+    ``451 4.3.0 Temporary failure...``   the intake (or the quarantine) could not commit, or,
+                                         without a quarantine, anything unexpected
     ``421 4.7.0 Too many connections``   more than ``max_connections`` sessions at once
     ``421 4.3.2 Service shutting down``  a new transaction while the channel stops
 
@@ -55,7 +62,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.base import Channel
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
-from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
+from normalizer.intake import (
+    ContactRejectedError,
+    Intake,
+    IntakeResult,
+    Quarantine,
+    TemporaryIntakeError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +115,7 @@ class SMTPChannelSettings:
     loop_marker: str | None = None  # our X-Loop value; None: the desk address
     max_received_headers: int = 30
     accept_abuse: bool = False  # also take abuse@ at our domains (postmaster@ always)
+    trusted_authserv_ids: tuple[str, ...] = ()  # [email]: the MX whose Authentication-Results count
 
     def __post_init__(self) -> None:
         for key in ("max_message_bytes", "max_recipients", "max_connections"):
@@ -143,9 +157,12 @@ class SMTPChannelSettings:
 class _DeskHandler:
     """The aiosmtpd hooks: who may be a recipient, and DATA -> Contact -> intake -> reply."""
 
-    def __init__(self, channel: SMTPChannel, intake: Intake) -> None:
+    def __init__(
+        self, channel: SMTPChannel, intake: Intake, quarantine: Quarantine | None = None
+    ) -> None:
         self._channel = channel
         self._intake = intake
+        self._quarantine = quarantine
         settings = channel.settings
         self._settings = settings
         self._our_domains = settings.our_domains
@@ -193,13 +210,41 @@ class _DeskHandler:
             result = await self._intake.submit(contact)
         except ContactRejectedError as exc:
             log.info("SMTP %r: contact rejected: %s", session.peer, exc)
+            if self._quarantine is not None:
+                return await self._keep(raw, session, f"rejected: {exc}")
             return f"550 5.6.0 {_reply_text(str(exc))}"
         except TemporaryIntakeError as exc:
             log.warning("SMTP %r: intake unavailable, answered 451: %s", session.peer, exc)
             return TEMPORARY_FAILURE
-        except Exception:
+        except Exception as exc:
+            if self._quarantine is not None:
+                log.exception("SMTP %r: unexpected failure, keeping it raw", session.peer)
+                return await self._keep(raw, session, f"failed: {type(exc).__name__}: {exc}")
             log.exception("SMTP %r: unexpected failure, answered 451", session.peer)
             return TEMPORARY_FAILURE
+        return self._stored(raw, session, result)
+
+    async def _keep(self, raw: bytes, session: Session, reason: str) -> str:
+        """Keep what could not become a contact; 250 once it is committed, else 451."""
+        assert self._quarantine is not None
+        try:
+            receipt = await self._quarantine.keep(raw, source="smtp", reason=reason)
+        except Exception:
+            log.exception("SMTP %r: quarantine unavailable, answered 451", session.peer)
+            return TEMPORARY_FAILURE
+        log.warning("SMTP %r: %d bytes kept as quarantine %d", session.peer, len(raw), receipt.id)
+        return f"250 2.0.0 Ok: kept for review as quarantine {receipt.id}"
+
+    def _stored(self, raw: bytes, session: Session, result: IntakeResult) -> str:
+        if result.quarantine_id is not None:
+            log.info(
+                "SMTP %r: %d bytes kept as quarantine %d (%s)",
+                session.peer,
+                len(raw),
+                result.quarantine_id,
+                result.thread_reason,
+            )
+            return f"250 2.0.0 Ok: kept for review as quarantine {result.quarantine_id}"
         log.info(
             "SMTP %r: %d bytes queued as %s%s",
             session.peer,
@@ -222,6 +267,7 @@ class _DeskHandler:
             "received_at": datetime.now(UTC),
             "our_addresses": self._settings.our_addresses,
             "loop_marker": self._loop_marker,
+            "trusted_authserv_ids": self._channel.settings.trusted_authserv_ids,
         }
         steps = self._channel.steps
 
@@ -312,12 +358,16 @@ class SMTPChannel(Channel):
     name = "smtp"
 
     def __init__(
-        self, settings: SMTPChannelSettings, intake: Intake, steps: Sequence[ContactStep] = ()
+        self,
+        settings: SMTPChannelSettings,
+        intake: Intake,
+        quarantine: Quarantine | None = None,
+        steps: Sequence[ContactStep] = (),
     ) -> None:
         self.settings = settings
         self.closing = False
         self.steps = tuple(steps)  # after conversion, in order (e.g. fax-to-email)
-        self._handler = _DeskHandler(self, intake)
+        self._handler = _DeskHandler(self, intake, quarantine)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()
         self._in_flight: _InFlight | None = None

@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="not available yet: exits 2 (comes with the dashboard)"
     )
     demo.set_defaults(run=_demo)
+    from gateway.quarantine_cli import add_quarantine_commands  # it imports this module
+
+    add_quarantine_commands(commands, common)
     return parser
 
 

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from channels.base import WebhookChannel
 from gateway.api import build_api_app, error_response, json_response
+from gateway.api_quarantine import add_quarantine_routes
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
@@ -72,10 +73,9 @@ def build_app(
     if api_enabled:
         if not api_tokens:
             log.warning("[api] is enabled but SPOC_API_TOKEN is not set: every call gets 401")
-        app.add_subapp(
-            "/api",
-            build_api_app(tickets=tickets, intake=intake, metrics=metrics, api_tokens=api_tokens),
-        )
+        api = build_api_app(tickets=tickets, intake=intake, metrics=metrics, api_tokens=api_tokens)
+        add_quarantine_routes(api, store=store, intake=intake, settings=tickets.settings)
+        app.add_subapp("/api", api)
     return app
 
 

@@ -9,6 +9,10 @@ Exposed series:
 - ``spoc_outbox_depth``: outbox rows waiting to be delivered (refreshed on each scrape).
 - ``spoc_delivery_failures_total{kind}``: failed outbound deliveries, by outbox kind.
 - ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal).
+- ``spoc_quarantined_total{kind,reason}``: items kept in the quarantine instead of a ticket:
+  kind ``system`` by mail class (``bounce``, ``auto_reply``, ``feedback``, ``mdn``, ``loop``),
+  kind ``error`` by cause (``rejected``, ``failed``). Such contacts count as outcome
+  ``quarantined`` in ``spoc_contacts_total``.
 
 :class:`MeteredIntake` wraps any :class:`~normalizer.intake.Intake` so every channel is counted
 the same way without knowing about metrics.
@@ -29,9 +33,19 @@ from prometheus_client import (
 )
 
 from normalizer.contact import Channel, Contact
-from normalizer.intake import ContactRejectedError, Intake, IntakeResult
+from normalizer.intake import (
+    ContactRejectedError,
+    Intake,
+    IntakeResult,
+    Quarantine,
+    QuarantineReceipt,
+)
 
-OUTCOMES: Final = ("created", "appended", "duplicate", "rejected", "failed")
+OUTCOMES: Final = ("created", "appended", "duplicate", "rejected", "failed", "quarantined")
+QUARANTINE_REASONS: Final = {
+    "system": ("bounce", "auto_reply", "feedback", "mdn", "loop"),
+    "error": ("rejected", "failed", "other"),
+}
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -70,6 +84,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._quarantined = Counter(
+            "spoc_quarantined",
+            "Items kept in the quarantine instead of a ticket, by kind and reason.",
+            ("kind", "reason"),
+            registry=self.registry,
+        )
+        for kind, reasons in QUARANTINE_REASONS.items():
+            for reason in reasons:
+                self._quarantined.labels(kind=kind, reason=reason)
         # Every known series exists from the start, so a dashboard shows 0 rather than nothing.
         for channel in Channel:
             self._tickets_created.labels(channel=channel.value)
@@ -85,6 +108,13 @@ class Metrics:
         self._intake_seconds.labels(channel=channel).observe(max(seconds, 0.0))
         if outcome == "created":
             self._tickets_created.labels(channel=channel).inc()
+
+    def quarantined(self, kind: str, reason: str) -> None:
+        """Count one item kept in the quarantine (``reason``: a mail class, or the cause)."""
+        known = QUARANTINE_REASONS.get(kind)
+        if known is None:
+            raise ValueError(f"unknown quarantine kind {kind!r}")
+        self._quarantined.labels(kind=kind, reason=reason if reason in known else known[-1]).inc()
 
     def delivery_failed(self, kind: str) -> None:
         self._delivery_failures.labels(kind=kind).inc()
@@ -114,6 +144,8 @@ class MeteredIntake:
             raise
         else:
             outcome = outcome_of(result)
+            if result.quarantine_id is not None and not result.duplicate:
+                self._metrics.quarantined("system", contact.auto.value)
             return result
         finally:
             self._metrics.observe_intake(
@@ -121,8 +153,26 @@ class MeteredIntake:
             )
 
 
+class MeteredQuarantine:
+    """A :class:`Quarantine` that counts what the channels keep (kind ``error``)."""
+
+    def __init__(self, quarantine: Quarantine, metrics: Metrics) -> None:
+        self._quarantine = quarantine
+        self._metrics = metrics
+
+    async def keep(
+        self, raw: bytes, *, source: str, reason: str, raw_type: str = "message/rfc822"
+    ) -> QuarantineReceipt:
+        receipt = await self._quarantine.keep(raw, source=source, reason=reason, raw_type=raw_type)
+        if not receipt.duplicate:
+            self._metrics.quarantined("error", reason.partition(":")[0])
+        return receipt
+
+
 def outcome_of(result: IntakeResult) -> str:
     """The ``outcome`` label for a committed contact."""
+    if result.quarantine_id is not None:
+        return "quarantined"
     if result.duplicate:
         return "duplicate"
     return "created" if result.created else "appended"

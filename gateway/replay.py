@@ -2,17 +2,19 @@
 
 Each file goes through the same converter and router as a message that arrived over SMTP,
 addressed to the desk address. Re-ingesting is safe: a message already stored is reported as a
-duplicate and changes nothing. Acknowledgements it queues are sent by the next ``spoc serve``.
+duplicate and changes nothing; automatic mail that matches no ticket is kept in the quarantine.
+Acknowledgements it queues are sent by the next ``spoc serve``. On a terminal, stderr shows
+progress (count, rate, time left) for many files (:mod:`gateway.progress`).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.config import Config
 from gateway.migrate import upgrade
+from gateway.progress import progress, say
 from normalizer.email import contact_from_email
 from normalizer.intake import IntakeError
 from router.router import Router
@@ -31,11 +33,11 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
     steps = config.mail_steps()
     failed = 0
     try:
-        for path in paths:
+        for path in progress(paths, total=len(paths), unit="file"):
             try:
                 raw = path.read_bytes()
             except OSError as exc:
-                print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+                say(f"{path}: cannot read: {exc.strerror}", error=True)
                 failed += 1
                 continue
             contact = contact_from_email(
@@ -43,19 +45,23 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
                 recipients=(settings.desk_address,),
                 our_addresses=settings.our_addresses,
                 loop_marker=settings.desk_address,
+                trusted_authserv_ids=settings.trusted_authserv_ids,
             )
             for step in steps:
                 contact = step(contact)
             try:
                 result = await router.submit(contact)
             except IntakeError as exc:
-                print(f"{path}: not stored: {exc}", file=sys.stderr)
+                say(f"{path}: not stored: {exc}", error=True)
                 failed += 1
+                continue
+            if result.quarantine_id is not None:
+                say(f"{path}: quarantine {result.quarantine_id} ({result.thread_reason})")
                 continue
             outcome = (
                 "duplicate" if result.duplicate else "created" if result.created else "appended"
             )
-            print(f"{path}: {result.ticket_ref} ({outcome}, {result.thread_reason})")
+            say(f"{path}: {result.ticket_ref} ({outcome}, {result.thread_reason})")
     finally:
         await store.close()
     return 1 if failed else 0

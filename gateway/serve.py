@@ -28,12 +28,13 @@ from gateway.config import Config
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
 from gateway.logs import install_filters
-from gateway.metrics import MeteredIntake, Metrics
+from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
 from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
 from router.lookup import ChatLookup, PhoneLookup
 from router.outbox import Outbox
+from router.quarantine import QuarantineStore
 from router.revisions import ContactRevisions
 from router.router import Router
 from router.store import Store, is_sqlite
@@ -114,7 +115,12 @@ class Gateway:
         self.webhook_channels = self._webhook_channels(intake)
         for channel in self.webhook_channels:
             await channel.start()
-        self.smtp = SMTPChannel(config.smtp_settings(), intake, steps=config.mail_steps())
+        self.smtp = SMTPChannel(
+            config.smtp_settings(),
+            intake,
+            MeteredQuarantine(QuarantineStore(self.store), self.metrics),
+            steps=config.mail_steps(),
+        )
         await self.smtp.start()
         app = build_app(
             store=self.store,

@@ -113,6 +113,25 @@ class ThreadHints:
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """What an automatic mail (a bounce, a read receipt, an auto-reply) says about the message
+    it answers, read from the returned message or headers it carries.
+
+    ``original_ids`` are the Message-IDs of the returned message(s), bare; ``original_senders``
+    their From addresses and ``original_subject_refs`` the ``[SD-n]`` tags of their subjects;
+    ``failed_recipients`` the addresses a delivery-status report or ``X-Failed-Recipients``
+    names; ``delivery_failed`` is False for a report that says only "delayed" or "delivered",
+    True when it says "failed", None when no report says.
+    """
+
+    original_ids: tuple[str, ...] = ()
+    original_senders: tuple[str, ...] = ()
+    original_subject_refs: tuple[str, ...] = ()
+    failed_recipients: tuple[str, ...] = ()
+    delivery_failed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hints:
     """What the channel already knows about triage (an IVR choice, a Slack modal field)."""
 
@@ -153,6 +172,11 @@ class Contact:
     # What the converter had to work around (MIME defects, an unreadable part): the contact is
     # kept as well as it could be read, its raw bytes whole, and the desk can see why.
     problems: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()  # the Reply-To addresses, case-folded
+    # The trusted MX's Authentication-Results verdict on the sender: True passed DMARC (or an
+    # aligned SPF/DKIM), False did not, None not judged (no trusted authserv-id configured).
+    authenticated: bool | None = None
+    report: Report = field(default_factory=Report)  # only read for automatic mail
 
     @property
     def is_automatic(self) -> bool:

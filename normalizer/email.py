@@ -30,8 +30,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from normalizer.authresults import sender_authenticated
 from normalizer.autoclass import classify
-from normalizer.contact import Attachment, AutoClass, Channel, Contact, Party, ThreadHints
+from normalizer.contact import Attachment, AutoClass, Channel, Contact, Party, Report, ThreadHints
 from normalizer.filenames import safe_filename
 from normalizer.headers import (
     MAX_REFERENCES,
@@ -45,6 +46,7 @@ from normalizer.headers import (
 )
 from normalizer.html import html_to_text
 from normalizer.refs import subject_refs
+from normalizer.reports import read_report
 from normalizer.text import clean_line, clean_text
 
 __all__ = ["contact_from_email", "synthetic_message_id"]
@@ -73,13 +75,16 @@ def contact_from_email(
     our_addresses: Collection[str] = (),
     loop_marker: str | None = None,
     channel: Channel = Channel.EMAIL,
+    trusted_authserv_ids: Collection[str] = (),
 ) -> Contact:
     """Convert one message's raw bytes into a Contact; never raises on malformed mail.
 
     ``recipients`` are the envelope recipients the desk accepted; ``envelope_sender`` is SMTP
     MAIL FROM (``""`` for the null sender), also the fallback when From is unusable.
     ``our_addresses`` are the desk's own addresses: mail *from* one of them is classed
-    ``LOOP``, as is mail carrying ``X-Loop: <loop_marker>``.
+    ``LOOP``, as is mail carrying ``X-Loop: <loop_marker>``. With ``trusted_authserv_ids``
+    (the MX in front of the desk), ``authenticated`` says whether that MX's
+    ``Authentication-Results`` passed the sender (:mod:`normalizer.authresults`).
     """
     msg = _parse(raw)
     headers = _first_headers(msg)
@@ -91,6 +96,10 @@ def contact_from_email(
     if auto is AutoClass.HUMAN and sender.email is not None:
         if sender.email in {a.strip().casefold() for a in our_addresses}:
             auto = AutoClass.LOOP
+    authenticated = None
+    if trusted_authserv_ids:
+        from_domain = sender.email.rpartition("@")[2] if sender.email else None
+        authenticated = sender_authenticated(msg.raw_items(), trusted_authserv_ids, from_domain)
     return Contact(
         channel=channel,
         external_id=message_id or synthetic_message_id(raw),
@@ -114,6 +123,9 @@ def contact_from_email(
         raw=raw,
         raw_type="message/rfc822",
         problems=tuple(body.problems)[:MAX_PROBLEMS],
+        reply_to=_unique(a for _, a in addresses([headers.get("reply-to", "")]))[:MAX_RECIPIENTS],
+        authenticated=authenticated,
+        report=read_report(msg) if auto is not AutoClass.HUMAN else Report(),
     )
 
 

@@ -58,6 +58,9 @@ class IntakeResult:
     duplicate: bool
     thread_reason: str
     acknowledged: bool = False  # an acknowledgement was queued in the outbox
+    # Automatic mail that matches no ticket is kept in the quarantine instead (kind "system"):
+    # then ticket_ref is "", ticket_id and contact_id 0, and this is the quarantine item's id.
+    quarantine_id: int | None = None
 
 
 class Intake(Protocol):

@@ -25,6 +25,7 @@ from normalizer.contact import Channel, Contact
 from router.outbox import enqueue
 from router.schema import outbox
 from router.settings import RouterSettings
+from router.system_mail import is_undeliverable
 
 ACK = "email.ack"
 # Mail to these reports a problem with mail itself (RFC 5321 section 4.5.1, RFC 2142): often a
@@ -161,8 +162,10 @@ def queue_ack(
         return None, reason
     if contact.channel is Channel.SLACK:
         return queue_slack_ack(conn, contact, ticket_id, ref, settings, now)
-    sender = contact.sender.email
-    assert sender is not None
+    assert contact.sender.email is not None
+    sender = ack_address(contact, settings)
+    if reason := mail_safety_refusal(conn, contact, sender, settings, now, new_sender=new_sender):
+        return None, reason
     if reason := rate_refusal(conn, sender, settings, now, new_sender=new_sender):
         return None, reason
     message_id = new_message_id(settings, ticket_id)
@@ -191,6 +194,45 @@ def queue_ack(
     if not inserted:
         return None, "already-acknowledged"
     return message_id, None
+
+
+def ack_address(contact: Contact, settings: RouterSettings) -> str:
+    """Where an email ack goes: the first ``Reply-To`` in the sender's own domain (a shared
+    mailbox answering for a person), else ``From`` -- never a third domain, which would make
+    the desk a backscatter source for forged Reply-To headers."""
+    sender = contact.sender.email
+    assert sender is not None
+    domain = sender.rpartition("@")[2]
+    for address in contact.reply_to:
+        if address == sender or address.rpartition("@")[2] != domain:
+            continue
+        if address in settings.our_addresses or is_role_address(address):
+            continue
+        return address
+    return sender
+
+
+def mail_safety_refusal(
+    conn: Connection,
+    contact: Contact,
+    to: str,
+    settings: RouterSettings,
+    now: datetime,
+    *,
+    new_sender: bool,
+) -> str | None:
+    """Why an email ack to ``to`` would feed relay spam or a dead mailbox, or None.
+
+    With ``trusted_authserv_ids`` set, a first-time sender must have passed the MX's checks
+    (``Contact.authenticated``); a known requester always may be answered. An address a bounce
+    of ours marked undeliverable gets nothing."""
+    came_by_mail = contact.channel is Channel.EMAIL  # the API vouches for its own callers
+    if settings.trusted_authserv_ids and came_by_mail and new_sender:
+        if contact.authenticated is not True:
+            return "unauthenticated"
+    if is_undeliverable(conn, to, now):
+        return "undeliverable"
+    return None
 
 
 def slack_ack_text(ref: str, name: str | None) -> str:

@@ -29,6 +29,7 @@ from router.identity import Resolved, resolve_requester, vouched_keys
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
+from router.system_mail import is_system_mail, route_system_mail
 from router.triage import triage
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Router:
                 duplicate=True,
                 thread_reason="duplicate",
             )
+        if is_system_mail(contact):  # bounces, auto-replies...: never a new ticket, never an ack
+            return route_system_mail(conn, contact, self.settings, now, self._store_contact)
 
         api_links = self.settings.api_links_identities
         who = resolve_requester(conn, contact.sender, contact.channel, now, api_links)

@@ -181,6 +181,41 @@ outbox = sa.Table(
     sa.Index(None, "created_at"),
 )
 
+# What could not become a contact, kept raw with its reason (router.quarantine). ``kind`` is
+# ``system`` (a bounce, feedback report or auto-reply that matches no ticket) or ``error``
+# (could not be parsed or routed). The same bytes from the same source are kept once.
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # system | error
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),  # smtp | email | imap:<name> | …
+    sa.Column("raw_type", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("raw", sa.LargeBinary(), nullable=False),
+    sa.Column("envelope_sender", sa.String(320)),  # SMTP MAIL FROM when known ("" null sender)
+    sa.Column("from_addr", sa.String(320)),
+    sa.Column("subject", sa.String(998)),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("replayed_at", UTCDateTime()),
+    sa.Column("replayed_as", sa.String(40)),  # the ticket ref it became on replay
+    sa.Column("last_replay_error", sa.Text()),
+    sa.UniqueConstraint("source", "sha256"),
+    sa.Index(None, "kind", "id"),
+)
+
+# Addresses a bounce said we cannot deliver to: no acknowledgement goes to them (router.acks).
+undeliverable = sa.Table(
+    "undeliverable",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id")),  # where the bounce was recorded
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("marked_at", UTCDateTime(), nullable=False),
+)
+
 
 def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO NOTHING`` for the connection's dialect.

@@ -89,6 +89,9 @@ class RouterSettings:
     api_links_identities: bool = False
     # Outbound transports the gateway runs (email always; sms with Twilio, slack with Slack).
     outbound_transports: frozenset[str] = frozenset({"email"})
+    # [email] trusted_authserv_ids: the MX in front of the desk. When set, a first-time sender
+    # is acknowledged only if that MX's Authentication-Results passed them (router.acks).
+    trusted_authserv_ids: tuple[str, ...] = ()
 
     @property
     def our_addresses(self) -> frozenset[str]:

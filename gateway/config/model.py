@@ -129,6 +129,7 @@ class Config(Section):
         return SMTPChannelSettings(
             desk_address=self.email.address,
             aliases=tuple(self.email.aliases),
+            trusted_authserv_ids=tuple(i.casefold() for i in self.email.trusted_authserv_ids),
             **self.smtp.model_dump(),
         )
 

@@ -33,6 +33,7 @@ def router_settings(config: Config) -> RouterSettings:
             category_kinds=category_kinds,
         ),
         api_links_identities=config.api.link_identities,
+        trusted_authserv_ids=tuple(i.casefold() for i in config.email.trusted_authserv_ids),
         acks=AckSettings(
             enabled=config.acks.enabled,
             per_sender_per_hour=config.acks.per_sender_per_hour,

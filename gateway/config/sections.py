@@ -74,6 +74,9 @@ class EmailSection(Section):
     message_id_domain: Annotated[StrictStr, AfterValidator(check_domain)] | None = None
     # Staff whose forwards of a user's mail make the user the requester ("*@it.example.com").
     agent_addresses: tuple[Annotated[StrictStr, Field(min_length=3)], ...] = ()
+    # The authserv-id(s) of the MX in front of spoc (RFC 8601). Set: first-time senders are
+    # acknowledged only if that MX's Authentication-Results passed them (DMARC/SPF/DKIM).
+    trusted_authserv_ids: tuple[Annotated[StrictStr, AfterValidator(check_domain)], ...] = ()
 
     @property
     def id_domain(self) -> str:

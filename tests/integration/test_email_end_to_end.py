@@ -23,6 +23,7 @@ from tests.integration.gateway_harness import (
     RelaySink,
     running_gateway,
 )
+from tests.support.reports import delivery_report
 
 ALICE = "alice@example.org"
 ALICE_MSGID = "alice-1@mail.example.org"
@@ -243,7 +244,7 @@ async def test_recipient_outside_our_domains_gets_550_and_nothing_is_stored(
 # ---- 6. machines are never acknowledged ---------------------------------------------------------
 
 
-async def test_real_bounce_from_the_null_sender_is_stored_but_not_acknowledged(
+async def test_real_bounce_matching_no_ticket_is_quarantined_and_opens_none(
     desk: GatewayHarness,
 ) -> None:
     raw = crlf(REAL_BOUNCE.read_bytes())
@@ -253,79 +254,89 @@ async def test_real_bounce_from_the_null_sender_is_stored_but_not_acknowledged(
     await alice_opens_a_ticket(desk)
 
     sent = await desk.send_mail(raw, mail_from="")
-    assert sent.queued_as == "SD-2"
 
-    bounce = await desk.ticket("SD-2")
-    assert bounce["contacts"][0]["from"] == "mailer-daemon@mx20.example.jp"
-    assert contact_event(bounce, "20110420233445.ffff@mx20.example.jp")["ack"] == (
-        "suppressed:bounce"
+    assert sent.data is not None and sent.data[0] == 250
+    assert b"kept for review as quarantine" in sent.data[1]
+    status, listing = await desk.api("GET", "/api/tickets")
+    assert [t["ref"] for t in listing["tickets"]] == ["SD-1"]  # no P3 incident for a bounce
+    status, kept = await desk.api("GET", "/api/quarantine", kind="system")
+    assert status == 200
+    [item] = kept["items"]
+    assert (item["kind"], item["reason"]) == ("system", "bounce: matches no ticket")
+    assert item["from"] == "mailer-daemon@mx20.example.jp"
+    metrics = await desk.metrics()
+    assert (
+        metrics[("spoc_quarantined_total", frozenset({("kind", "system"), ("reason", "bounce")}))]
+        == 1
     )
     assert len(await desk.settle()) == 1
 
 
-async def test_bounce_of_our_own_ack_is_stored_but_not_acknowledged(desk: GatewayHarness) -> None:
+async def test_bounce_of_our_own_ack_is_recorded_on_its_ticket_and_stops_acks(
+    desk: GatewayHarness,
+) -> None:
     ack = await alice_opens_a_ticket(desk)
     returned = desk.sink.envelopes[0].original_content
     assert isinstance(returned, bytes)
-    dsn = crlf(
-        f"""From: Mail Delivery System <MAILER-DAEMON@relay.example.org>
-To: {DESK}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-1@relay.example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b0"
-
---b0
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---b0
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; relay.example.org
-
-Final-Recipient: rfc822; {ALICE}
-Action: failed
-Status: 5.2.2
-
---b0
-Content-Type: message/rfc822
-
-""".encode()
-        + returned
-        + b"\n--b0--\n"
-    )
+    dsn = crlf(delivery_report(returned, recipient=ALICE))
     sent = await desk.send_mail(dsn, mail_from="")
-    ref = sent.queued_as
-    ticket = await desk.ticket(ref)
-    assert contact_event(ticket, "dsn-1@relay.example.org")["ack"] == "suppressed:bounce"
+    assert sent.queued_as == "SD-1"
+    ticket = await desk.ticket("SD-1")
+    assert ticket["status"] == "new"
+    [bounced] = [e for e in ticket["events"] if e["type"] == "acknowledgement.bounced"]
+    assert bounced["detail"]["undeliverable"] == [ALICE]
+    assert bounced["detail"]["message_id"] == bare_id(ack["Message-ID"])
+
+    second = await desk.send_mail(mail(subject="Scanner too", msgid="alice-2@mail.example.org"))
+    assert second.queued_as == "SD-2"
+    assert contact_event(await desk.ticket("SD-2"), "alice-2@mail.example.org")["ack"] == (
+        "suppressed:undeliverable"
+    )
     assert [m["Message-ID"] for m in await desk.settle()] == [ack["Message-ID"]]
 
 
+async def test_out_of_office_reply_to_our_ack_is_recorded_on_the_ticket(
+    desk: GatewayHarness,
+) -> None:
+    ack = await alice_opens_a_ticket(desk)
+    ooo = mail(
+        subject="Automatic reply: [SD-1] Printer on fire",
+        msgid="ooo-1@mail.example.org",
+        headers=f"In-Reply-To: {ack['Message-ID']}\nAuto-Submitted: auto-replied",
+        body="I am out of the office until Monday.",
+    )
+    sent = await desk.send_mail(ooo, mail_from="")
+    assert sent.queued_as == "SD-1"
+    ticket = await desk.ticket("SD-1")
+    assert ticket["status"] == "new" and ticket["events"][-1]["type"] == "auto_reply.received"
+    assert len(await desk.settle()) == 1
+
+
 @pytest.mark.parametrize(
-    ("raw", "external_id", "why"),
+    ("raw", "why"),
     [
         pytest.param(
-            crlf((FIXTURES / "auto_reply.eml").read_bytes()), "ooo.1@example.org", "auto_reply",
-            id="auto-submitted",
+            crlf((FIXTURES / "auto_reply.eml").read_bytes()), "auto_reply", id="auto-submitted",
         ),
         pytest.param(
             mail(sender="Bob <bob@example.org>", msgid="loop-1@example.org",
                  headers=f"X-Loop: {DESK}"),
-            "loop-1@example.org", "loop",
+            "loop",
             id="our-x-loop",
         ),
     ],
 )  # fmt: skip
-async def test_automatic_mail_is_stored_but_not_acknowledged(
-    desk: GatewayHarness, raw: bytes, external_id: str, why: str
+async def test_automatic_mail_matching_no_ticket_is_kept_apart_and_not_acknowledged(
+    desk: GatewayHarness, raw: bytes, why: str
 ) -> None:
     await alice_opens_a_ticket(desk)
     sent = await desk.send_mail(raw, mail_from="someone@example.org")
-    ticket = await desk.ticket(sent.queued_as)
-    assert ticket["ref"] != "SD-1"
-    assert contact_event(ticket, external_id)["ack"] == f"suppressed:{why}"
+    assert sent.data is not None and b"kept for review as quarantine" in sent.data[1]
+    status, kept = await desk.api("GET", "/api/quarantine")
+    assert status == 200
+    assert [i["reason"] for i in kept["items"]] == [f"{why}: matches no ticket"]
+    _, listing = await desk.api("GET", "/api/tickets")
+    assert len(listing["tickets"]) == 1
     assert len(await desk.settle()) == 1
 
 

@@ -722,6 +722,8 @@ async def test_start_http_serves_on_a_free_port_in_the_running_loop(store: Store
 class BrokenTickets:
     """A TicketService whose database raises something nobody expected."""
 
+    settings = SETTINGS
+
     async def list(self, query: object) -> object:
         raise KeyError("a bug, not bad input")
 

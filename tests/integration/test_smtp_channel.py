@@ -18,7 +18,12 @@ import channels.smtp
 from channels.smtp import SMTPChannel, SMTPChannelSettings
 from normalizer.contact import Channel, Contact
 from normalizer.email import contact_from_email
-from normalizer.intake import ContactRejectedError, IntakeResult, TemporaryIntakeError
+from normalizer.intake import (
+    ContactRejectedError,
+    IntakeResult,
+    QuarantineReceipt,
+    TemporaryIntakeError,
+)
 
 DESK = "servicedesk@example.com"
 ALIASES = ("helpdesk@example.com", "cs@example.com")
@@ -91,7 +96,8 @@ async def start_channel(intake: RecordingIntake) -> AsyncIterator[StartChannel]:
             "hostname": "mx.test",
             "max_message_bytes": 64 * 1024,
         }
-        channel = SMTPChannel(SMTPChannelSettings(**(values | overrides)), intake)
+        quarantine = overrides.pop("quarantine", None)
+        channel = SMTPChannel(SMTPChannelSettings(**(values | overrides)), intake, quarantine)
         await channel.start()
         started.append(channel)
         return channel
@@ -415,13 +421,16 @@ async def test_intake_failure_gets_451_and_the_session_keeps_serving(
     assert second == (250, b"2.0.0 Ok: queued as SD-1")
 
 
-async def test_converter_crash_gets_451_not_500(
-    channel: SMTPChannel, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def crashing_converter(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(raw: bytes, **kwargs: Any) -> Contact:
         raise ValueError("unparseable")
 
     monkeypatch.setattr(channels.smtp, "contact_from_email", broken)
+
+
+@pytest.mark.usefixtures("crashing_converter")
+async def test_converter_crash_gets_451_not_500(channel: SMTPChannel) -> None:
     result = await transact(channel.port, [f"<{DESK}>"], message())
     assert result.data is not None and result.data[0] == 451
 
@@ -454,6 +463,53 @@ async def test_rejected_contact_gets_550_with_a_one_line_reason(
     intake.fail_with = ContactRejectedError("no usable sender\r\n250 fake", field="from")
     result = await transact(channel.port, [f"<{DESK}>"], message())
     assert result.data == (550, b"5.6.0 no usable sender 250 fake")
+
+
+@dataclass
+class RecordingQuarantine:
+    """Keeps what it is given; ``fail`` makes keep raise as a database outage would."""
+
+    kept: list[tuple[bytes, str, str]] = field(default_factory=list)
+    fail: bool = False
+
+    async def keep(
+        self, raw: bytes, *, source: str, reason: str, raw_type: str = "message/rfc822"
+    ) -> QuarantineReceipt:
+        if self.fail:
+            raise TemporaryIntakeError("database down")
+        self.kept.append((raw, source, reason))
+        return QuarantineReceipt(id=len(self.kept), duplicate=False)
+
+
+async def test_with_a_quarantine_a_rejected_contact_is_kept_and_answered_250(
+    start_channel: StartChannel, intake: RecordingIntake
+) -> None:
+    quarantine = RecordingQuarantine()
+    channel = await start_channel(quarantine=quarantine)
+    intake.fail_with = ContactRejectedError("no usable sender", field="from")
+    result = await transact(channel.port, [f"<{DESK}>"], message())
+    assert result.data == (250, b"2.0.0 Ok: kept for review as quarantine 1")
+    assert quarantine.kept == [(message(), "smtp", "rejected: no usable sender")]
+
+
+@pytest.mark.usefixtures("crashing_converter")
+async def test_with_a_quarantine_a_converter_crash_is_kept_not_retried_forever(
+    start_channel: StartChannel,
+) -> None:
+    quarantine = RecordingQuarantine()
+    channel = await start_channel(quarantine=quarantine)
+    result = await transact(channel.port, [f"<{DESK}>"], message())
+    assert result.data is not None and result.data[0] == 250
+    assert quarantine.kept[0][2] == "failed: ValueError: unparseable"
+
+
+async def test_when_the_quarantine_cannot_commit_the_answer_is_451(
+    start_channel: StartChannel, intake: RecordingIntake
+) -> None:
+    channel = await start_channel(quarantine=RecordingQuarantine(fail=True))
+    intake.fail_with = ContactRejectedError("no usable sender", field="from")
+    result = await transact(channel.port, [f"<{DESK}>"], message())
+    assert result.data is not None and result.data[0] == 451
 
 
 async def test_connections_over_the_cap_get_421_and_are_closed(

@@ -458,3 +458,14 @@ def test_every_smtp_key_reaches_the_smtp_channel_as_written(tmp_path: Path) -> N
     assert (settings.host, settings.port) == ("0.0.0.0", 2600)
     assert (settings.max_message_bytes, settings.max_recipients) == (1000, 7)
     assert (settings.max_connections, settings.idle_timeout_seconds) == (9, 12.5)
+
+
+def test_trusted_authserv_ids_reach_the_router_and_bad_ones_name_the_key(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[email]\ntrusted_authserv_ids = ["MX.example.com"]\n')
+    assert load_config(good).router_settings().trusted_authserv_ids == ("mx.example.com",)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[email]\ntrusted_authserv_ids = ["not a host"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert any("email.trusted_authserv_ids" in p for p in caught.value.problems)

@@ -236,3 +236,52 @@ def test_the_corpus_non_bounces_written_by_people_are_human() -> None:
     results = _classify_dir(_corpus_dir("not"))
     assert results["is-not-bounce-01.eml"] is AutoClass.HUMAN
     assert results["is-not-bounce-02.eml"] is AutoClass.HUMAN
+
+
+def test_a_delivered_mailbox_with_return_path_null_is_a_bounce_without_an_envelope() -> None:
+    msg = human("Return-Path: <>", subject="Mail")
+    assert classify(msg, None, None) is AutoClass.BOUNCE
+    assert classify(msg, "alice@example.org", None) is AutoClass.HUMAN  # SMTP's envelope wins
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("Bounce", AutoClass.BOUNCE),
+        ("Complaint", AutoClass.FEEDBACK),
+        ("Delivery", AutoClass.BOUNCE),
+    ],
+)
+def test_amazon_ses_notifications_are_classified_by_their_type(
+    kind: str, expected: AutoClass
+) -> None:
+    msg = parse(
+        "From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n"
+        "x-amz-sns-message-id: 1",
+        '{"Type": "Notification", "Message": "{\\"notificationType\\":\\"' + kind + '\\"}"}',
+    )
+    assert classify(msg, "x@amazonses.com", None) is expected
+
+
+def test_a_no_reply_robot_returning_a_message_is_a_bounce() -> None:
+    msg = parse(
+        "From: no-reply@mail.example.jp\nSubject: Mail\n"
+        'Content-Type: multipart/mixed; boundary="b"',
+        "--b\nContent-Type: text/plain\n\nerror\n--b\nContent-Type: message/rfc822\n\n"
+        "From: a@b.example\nSubject: x\n\nbody\n--b--\n",
+    )
+    assert classify(msg, "no-reply@mail.example.jp", None) is AutoClass.BOUNCE
+
+
+def test_a_digest_from_a_list_robot_is_not_a_bounce() -> None:
+    msg = parse(
+        "From: ppp-request@zzz.org\nSubject: Ppp digest\n"
+        'Content-Type: multipart/mixed; boundary="b"',
+        "--b\nContent-Type: message/rfc822\n\nFrom: a@b.example\n\nx\n--b--\n",
+    )
+    assert classify(msg, "ppp-request@zzz.org", None) is AutoClass.HUMAN
+
+
+def test_exchange_generated_messages_are_auto_replies() -> None:
+    msg = human("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent")
+    assert classify(msg, "alice@example.org", None) is AutoClass.AUTO_REPLY

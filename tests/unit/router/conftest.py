@@ -77,7 +77,7 @@ def email(
         ),
         auto=auto,
         envelope_sender=envelope_sender if envelope_sender is not None else sender,
-        raw=b"raw",
+        raw=kw.pop("raw", b"raw"),
         raw_type="message/rfc822",
         **kw,
     )
