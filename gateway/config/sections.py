@@ -134,7 +134,10 @@ class OutboxSection(Section):
     @model_validator(mode="after")
     def _backoff_in_order(self) -> OutboxSection:
         if self.backoff_max_seconds < self.backoff_base_seconds:
-            raise ValueError("backoff_max_seconds is shorter than backoff_base_seconds")
+            raise ValueError(
+                f"backoff_max_seconds ({self.backoff_max_seconds:g}) is shorter than "
+                f"backoff_base_seconds ({self.backoff_base_seconds:g})"
+            )
         return self
 
     def dispatcher_settings(self) -> DispatcherSettings:
