@@ -161,7 +161,7 @@ class Dispatcher:
             attempts=item.attempts,
             permanent=exc.permanent,
             retry_after_seconds=exc.retry_after_seconds,
-            queued_at=item.queued_at or now,
+            queued_at=item.queued_at,
             now=now,
             rng=self._rng,
         )

@@ -36,17 +36,22 @@ class OutboxItem:
     attempts: int  # including this one
     idempotency_key: str
     ticket_id: int | None
-    claim_token: str = ""  # this claim's fence; done/failed need it
-    queued_at: datetime | None = None  # created, or requeued by an operator: the lifetime's start
-    recipient: str | None = None
+    claim_token: str  # this claim's fence: done/failed change the row only with it
+    queued_at: datetime  # created, or requeued by an operator: where the lifetime starts
+    recipient: str | None
 
     @property
     def target(self) -> str:
-        """Whom this delivery is for, for logs: the recipient, else the payload's address."""
-        for value in (self.recipient, self.payload.get("to"), self.payload.get("channel")):
-            if isinstance(value, str) and value:
-                return value
-        return "-"
+        return delivery_target(self.recipient, self.payload)
+
+
+def delivery_target(recipient: str | None, payload: dict[str, Any]) -> str:
+    """Whom a delivery is for, for logs and listings: the recipient, else the payload's
+    address or Slack channel."""
+    for value in (recipient, payload.get("to"), payload.get("channel")):
+        if isinstance(value, str) and value:
+            return value
+    return "-"
 
 
 def enqueue(
@@ -88,7 +93,7 @@ def enqueue(
 def claim_due(
     conn: Connection, *, now: datetime, limit: int, lease_seconds: float, skip_locked: bool
 ) -> list[OutboxItem]:
-    """Claim up to ``limit`` due rows in ``conn``'s transaction, oldest first.
+    """Claim up to ``limit`` due rows in ``conn``'s transaction, longest due first.
 
     Due: pending, ``next_attempt_at`` reached, and not leased (or the lease ran out: its
     dispatcher died or hangs). ``skip_locked`` (PostgreSQL) passes over rows another
@@ -101,7 +106,7 @@ def claim_due(
             outbox.c.next_attempt_at <= now,
             sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
         )
-        .order_by(outbox.c.id)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)  # the (status, next_attempt_at) index
         .limit(limit)
     )
     if skip_locked:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from router.clock import Clock, utcnow
-from router.outbox import DEAD, DONE, PENDING, OutboxItem
+from router.outbox import DEAD, DONE, PENDING, delivery_target
 from router.schema import outbox
 from router.store import Store
 from router.tickets import decode_cursor, encode_cursor, iso
@@ -75,14 +75,13 @@ _COLUMNS = (
 
 def item_json(row: Any) -> dict[str, Any]:
     payload = row.payload if isinstance(row.payload, dict) else {}
-    target = OutboxItem(row.id, row.kind, payload, 0, "", None, recipient=row.recipient).target
     ref = payload.get("ticket_ref")
     return {
         "id": row.id,
         "kind": row.kind,
         "status": row.status,
         "ticket_ref": ref if isinstance(ref, str) else None,
-        "target": target,
+        "target": delivery_target(row.recipient, payload),
         "attempts": row.attempts,
         "created_at": iso(row.created_at),
         "next_attempt_at": iso(row.next_attempt_at) if row.status == PENDING else None,
