@@ -160,7 +160,7 @@ class Dispatcher:
             self._settings.retry,
             attempts=item.attempts,
             permanent=exc.permanent,
-            retry_after_seconds=exc.retry_after_seconds,
+            retry_after_seconds=exc.retry_after,
             queued_at=item.queued_at,
             now=now,
             rng=self._rng,

@@ -22,16 +22,14 @@ class DeliveryError(Exception):
     said 5xx, an API said 4xx other than 408/429, the payload is malformed): the dispatcher
     dead-letters the row after a few attempts instead of retrying for its whole lifetime.
     Everything else (SMTP 4xx, HTTP 408/429/5xx, refused or dropped connections, timeouts) is
-    temporary. ``retry_after_seconds`` is the receiver's ``Retry-After``, when it sent one
+    temporary. ``retry_after`` is the receiver's ``Retry-After`` in seconds, when it sent one
     (:func:`retry_after_seconds` parses the header).
     """
 
-    def __init__(
-        self, message: str, *, permanent: bool, retry_after_seconds: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
-        self.retry_after_seconds = retry_after_seconds
+        self.retry_after = retry_after  # seconds
 
 
 def permanent_http_status(status: int) -> bool:

@@ -113,7 +113,7 @@ class SlackSender:
             raise DeliveryError(
                 f"Slack chat.postMessage: {error}",
                 permanent=permanent,
-                retry_after_seconds=retry_after_seconds(_header(exc.response.headers)),
+                retry_after=retry_after_seconds(_header(exc.response.headers)),
             ) from exc
         except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise DeliveryError(

@@ -82,7 +82,7 @@ class TwilioSMSSender:
             return sid
         why = f"Twilio answered {status}: {answer.get('code', '')} {answer.get('message', '')}"
         raise DeliveryError(
-            why.strip(), permanent=permanent_http_status(status), retry_after_seconds=retry_after
+            why.strip(), permanent=permanent_http_status(status), retry_after=retry_after
         )
 
 

@@ -32,7 +32,7 @@ async def test_slack_ratelimited_carries_its_retry_after() -> None:
             )
     finally:
         await api.stop()
-    assert (caught.value.permanent, caught.value.retry_after_seconds) == (False, 1.0)
+    assert (caught.value.permanent, caught.value.retry_after) == (False, 1.0)
 
 
 @dataclass
@@ -92,4 +92,4 @@ async def test_twilio_answers_map_to_retry_or_give_up(
     twilio.queued.append((status, headers))
     with pytest.raises(DeliveryError) as caught:
         await twilio.sender().send(SMS, idempotency_key="reply:out-1")
-    assert (caught.value.permanent, caught.value.retry_after_seconds) == (permanent, retry_after)
+    assert (caught.value.permanent, caught.value.retry_after) == (permanent, retry_after)

@@ -307,7 +307,7 @@ async def test_retry_after_from_the_receiver_sets_the_next_attempt(
     stores: tuple[Store, Store], clock: Clock
 ) -> None:
     queue(stores[0], clock)
-    busy = DeliveryError("429 slow down", permanent=False, retry_after_seconds=600.0)
+    busy = DeliveryError("429 slow down", permanent=False, retry_after=600.0)
     dispatch = dispatcher(stores[0], clock, RecordingSender(failures=[busy]))
 
     await dispatch.run_once()

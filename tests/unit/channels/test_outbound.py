@@ -40,6 +40,6 @@ def test_4xx_is_permanent_but_request_timeout_and_too_many_requests(
 
 
 def test_delivery_error_carries_retry_after() -> None:
-    exc = DeliveryError("busy", permanent=False, retry_after_seconds=30.0)
-    assert (exc.permanent, exc.retry_after_seconds) == (False, 30.0)
-    assert DeliveryError("x", permanent=True).retry_after_seconds is None
+    exc = DeliveryError("busy", permanent=False, retry_after=30.0)
+    assert (exc.permanent, exc.retry_after) == (False, 30.0)
+    assert DeliveryError("x", permanent=True).retry_after is None
