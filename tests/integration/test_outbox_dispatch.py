@@ -353,3 +353,16 @@ async def test_a_send_that_hangs_is_cut_off_within_its_lease(
     stored = row(stores[0])
     assert stored.status == "pending" and "within" in stored.last_error
     assert stored.claim_token is None  # released, to be retried after its backoff
+
+
+async def test_a_kind_without_a_transport_is_dead_after_the_permanent_attempts(
+    stores: tuple[Store, Store], clock: Clock
+) -> None:
+    queue(stores[0], clock, kind="fax.reply")
+    dispatch = dispatcher(stores[0], clock, RecordingSender(), permanent_max_attempts=2)
+
+    await drain(dispatch, clock, stores[0], rounds=5)
+
+    stored = row(stores[0])
+    assert (stored.status, stored.attempts) == ("dead", 2)
+    assert stored.last_error == "no transport for fax.reply"
