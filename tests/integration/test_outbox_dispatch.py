@@ -39,10 +39,15 @@ class RecordingSender:
     delivered: list[tuple[str, str]] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set: wait for it (a send that hangs)
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    meet: asyncio.Barrier | None = None  # the first send waits here for the other senders'
 
     async def __call__(self, payload: Mapping[str, Any], *, idempotency_key: str) -> str:
         self.attempts.append((str(payload["ticket_ref"]), idempotency_key))
         self.started.set()
+        if self.meet is not None:
+            meet, self.meet = self.meet, None
+            async with asyncio.timeout(30):  # both dispatchers hold claims at the same time
+                await meet.wait()
         if self.gate is not None:
             await self.gate.wait()
         await asyncio.sleep(0)  # let other dispatchers run in between
@@ -129,7 +134,8 @@ async def test_two_dispatchers_claiming_concurrently_never_deliver_a_row_twice(
     stores: tuple[Store, Store], clock: Clock
 ) -> None:
     keys = queue(stores[0], clock, 300)
-    senders = (RecordingSender("a"), RecordingSender("b"))
+    meet = asyncio.Barrier(2)
+    senders = (RecordingSender("a", meet=meet), RecordingSender("b", meet=meet))
     first, second = (
         dispatcher(store, clock, sender, batch_size=7)
         for store, sender in zip(stores, senders, strict=True)
@@ -143,7 +149,7 @@ async def test_two_dispatchers_claiming_concurrently_never_deliver_a_row_twice(
 
     delivered = [key for sender in senders for _, key in sender.delivered]
     assert sorted(delivered) == sorted(keys)  # every row once, none twice
-    assert all(sender.delivered for sender in senders)  # and the work was shared
+    assert all(sender.delivered for sender in senders)  # both held rows at once
     statuses = stores[0].run_sync(lambda c: set(c.execute(sa.select(outbox.c.status)).scalars()))
     assert statuses == {"done"}
 
