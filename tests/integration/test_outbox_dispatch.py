@@ -134,7 +134,10 @@ async def test_two_dispatchers_claiming_concurrently_never_deliver_a_row_twice(
     stores: tuple[Store, Store], clock: Clock
 ) -> None:
     keys = queue(stores[0], clock, 300)
-    meet = asyncio.Barrier(2)
+    # On PostgreSQL both hold claims at once (SKIP LOCKED is what lets them). SQLite has one
+    # write lock for the file: there a busy second writer may wait out the first's whole run.
+    shared = stores[0].is_postgres
+    meet = asyncio.Barrier(2) if shared else None
     senders = (RecordingSender("a", meet=meet), RecordingSender("b", meet=meet))
     first, second = (
         dispatcher(store, clock, sender, batch_size=7)
@@ -149,7 +152,7 @@ async def test_two_dispatchers_claiming_concurrently_never_deliver_a_row_twice(
 
     delivered = [key for sender in senders for _, key in sender.delivered]
     assert sorted(delivered) == sorted(keys)  # every row once, none twice
-    assert all(sender.delivered for sender in senders)  # both held rows at once
+    assert all(sender.delivered for sender in senders) or not shared
     statuses = stores[0].run_sync(lambda c: set(c.execute(sa.select(outbox.c.status)).scalars()))
     assert statuses == {"done"}
 
