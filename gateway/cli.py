@@ -2,8 +2,9 @@
 
 ``spoc [--config F] COMMAND``; the config path comes from ``--config``, else ``$SPOC_CONFIG``, else
 ``./config.toml``. Commands: ``serve``, ``check-config``, ``tickets list|show``, ``db upgrade``,
-``replay FILE.eml...``, ``demo``. Exit codes: 0 success, 1 the thing asked for failed (unknown
-ticket, database error), 2 usage or config error (one line per problem on stderr).
+``replay FILE.eml...``, ``demo``, ``outbox list|retry`` (``gateway.cli_outbox``). Exit codes:
+0 success, 1 the thing asked for failed (unknown ticket, database error), 2 usage or config
+error (one line per problem on stderr).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.config import Config, ConfigError, load_config
 from router.tickets import CHANNELS, STATUSES
 
 if TYPE_CHECKING:
+    from router.store import Store
     from router.tickets import TicketService
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -99,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.quarantine_cli import add_quarantine_commands  # it imports this module
 
     add_quarantine_commands(commands, common)
+
+    from gateway.cli_outbox import add_outbox_commands  # it uses this module's helpers
+
+    add_outbox_commands(commands, common)
     return parser
 
 
@@ -154,20 +160,30 @@ def _tickets_show(args: argparse.Namespace, config: Config, path: Path) -> int:
 
 
 async def _with_tickets(config: Config, action: Callable[[TicketService], Awaitable[int]]) -> int:
-    """Open the store, run ``action(TicketService)``, close the store; map failures to exits."""
+    """Run ``action(TicketService)`` on the store; an unknown ref exits 1."""
+    from router.tickets import TicketNotFound, TicketService
+
+    async def run(store: Store) -> int:
+        try:
+            return await action(TicketService(store, config.router_settings()))
+        except TicketNotFound as exc:
+            print(f"spoc: no such ticket: {clean(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return await with_store(config, run)
+
+
+async def with_store(config: Config, action: Callable[[Store], Awaitable[int]]) -> int:
+    """Open the store, run ``action(store)``, close the store; database failures exit 1."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from normalizer.intake import TemporaryIntakeError
     from router.store import Store
-    from router.tickets import TicketNotFound, TicketService
 
     store = Store.from_url(config.database_url)
     try:
         await store.start()
-        return await action(TicketService(store, config.router_settings()))
-    except TicketNotFound as exc:
-        print(f"spoc: no such ticket: {clean(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+        return await action(store)
     except (SQLAlchemyError, TemporaryIntakeError) as exc:
         print(f"spoc: database error: {clean(exc, 300)}", file=sys.stderr)
         print("spoc: is the schema current? try `spoc db upgrade`", file=sys.stderr)

@@ -1,9 +1,23 @@
 """The outbox dispatcher: takes due rows from the router's outbox and hands each to the
 outbound transport for its kind, outside any routing transaction.
 
-A row is retried with exponential backoff (1 s, 2 s, 4 s … capped at 15 min) on a temporary
-failure and marked dead on a permanent one or after ``max_attempts``. A claimed row carries a
-lease, so a row whose dispatcher died is taken again once the lease runs out.
+What it does
+    Claims a batch of due rows with a lease (``lease_seconds``), sends them concurrently, and
+    records each outcome under the claim's token (``router.outbox``): a row whose lease ran out
+    while its send hung is claimed by another dispatcher, and the first one's late result is
+    refused rather than recorded twice. Each send is cut off shortly before its lease ends, so
+    in a process that keeps running a send does not outlive its claim. Several dispatchers (in
+    several ``spoc serve`` processes on one PostgreSQL) share the work.
+
+Retries (``router.retry``)
+    Temporary failures retry with capped exponential backoff and jitter, or after the
+    receiver's ``Retry-After``, until the row's lifetime (default 5 days) is over; permanent
+    ones are dead after ``permanent_max_attempts``. Every failure is logged at WARNING with the
+    row, its kind, its target and the error.
+
+Idempotency key
+    Every transport gets the row's ``idempotency_key`` with the payload, the same on every
+    retry of the row.
 """
 
 from __future__ import annotations
@@ -11,22 +25,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from channels.outbound import DeliveryError
 from gateway.metrics import Metrics
 from normalizer.intake import IntakeError
+from router.clock import Clock, utcnow
 from router.outbox import Outbox, OutboxItem
+from router.retry import GiveUp, RetryPolicy, next_attempt
 
 log = logging.getLogger(__name__)
 
-Sender = Callable[[Mapping[str, Any]], Awaitable[object]]
-MAX_BACKOFF_SECONDS = 900.0
+LEASE_MARGIN = 0.9  # a send may use this share of its lease; the rest is for recording it
 
 
-def backoff_seconds(attempt: int) -> float:
-    return float(min(MAX_BACKOFF_SECONDS, 2 ** max(0, attempt - 1)))
+class Sender(Protocol):
+    """One outbound transport's ``send``: returns when delivered, else raises DeliveryError."""
+
+    async def __call__(self, payload: Mapping[str, Any], *, idempotency_key: str) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    poll_interval_seconds: float = 1.0
+    batch_size: int = 20
+    lease_seconds: float = 120.0
+
+    @property
+    def send_timeout_seconds(self) -> float:
+        return self.lease_seconds * LEASE_MARGIN
 
 
 class Dispatcher:
@@ -35,17 +66,17 @@ class Dispatcher:
         outbox: Outbox,
         senders: Mapping[str, Sender],
         metrics: Metrics,
+        settings: DispatcherSettings | None = None,
         *,
-        max_attempts: int = 8,
-        poll_interval_seconds: float = 1.0,
-        batch_size: int = 20,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._outbox = outbox
         self._senders = dict(senders)  # by kind prefix: "email" serves email.ack, email.reply
         self._metrics = metrics
-        self._max_attempts = max_attempts
-        self._interval = poll_interval_seconds
-        self._batch = batch_size
+        self._settings = settings or DispatcherSettings()
+        self._now = clock or utcnow
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -67,6 +98,7 @@ class Dispatcher:
             await asyncio.wait([task], timeout=1.0)
 
     async def _run(self) -> None:
+        settings = self._settings
         while not self._stopping:
             try:
                 sent = await self.run_once()
@@ -76,15 +108,18 @@ class Dispatcher:
             except Exception:  # a bad row or a bug must not end the dispatcher for good
                 log.exception("outbox: dispatching failed; trying again shortly")
                 sent = 0
-            if sent < self._batch:
+            if sent < settings.batch_size:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._interval):
+                    async with asyncio.timeout(settings.poll_interval_seconds):
                         await self._wake.wait()
                 self._wake.clear()
 
     async def run_once(self) -> int:
         """Claim and deliver one batch; returns how many rows were claimed."""
-        items = await self._outbox.claim(limit=self._batch)
+        settings = self._settings
+        items = await self._outbox.claim(
+            limit=settings.batch_size, lease_seconds=settings.lease_seconds
+        )
         if items:
             await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
@@ -92,36 +127,70 @@ class Dispatcher:
     async def _deliver(self, item: OutboxItem) -> None:
         sender = self._senders.get(item.kind.split(".", 1)[0])
         if sender is None:
-            log.error("outbox %d: no transport for kind %s", item.id, item.kind)
-            await self._outbox.failed(item.id, f"no transport for {item.kind}", None)
-            self._metrics.delivery_failed(item.kind)
+            await self._failure(
+                item, DeliveryError(f"no transport for {item.kind}", permanent=True)
+            )
             return
+        limit = self._settings.send_timeout_seconds
         try:
-            await sender(item.payload)
+            async with asyncio.timeout(limit) as scope:
+                await sender(item.payload, idempotency_key=item.idempotency_key)
         except DeliveryError as exc:
-            await self._failure(item, str(exc), permanent=exc.permanent)
+            await self._failure(item, exc)
+        except TimeoutError as exc:
+            error = f"the send did not finish within {limit:g}s (its lease)"
+            if not scope.expired():
+                error = f"TimeoutError: {exc}"
+            await self._failure(item, DeliveryError(error, permanent=False))
         except Exception as exc:  # a transport bug must not stop the dispatcher
             log.exception("outbox %d: unexpected error from the %s transport", item.id, item.kind)
-            await self._failure(item, f"{type(exc).__name__}: {exc}", permanent=False)
+            await self._failure(
+                item, DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
+            )
         else:
-            await self._outbox.done(item.id)
-            log.info("outbox %d: %s delivered (attempt %d)", item.id, item.kind, item.attempts)
+            if await self._outbox.done(item):
+                log.info("outbox %d: %s delivered (attempt %d)", item.id, item.kind, item.attempts)
+            else:
+                self._lost_claim(item, "delivered")
 
-    async def _failure(self, item: OutboxItem, error: str, *, permanent: bool) -> None:
+    async def _failure(self, item: OutboxItem, exc: DeliveryError) -> None:
         self._metrics.delivery_failed(item.kind)
-        if permanent or item.attempts >= self._max_attempts:
-            log.warning(
-                "outbox %d: %s dead after %d attempts: %s", item.id, item.kind, item.attempts, error
-            )
-            await self._outbox.failed(item.id, error, None)
+        now = self._now()
+        decision = next_attempt(
+            self._settings.retry,
+            attempts=item.attempts,
+            permanent=exc.permanent,
+            retry_after_seconds=exc.retry_after,
+            queued_at=item.queued_at,
+            now=now,
+            rng=self._rng,
+        )
+        error = str(exc)
+        if isinstance(decision, GiveUp):
+            recorded = await self._outbox.failed(item, error, None)
+            outcome = f"dead: {decision.reason}"
         else:
-            delay = backoff_seconds(item.attempts)
-            log.info(
-                "outbox %d: %s failed (attempt %d), retry in %.0fs: %s",
-                item.id,
-                item.kind,
-                item.attempts,
-                delay,
-                error,
-            )
-            await self._outbox.failed(item.id, error, delay)
+            recorded = await self._outbox.failed(item, error, decision.at)
+            outcome = f"retry in {decision.delay_seconds:.0f}s"
+        if not recorded:
+            self._lost_claim(item, "failed")
+            return
+        log.warning(
+            "outbox %d: %s to %s failed (attempt %d), %s: %s",
+            item.id,
+            item.kind,
+            item.target,
+            item.attempts,
+            outcome,
+            error,
+        )
+
+    def _lost_claim(self, item: OutboxItem, outcome: str) -> None:
+        log.warning(
+            "outbox %d: %s to %s %s after its lease ran out; another dispatcher holds the row, "
+            "so this outcome is not recorded",
+            item.id,
+            item.kind,
+            item.target,
+            outcome,
+        )

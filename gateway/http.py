@@ -24,12 +24,14 @@ from aiohttp import web
 
 from channels.base import WebhookChannel
 from gateway.api import build_api_app, error_response, json_response
+from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
 from normalizer.intake import Intake, IntakeError
-from router.outbox import Outbox
+from router.clock import utcnow
+from router.outbox_admin import OutboxAdmin
 from router.store import Store
 from router.tickets import TicketQuery, TicketService
 
@@ -41,7 +43,7 @@ DASHBOARD_TICKETS: Final = 20
 STORE_KEY: Final = web.AppKey("store", Store)
 TICKETS_KEY: Final = web.AppKey("tickets", TicketService)
 METRICS_KEY: Final = web.AppKey("metrics", Metrics)
-OUTBOX_KEY: Final = web.AppKey("outbox", Outbox)
+OUTBOX_KEY: Final = web.AppKey("outbox", OutboxAdmin)
 DASHBOARD_TOKENS_KEY: Final = web.AppKey("dashboard_tokens", tuple[bytes, ...])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,7 +64,7 @@ def build_app(
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
-    app[OUTBOX_KEY] = Outbox(store)
+    app[OUTBOX_KEY] = OutboxAdmin(store)
     app[DASHBOARD_TOKENS_KEY] = encode_tokens(api_tokens)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -75,6 +77,7 @@ def build_app(
             log.warning("[api] is enabled but SPOC_API_TOKEN is not set: every call gets 401")
         api = build_api_app(tickets=tickets, intake=intake, metrics=metrics, api_tokens=api_tokens)
         add_quarantine_routes(api, store=store, intake=intake, settings=tickets.settings)
+        add_outbox_routes(api, app[OUTBOX_KEY])
         app.add_subapp("/api", api)
     return app
 
@@ -147,9 +150,13 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     metrics = request.app[METRICS_KEY]
     try:
-        metrics.set_outbox_depth(await request.app[OUTBOX_KEY].depth())
+        stats = await request.app[OUTBOX_KEY].stats()
     except Exception as exc:  # a scrape still answers with what we know
-        log.warning("metrics: outbox depth unavailable: %s", exc)
+        log.warning("metrics: outbox state unavailable: %s", exc)
+    else:
+        oldest = stats.oldest_pending_at
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        metrics.set_outbox_state(stats.pending, stats.dead, age)
     body, content_type = metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type

@@ -7,6 +7,8 @@ Exposed series:
   for good, ``failed`` temporarily or unexpectedly).
 - ``spoc_tickets_created_total{channel}``: tickets opened, by the channel of their first contact.
 - ``spoc_outbox_depth``: outbox rows waiting to be delivered (refreshed on each scrape).
+- ``spoc_outbox_dead``: dead letters, deliveries given up on (``spoc outbox list --dead``).
+- ``spoc_outbox_oldest_pending_seconds``: age of the oldest waiting row, 0 when none waits.
 - ``spoc_delivery_failures_total{kind}``: failed outbound deliveries, by outbox kind.
 - ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal).
 - ``spoc_quarantined_total{kind,reason}``: items kept in the quarantine instead of a ticket:
@@ -71,6 +73,16 @@ class Metrics:
             "Outbox rows waiting to be delivered.",
             registry=self.registry,
         )
+        self._outbox_dead = Gauge(
+            "spoc_outbox_dead",
+            "Outbox rows given up on (dead letters), until retried.",
+            registry=self.registry,
+        )
+        self._outbox_oldest_pending = Gauge(
+            "spoc_outbox_oldest_pending_seconds",
+            "Seconds since the oldest outbox row still waiting was queued; 0 when none waits.",
+            registry=self.registry,
+        )
         self._delivery_failures = Counter(
             "spoc_delivery_failures",
             "Failed outbound deliveries, by outbox kind.",
@@ -119,8 +131,11 @@ class Metrics:
     def delivery_failed(self, kind: str) -> None:
         self._delivery_failures.labels(kind=kind).inc()
 
-    def set_outbox_depth(self, n: int) -> None:
-        self._outbox_depth.set(n)
+    def set_outbox_state(self, pending: int, dead: int, oldest_pending_seconds: float) -> None:
+        """The outbox gauges, as one scrape read them."""
+        self._outbox_depth.set(pending)
+        self._outbox_dead.set(dead)
+        self._outbox_oldest_pending.set(max(oldest_pending_seconds, 0.0))
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type, for ``GET /metrics``."""

@@ -107,8 +107,7 @@ class Gateway:
             Outbox(self.store),
             senders,
             self.metrics,
-            max_attempts=config.outbox.max_attempts,
-            poll_interval_seconds=config.outbox.poll_interval_seconds,
+            config.outbox.dispatcher_settings(),
         )
         self.dispatcher.start()
         intake = _WakeDispatcher(MeteredIntake(self.router, self.metrics), self.dispatcher)

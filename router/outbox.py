@@ -1,13 +1,18 @@
 """The outbox: everything spoc must send, written in the routing transaction, sent later.
 
-Rows are claimed with a lease (``locked_until``) so a crashed dispatcher's rows come back; on
-PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several instances never claim the same row. Each
-row has a unique idempotency key: the same logical message is never queued twice.
+Rows are claimed with a lease (``locked_until``) so a killed dispatcher's rows come back once
+it runs out; on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several instances share the work
+and never claim the same row. Each claim writes a fresh ``claim_token``: ``done`` and
+``failed`` change the row only while it still holds that token, so a dispatcher whose send
+outlived its lease (and whose row another dispatcher claimed meanwhile) cannot record the
+outcome a second time. Each row has a unique idempotency key: the same logical message is never
+queued twice, and transports get the key with every attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -31,6 +36,22 @@ class OutboxItem:
     attempts: int  # including this one
     idempotency_key: str
     ticket_id: int | None
+    claim_token: str  # this claim's fence: done/failed change the row only with it
+    queued_at: datetime  # created, or requeued by an operator: where the lifetime starts
+    recipient: str | None
+
+    @property
+    def target(self) -> str:
+        return delivery_target(self.recipient, self.payload)
+
+
+def delivery_target(recipient: str | None, payload: dict[str, Any]) -> str:
+    """Whom a delivery is for, for logs and listings: the recipient, else the payload's
+    address or Slack channel."""
+    for value in (recipient, payload.get("to"), payload.get("channel")):
+        if isinstance(value, str) and value:
+            return value
+    return "-"
 
 
 def enqueue(
@@ -69,6 +90,69 @@ def enqueue(
     return inserted is not None
 
 
+def claim_due(
+    conn: Connection, *, now: datetime, limit: int, lease_seconds: float, skip_locked: bool
+) -> list[OutboxItem]:
+    """Claim up to ``limit`` due rows in ``conn``'s transaction, longest due first.
+
+    Due: pending, ``next_attempt_at`` reached, and not leased (or the lease ran out: its
+    dispatcher died or hangs). ``skip_locked`` (PostgreSQL) passes over rows another
+    transaction is claiming right now instead of waiting for it or claiming them too.
+    """
+    due = (
+        sa.select(*_ITEM_COLUMNS)
+        .where(
+            outbox.c.status == PENDING,
+            outbox.c.next_attempt_at <= now,
+            sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
+        )
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)  # the (status, next_attempt_at) index
+        .limit(limit)
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    rows = conn.execute(due).all()
+    if not rows:
+        return []
+    token = secrets.token_hex(16)
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id.in_([r.id for r in rows]))
+        .values(
+            locked_until=now + timedelta(seconds=lease_seconds),
+            claim_token=token,
+            attempts=outbox.c.attempts + 1,
+        )
+    )
+    return [
+        OutboxItem(
+            r.id,
+            r.kind,
+            dict(r.payload),
+            r.attempts + 1,
+            r.idempotency_key,
+            r.ticket_id,
+            token,
+            r.requeued_at or r.created_at,
+            r.recipient,
+        )
+        for r in rows
+    ]
+
+
+_ITEM_COLUMNS = (
+    outbox.c.id,
+    outbox.c.kind,
+    outbox.c.payload,
+    outbox.c.attempts,
+    outbox.c.idempotency_key,
+    outbox.c.ticket_id,
+    outbox.c.created_at,
+    outbox.c.requeued_at,
+    outbox.c.recipient,
+)
+
+
 class Outbox:
     """What the gateway's dispatcher uses to take rows out and report back."""
 
@@ -78,68 +162,43 @@ class Outbox:
 
     async def claim(self, limit: int = 20, lease_seconds: float = 60.0) -> list[OutboxItem]:
         now = self._now()
-
-        def claim(conn: Connection) -> list[OutboxItem]:
-            due = (
-                sa.select(
-                    outbox.c.id,
-                    outbox.c.kind,
-                    outbox.c.payload,
-                    outbox.c.attempts,
-                    outbox.c.idempotency_key,
-                    outbox.c.ticket_id,
-                )
-                .where(
-                    outbox.c.status == PENDING,
-                    outbox.c.next_attempt_at <= now,
-                    sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
-                )
-                .order_by(outbox.c.id)
-                .limit(limit)
-            )
-            if self._store.is_postgres:
-                due = due.with_for_update(skip_locked=True)
-            rows = conn.execute(due).all()
-            if not rows:
-                return []
-            conn.execute(
-                sa.update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(
-                    locked_until=now + timedelta(seconds=lease_seconds),
-                    attempts=outbox.c.attempts + 1,
-                )
-            )
-            return [
-                OutboxItem(
-                    r.id, r.kind, dict(r.payload), r.attempts + 1, r.idempotency_key, r.ticket_id
-                )
-                for r in rows
-            ]
-
-        return await self._store.write(claim)
-
-    async def done(self, item_id: int) -> None:
-        now = self._now()
-        await self._store.write(
-            lambda c: c.execute(
-                sa.update(outbox)
-                .where(outbox.c.id == item_id)
-                .values(status=DONE, done_at=now, locked_until=None, last_error=None)
+        skip_locked = self._store.is_postgres
+        return await self._store.write(
+            lambda conn: claim_due(
+                conn, now=now, limit=limit, lease_seconds=lease_seconds, skip_locked=skip_locked
             )
         )
 
-    async def failed(self, item_id: int, error: str, retry_in_seconds: float | None) -> None:
-        """Record a failed attempt: retry after ``retry_in_seconds``, or dead when None."""
+    async def done(self, item: OutboxItem) -> bool:
+        """Record ``item`` delivered. False (nothing changed) when its claim was lost: the
+        lease ran out and another dispatcher holds the row now, or it was recorded already."""
         now = self._now()
-        values: dict[str, Any] = {"locked_until": None, "last_error": error[:2000]}
-        if retry_in_seconds is None:
-            values.update(status=DEAD, done_at=now)
+        return await self._settle(item, status=DONE, done_at=now, last_error=None)
+
+    async def failed(self, item: OutboxItem, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed attempt: due again at ``retry_at``, or dead when None.
+
+        False (nothing changed) when the claim was lost, as for :meth:`done`.
+        """
+        values: dict[str, Any] = {"last_error": error[:2000]}
+        if retry_at is None:
+            values.update(status=DEAD, done_at=self._now())
         else:
-            values["next_attempt_at"] = now + timedelta(seconds=retry_in_seconds)
-        await self._store.write(
-            lambda c: c.execute(sa.update(outbox).where(outbox.c.id == item_id).values(**values))
+            values["next_attempt_at"] = retry_at
+        return await self._settle(item, **values)
+
+    async def _settle(self, item: OutboxItem, **values: Any) -> bool:
+        fenced = (
+            sa.update(outbox)
+            .where(
+                outbox.c.id == item.id,
+                outbox.c.claim_token == item.claim_token,
+                outbox.c.status == PENDING,
+            )
+            .values(locked_until=None, claim_token=None, **values)
+            .returning(outbox.c.id)
         )
+        return await self._store.write(lambda c: c.execute(fenced).first() is not None)
 
     async def depth(self) -> int:
         return await self._store.read(

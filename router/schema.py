@@ -171,11 +171,14 @@ outbox = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending | done | dead
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
-    sa.Column("locked_until", UTCDateTime()),
+    sa.Column("locked_until", UTCDateTime()),  # the claim's lease
+    sa.Column("claim_token", sa.String(32)),  # fences done/failed to the claim that holds the row
     sa.Column("last_error", sa.Text()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("done_at", UTCDateTime()),
+    sa.Column("requeued_at", UTCDateTime()),  # an operator's retry: the lifetime starts again
+    sa.Column("done_at", UTCDateTime()),  # delivered or dead
     sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "status", "id"),  # pending/dead listings by page, the oldest pending row
     sa.Index(None, "kind", "recipient", "created_at"),  # acks per sender per hour
     sa.Index(None, "kind", "created_at"),  # acks per minute in all: a range, never a scan
     sa.Index(None, "created_at"),

@@ -168,7 +168,9 @@ class EmailSender:
     def __init__(self, settings: OutboundSMTPSettings) -> None:
         self.settings = settings
 
-    async def send(self, payload: Mapping[str, Any]) -> str:
+    async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
+        """``idempotency_key`` is accepted for the dispatcher's contract; mail has its own,
+        the ``Message-ID``, which is the same on every retry."""
         msg = build_message(payload, loop_marker=self.settings.loop_marker)
         sender = _address(payload, "from_address")
         recipient = _address(payload, "to")

@@ -40,7 +40,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.outbound import DeliveryError
+from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 from normalizer.chat import is_slack_ts
 from normalizer.mrkdwn import escape
 
@@ -98,7 +98,8 @@ class SlackSender:
             token=settings.bot_token, base_url=base, timeout=settings.timeout_seconds
         )
 
-    async def send(self, payload: Mapping[str, Any]) -> str:
+    async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
+        """Post one payload; Slack takes no idempotency key (``idempotency_key`` is unused)."""
         channel = _text_field(payload, "channel")
         text = escape(_text_field(payload, "text"))  # a "<" someone wrote stays a "<"
         thread_ts = payload.get("thread_ts")
@@ -111,8 +112,12 @@ class SlackSender:
             data = exc.response.data if isinstance(exc.response.data, dict) else {}
             status = exc.response.status_code
             error = str(data.get("error") or f"HTTP {status}")
-            permanent = error in PERMANENT_ERRORS or (400 <= status < 500 and status != 429)
-            raise DeliveryError(f"Slack chat.postMessage: {error}", permanent=permanent) from exc
+            permanent = error in PERMANENT_ERRORS or permanent_http_status(status)
+            raise DeliveryError(
+                f"Slack chat.postMessage: {error}",
+                permanent=permanent,
+                retry_after=retry_after_seconds(_header(exc.response.headers)),
+            ) from exc
         except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise DeliveryError(
                 f"Slack chat.postMessage: {type(exc).__name__}: {exc}", permanent=False
@@ -120,3 +125,14 @@ class SlackSender:
         ts = response.get("ts")
         log.info("Slack message posted for %s", payload.get("ticket_ref"))
         return str(ts or "")
+
+
+def _header(headers: object) -> str | None:
+    """``Retry-After`` from a Slack response's headers (a dict whose values may be lists)."""
+    if not isinstance(headers, Mapping):
+        return None
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "retry-after":
+            first = value[0] if isinstance(value, list) and value else value
+            return first if isinstance(first, str) else None
+    return None

@@ -11,9 +11,10 @@ Config keys (:class:`TwilioSMSSettings`, from ``[twilio]``)
     ``timeout_seconds``; the auth token from ``SPOC_TWILIO_AUTH_TOKEN``.
 
 Outcomes
-    2xx: delivered. 429, 5xx, timeouts and connection errors: :class:`DeliveryError`
-    (temporary, retried with backoff). Any other 4xx (bad number, unverified sender) and a
-    malformed payload: permanent. Twilio's error message is kept, never the message body.
+    2xx: delivered. 408, 429, 5xx, timeouts and connection errors: :class:`DeliveryError`
+    (temporary, retried with backoff or after Twilio's ``Retry-After``). Any other 4xx (bad
+    number, unverified sender) and a malformed payload: permanent. Twilio's error message is
+    kept, never the message body.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from channels.outbound import DeliveryError
+from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ class TwilioSMSSender:
     def __init__(self, settings: TwilioSMSSettings) -> None:
         self.settings = settings
 
-    async def send(self, payload: Mapping[str, Any]) -> str:
-        """Send one ``sms.reply``; returns Twilio's message SID."""
+    async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
+        """Send one ``sms.reply``; returns Twilio's message SID. The Messages API takes no
+        idempotency key (``idempotency_key`` is unused)."""
         to, text, ref = payload.get("to"), payload.get("text"), payload.get("ticket_ref")
         if not isinstance(to, str) or not to.startswith("+") or not isinstance(text, str):
             raise DeliveryError("sms payload needs `to` (E.164) and `text`", permanent=True)
@@ -70,6 +72,7 @@ class TwilioSMSSender:
                 session.post(settings.messages_url, data=form, headers=auth) as response,
             ):
                 status = response.status
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 answer = await _json(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryError(f"Twilio Messages API unreachable: {exc}", permanent=False) from exc
@@ -78,7 +81,9 @@ class TwilioSMSSender:
             log.info("SMS for %s sent as %s", ref, sid)
             return sid
         why = f"Twilio answered {status}: {answer.get('code', '')} {answer.get('message', '')}"
-        raise DeliveryError(why.strip(), permanent=400 <= status < 500 and status != 429)
+        raise DeliveryError(
+            why.strip(), permanent=permanent_http_status(status), retry_after=retry_after
+        )
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

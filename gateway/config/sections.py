@@ -36,6 +36,8 @@ from gateway.config.values import (
     check_domain,
     check_prefix,
 )
+from gateway.dispatcher import DispatcherSettings
+from router.retry import RetryPolicy
 from router.settings import TriageSettings
 
 
@@ -131,8 +133,37 @@ class TriageSection(Section):
 
 
 class OutboxSection(Section):
-    max_attempts: PositiveInt = 8
+    """Outbound deliveries (``gateway.dispatcher``, ``router.retry``)."""
+
+    max_attempts: PositiveInt = 3  # permanent failures are dead after this many attempts
+    lifetime_hours: PositiveFloat = 120.0  # temporary failures retry this long (Postfix: 5d)
+    backoff_base_seconds: PositiveFloat = 1.0
+    backoff_max_seconds: PositiveFloat = 900.0
+    lease_seconds: Annotated[StrictFloat, Field(ge=10)] = 120.0  # a send gets 90% of it
+    batch_size: PositiveInt = 20
     poll_interval_seconds: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _backoff_in_order(self) -> OutboxSection:
+        if self.backoff_max_seconds < self.backoff_base_seconds:
+            raise ValueError(
+                f"backoff_max_seconds ({self.backoff_max_seconds:g}) is shorter than "
+                f"backoff_base_seconds ({self.backoff_base_seconds:g})"
+            )
+        return self
+
+    def dispatcher_settings(self) -> DispatcherSettings:
+        return DispatcherSettings(
+            retry=RetryPolicy(
+                backoff_base_seconds=self.backoff_base_seconds,
+                backoff_max_seconds=self.backoff_max_seconds,
+                lifetime_seconds=self.lifetime_hours * 3600.0,
+                permanent_max_attempts=self.max_attempts,
+            ),
+            poll_interval_seconds=self.poll_interval_seconds,
+            batch_size=self.batch_size,
+            lease_seconds=self.lease_seconds,
+        )
 
 
 class ImapMailbox(Section):
