@@ -15,6 +15,8 @@ Exposed series:
   kind ``system`` by mail class (``bounce``, ``auto_reply``, ``feedback``, ``mdn``, ``loop``),
   kind ``error`` by cause (``rejected``, ``failed``). Such contacts count as outcome
   ``quarantined`` in ``spoc_contacts_total``.
+- ``spoc_legacy_contacts_total{address}``: contacts that reached a legacy alias instead of the
+  desk address (one series per configured alias): when one stays flat, it can be retired.
 
 :class:`MeteredIntake` wraps any :class:`~normalizer.intake.Intake` so every channel is counted
 the same way without knowing about metrics.
@@ -96,6 +98,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._legacy = Counter(
+            "spoc_legacy_contacts",
+            "Contacts that reached a legacy alias instead of the desk address, by alias.",
+            ("address",),
+            registry=self.registry,
+        )
         self._quarantined = Counter(
             "spoc_quarantined",
             "Items kept in the quarantine instead of a ticket, by kind and reason.",
@@ -127,6 +135,10 @@ class Metrics:
         if known is None:
             raise ValueError(f"unknown quarantine kind {kind!r}")
         self._quarantined.labels(kind=kind, reason=reason if reason in known else known[-1]).inc()
+
+    def legacy_contact(self, address: str) -> None:
+        """Count one contact that reached ``address``, a configured legacy alias."""
+        self._legacy.labels(address=address).inc()
 
     def delivery_failed(self, kind: str) -> None:
         self._delivery_failures.labels(kind=kind).inc()
@@ -161,6 +173,8 @@ class MeteredIntake:
             outcome = outcome_of(result)
             if result.quarantine_id is not None and not result.duplicate:
                 self._metrics.quarantined("system", contact.auto.value)
+            if result.legacy_address and not result.duplicate:
+                self._metrics.legacy_contact(result.legacy_address)
             return result
         finally:
             self._metrics.observe_intake(

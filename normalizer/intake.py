@@ -61,6 +61,7 @@ class IntakeResult:
     # Automatic mail that matches no ticket is kept in the quarantine instead (kind "system"):
     # then ticket_ref is "", ticket_id and contact_id 0, and this is the quarantine item's id.
     quarantine_id: int | None = None
+    legacy_address: str | None = None  # the legacy alias it reached instead of the desk address
 
 
 class Intake(Protocol):

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from normalizer.autoclass import is_role_address
 from normalizer.contact import Channel, Contact
+from router.legacy import SINGLE_ADDRESS, legacy_address, record_notice, single_address_notice
 from router.outbox import enqueue
 from router.schema import outbox
 from router.settings import RouterSettings
@@ -156,6 +157,7 @@ def queue_ack(
     now: datetime,
     *,
     new_sender: bool = False,
+    requester_id: int | None = None,
 ) -> tuple[str | None, str | None]:
     """Queue the acknowledgement if policy allows: (message id, None) or (None, reason)."""
     if reason := ack_refusal(contact, settings):
@@ -170,12 +172,17 @@ def queue_ack(
         return None, reason
     message_id = new_message_id(settings, ticket_id)
     references = [*contact.thread.references, contact.thread.message_id]
+    text = ack_text(ref, contact.subject, contact.sender.name, settings)
+    legacy = legacy_address(contact, settings)
+    notice = single_address_notice(conn, requester_id, legacy, settings) if legacy else None
+    if notice:
+        text = f"{notice}\n\n{text}"
     payload: dict[str, Any] = {
         "to": sender,
         "from_address": settings.desk_address,
         "from_name": settings.from_name,
         "subject": tagged_subject(ref, contact.subject),
-        "text": ack_text(ref, contact.subject, contact.sender.name, settings),
+        "text": text,
         "message_id": message_id,
         "in_reply_to": contact.thread.message_id,
         "references": [r for r in references if r][-20:],
@@ -193,6 +200,8 @@ def queue_ack(
     )
     if not inserted:
         return None, "already-acknowledged"
+    if notice and requester_id is not None:
+        record_notice(conn, requester_id, ticket_id, now, SINGLE_ADDRESS)
     return message_id, None
 
 

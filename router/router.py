@@ -26,6 +26,7 @@ from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
 from router.identity import Resolved, resolve_requester, vouched_keys
+from router.legacy import legacy_address
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
@@ -160,10 +161,20 @@ class Router:
             detail["forwarded_by"] = contact.forwarded_by
         if contact.problems:
             detail["parse_problems"] = list(contact.problems)
+        legacy = legacy_address(contact, self.settings)
+        if legacy:
+            detail["legacy_address"] = legacy
         acked = False
         if created:
             message_id, refusal = acks.queue_ack(
-                conn, contact, ticket_id, ref, self.settings, now, new_sender=who.created
+                conn,
+                contact,
+                ticket_id,
+                ref,
+                self.settings,
+                now,
+                new_sender=who.created,
+                requester_id=who.requester_id,
             )
             if message_id is not None:
                 thread_ids.append(message_id)  # a reply to the ack threads onto the ticket
@@ -180,6 +191,7 @@ class Router:
             duplicate=False,
             thread_reason=match.reason,
             acknowledged=acked,
+            legacy_address=legacy,
         )
 
     def _open_ticket(

@@ -210,6 +210,16 @@ quarantine = sa.Table(
 )
 
 # Addresses a bounce said we cannot deliver to: no acknowledgement goes to them (router.acks).
+# What a requester was told once and never again (e.g. "the desk's one address is …").
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("requester_id", BigID, sa.ForeignKey("requesters.id"), primary_key=True),
+    sa.Column("notice", sa.String(32), primary_key=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id")),  # where it was said
+    sa.Column("at", UTCDateTime(), nullable=False),
+)
+
 undeliverable = sa.Table(
     "undeliverable",
     metadata,

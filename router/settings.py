@@ -66,6 +66,12 @@ class TriageSettings:
     category_kinds: dict[str, Kind] = field(default_factory=dict)
 
 
+DEFAULT_SINGLE_ADDRESS_NOTICE = (
+    "Please note: the IT service desk has one address now, {address}. Your message to {legacy} "
+    "reached us, but please write to {address} from now on."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AckSettings:
     enabled: bool = True
@@ -92,6 +98,9 @@ class RouterSettings:
     # [email] trusted_authserv_ids: the MX in front of the desk. When set, a first-time sender
     # is acknowledged only if that MX's Authentication-Results passed them (router.acks).
     trusted_authserv_ids: tuple[str, ...] = ()
+    # Told once per requester whose mail reached a legacy alias ({address}: the desk's, {legacy}:
+    # the one they used); None: never (router.legacy).
+    single_address_notice: str | None = DEFAULT_SINGLE_ADDRESS_NOTICE
 
     @property
     def our_addresses(self) -> frozenset[str]:

@@ -38,7 +38,7 @@ from gateway.config.values import (
 )
 from gateway.dispatcher import DispatcherSettings
 from router.retry import RetryPolicy
-from router.settings import TriageSettings
+from router.settings import DEFAULT_SINGLE_ADDRESS_NOTICE, TriageSettings
 
 
 class Section(BaseModel):
@@ -69,11 +69,24 @@ class TicketsSection(Section):
     reopen_window_days: Annotated[StrictFloat, Field(ge=0)] = 14.0
 
 
+def _check_notice(value: str) -> str:
+    try:
+        value.format(address="desk@example.com", legacy="old@example.com")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"only {{address}} and {{legacy}} can be filled in ({exc!r})") from None
+    return value
+
+
 class EmailSection(Section):
     address: Address = "servicedesk@example.com"
     aliases: tuple[Address, ...] = ()
     from_name: StrictStr = "IT Service Desk"
     message_id_domain: Annotated[StrictStr, AfterValidator(check_domain)] | None = None
+    # The acknowledgement of mail to a legacy alias tells the requester, once, that the desk's
+    # one address is `address` ({address}, {legacy} are filled in); "" never tells.
+    single_address_notice: Annotated[StrictStr, AfterValidator(_check_notice)] = (
+        DEFAULT_SINGLE_ADDRESS_NOTICE
+    )
     # Staff whose forwards of a user's mail make the user the requester ("*@it.example.com").
     agent_addresses: tuple[Annotated[StrictStr, Field(min_length=3)], ...] = ()
     # The authserv-id(s) of the MX in front of spoc (RFC 8601). Set: first-time senders are

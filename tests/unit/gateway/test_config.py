@@ -469,3 +469,14 @@ def test_trusted_authserv_ids_reach_the_router_and_bad_ones_name_the_key(tmp_pat
     with pytest.raises(ConfigError) as caught:
         load_config(bad)
     assert any("email.trusted_authserv_ids" in p for p in caught.value.problems)
+
+
+def test_the_single_address_notice_may_only_name_its_placeholders(tmp_path: Path) -> None:
+    text = '[email]\nsingle_address_notice = "Write to {address}, not {legacy}."\n'
+    settings = load_config(write(tmp_path, text), {}).router_settings()
+    assert settings.single_address_notice == "Write to {address}, not {legacy}."
+    off = load_config(write(tmp_path, '[email]\nsingle_address_notice = ""\n'), {})
+    assert off.router_settings().single_address_notice is None
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[email]\nsingle_address_notice = "Hi {name}"\n'), {})
+    assert any(p.startswith("email.single_address_notice") for p in caught.value.problems)
