@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -71,16 +71,29 @@ class Party:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file that came with a contact. ``filename`` is already safe to show and to store."""
+    """A file that came with a contact. ``filename`` is already safe to show and to store.
+
+    ``content_id`` is a MIME part's Content-ID (bare), which HTML bodies refer to as ``cid:``.
+    An attachment kept as metadata only (over the size limit) has no ``data``, its
+    ``original_size`` and ``sha256`` as it arrived, and ``omitted`` saying why: its bytes
+    stay in the contact's raw message.
+    """
 
     filename: str
     content_type: str
     sha256: str
     data: bytes = field(repr=False)
+    content_id: str | None = None
+    omitted: str | None = None
+    original_size: int | None = None
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return self.original_size if self.original_size is not None else len(self.data)
+
+    def without_data(self, reason: str) -> Attachment:
+        """This attachment as metadata only: same name, type, size and sha256, no bytes."""
+        return replace(self, data=b"", omitted=reason, original_size=self.size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,9 +232,12 @@ class _Body:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
             (self.plain if ctype == "text/plain" else self.html).append(text)
         else:
-            self._attach(ctype, data, info.filename)
+            content_id = first_message_id(str(part.get("content-id", "")))
+            self._attach(ctype, data, info.filename, content_id)
 
-    def _attach(self, ctype: str, data: bytes, filename: str | None) -> None:
+    def _attach(
+        self, ctype: str, data: bytes, filename: str | None, content_id: str | None = None
+    ) -> None:
         name = decode_header(filename) if filename else None
         self.attachments.append(
             Attachment(
@@ -242,13 +245,16 @@ class _Body:
                 content_type=ctype,
                 sha256=hashlib.sha256(data).hexdigest(),
                 data=data,
+                content_id=content_id,
             )
         )
 
     def text(self) -> str:
         text = "\n\n".join(t.strip("\n") for t in self.plain if t.strip())
         if not text and self.html:
-            text = "\n\n".join(filter(None, (html_to_text(h) for h in self.html)))
+            # Inline images (cid:) name the attachment they are; remote ones are never fetched.
+            images = {a.content_id: a.filename for a in self.attachments if a.content_id}
+            text = "\n\n".join(filter(None, (html_to_text(h, images) for h in self.html)))
         return clean_text(text)
 
 

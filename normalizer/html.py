@@ -8,12 +8,19 @@ into lines: paragraphs, headings, lists and tables become blank-line separated b
 ``div``, ``tr`` and list items become line breaks (items prefixed ``- ``), source whitespace is
 collapsed as a browser would (except inside ``pre``), and entities are unescaped last, so an
 escaped ``&lt;script&gt;`` in the mail stays literal text and is never read as markup.
+
+Images: an inline image (``<img src="cid:…">``) becomes ``[image: logo.png]``, naming the
+attachment whose Content-ID it refers to; a remote image is never fetched (nothing here does
+I/O) and becomes ``[remote image not loaded: host]``. Only ``src`` and ``alt`` of ``img``
+survive sanitising, and only ``cid``, ``http`` and ``https`` URLs.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
 
 import nh3
 
@@ -68,29 +75,37 @@ _DROPPED_WITH_CONTENT = frozenset(
     {"script", "style", "title", "head", "template", "noscript", "object", "iframe", "svg"}
 )
 
-_TOKEN = re.compile(r"<(/?)([a-zA-Z0-9]+)[^>]*>|([^<]+)")
+_TOKEN = re.compile(r"<(/?)([a-zA-Z0-9]+)([^>]*)>|([^<]+)")
+_ATTRIBUTE = re.compile(r'\s([a-z]+)="([^"]*)"')
 _SPACES = re.compile(r"\s+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-def html_to_text(html_source: str) -> str:
-    """Return the readable text of an HTML document or fragment; never raises on bad markup."""
+def html_to_text(html_source: str, images: Mapping[str, str] | None = None) -> str:
+    """Return the readable text of an HTML document or fragment; never raises on bad markup.
+
+    ``images`` maps Content-IDs to attachment file names, for ``cid:`` images.
+    """
     cleaned = nh3.clean(
         html_source,
-        tags=set(_KEPT_TAGS),
+        tags={*_KEPT_TAGS, "img"},
         clean_content_tags=set(_DROPPED_WITH_CONTENT),
-        attributes={},
+        attributes={"img": {"src", "alt"}},
+        url_schemes={"cid", "http", "https"},
         strip_comments=True,
         link_rel=None,
     )
     out = _Lines()
     pre_depth = 0
     for match in _TOKEN.finditer(cleaned):
-        closing, tag, text = match.groups()
+        closing, tag, attributes, text = match.groups()
         if text is not None:
             out.text(html.unescape(text), preformatted=pre_depth > 0)
             continue
         tag = tag.lower()
+        if tag == "img":
+            out.text(_image(attributes, images or {}), preformatted=False)
+            continue
         if tag == "pre":
             pre_depth = max(0, pre_depth + (-1 if closing else 1))
         if tag == "br":
@@ -107,6 +122,18 @@ def html_to_text(html_source: str) -> str:
     return out.result()
 
 
+def _image(attributes: str, images: Mapping[str, str]) -> str:
+    found = {k: html.unescape(v) for k, v in _ATTRIBUTE.findall(attributes)}
+    src, alt = found.get("src", ""), " ".join(found.get("alt", "").split())
+    if src.casefold().startswith("cid:"):
+        name = images.get(unquote(src[4:]).strip("<>"))
+        return f" [image: {name or alt or 'inline image'}] "
+    host = urlsplit(src).hostname if src.casefold().startswith(("http://", "https://")) else None
+    if host:
+        return f" [remote image not loaded: {alt + ', ' if alt else ''}{host}] "
+    return f" [image: {alt}] " if alt else ""
+
+
 class _Lines:
     """Builds the text, knowing how many line breaks it currently ends with."""
 
@@ -119,7 +146,7 @@ class _Lines:
     def text(self, text: str, *, preformatted: bool) -> None:
         if not preformatted:
             text = _SPACES.sub(" ", text)
-            if self._trailing_newlines != 0:
+            if self._trailing_newlines != 0 or (self._parts and self._parts[-1].endswith(" ")):
                 text = text.lstrip(" ")
         if not text:
             return

@@ -302,10 +302,12 @@ class Router:
             },
         ).scalar_one()
         if contact.attachments:
-            conn.execute(
-                insert_ignore(conn, blobs, "sha256"),
-                [{"sha256": a.sha256, "size": a.size, "data": a.data} for a in contact.attachments],
-            )
+            kept = [a for a in contact.attachments if a.omitted is None]
+            if kept:
+                conn.execute(
+                    insert_ignore(conn, blobs, "sha256"),
+                    [{"sha256": a.sha256, "size": a.size, "data": a.data} for a in kept],
+                )
             conn.execute(
                 sa.insert(attachments),
                 [
@@ -315,6 +317,7 @@ class Router:
                         "content_type": a.content_type,
                         "size": a.size,
                         "sha256": a.sha256,
+                        "omitted": a.omitted,
                     }
                     for a in contact.attachments
                 ],

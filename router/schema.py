@@ -146,7 +146,8 @@ attachments = sa.Table(
     sa.Column("filename", sa.String(255), nullable=False),
     sa.Column("content_type", sa.String(255), nullable=False),
     sa.Column("size", sa.BigInteger(), nullable=False),
-    sa.Column("sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # its blob, unless omitted
+    sa.Column("omitted", sa.String(200)),  # why only the metadata is kept (e.g. too big)
 )
 
 events = sa.Table(

@@ -330,6 +330,7 @@ def _contacts_json(conn: Connection, ticket_id: int) -> list[dict[str, Any]]:
                     "size": a.size,
                     "sha256": a.sha256,
                 }
+                | ({"omitted": a.omitted} if a.omitted else {})
             )
     return [
         {

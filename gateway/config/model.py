@@ -37,6 +37,7 @@ from normalizer.contact import ContactStep
 from normalizer.email import contact_from_email
 from normalizer.fax import FaxRules, FaxStep
 from normalizer.forwarded import ForwardedStep
+from normalizer.limits import AttachmentLimit
 from router.settings import RouterSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
@@ -117,7 +118,8 @@ class Config(Section):
                 default_region=self.fax.default_region,
             )
             steps.append(FaxStep(rules))
-        return tuple(steps)
+        steps.append(AttachmentLimit(self.email.max_attachment_bytes))  # last: the steps before
+        return tuple(steps)  # may read the files (a fax's pages, a forwarded message)
 
     def router_settings(self) -> RouterSettings:
         """The router's settings, built exactly as ``router.settings`` defines them."""

@@ -87,6 +87,8 @@ class EmailSection(Section):
     single_address_notice: Annotated[StrictStr, AfterValidator(_check_notice)] = (
         DEFAULT_SINGLE_ADDRESS_NOTICE
     )
+    # An attachment bigger than this is kept as metadata only (its bytes stay in the raw mail).
+    max_attachment_bytes: PositiveInt = 10 * 1024 * 1024
     # Staff whose forwards of a user's mail make the user the requester ("*@it.example.com").
     agent_addresses: tuple[Annotated[StrictStr, Field(min_length=3)], ...] = ()
     # The authserv-id(s) of the MX in front of spoc (RFC 8601). Set: first-time senders are

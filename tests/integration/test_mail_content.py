@@ -1,0 +1,73 @@
+"""Mail content end to end: an attachment over ``[email] max_attachment_bytes`` is on the ticket
+as metadata with the reason, its bytes only in the raw message; inline images are attachments.
+On SQLite and PostgreSQL (the attachment row needs no blob)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from router.schema import blobs, contacts
+from tests.integration.gateway_harness import DESK, GatewayHarness, running_gateway
+from tests.unit.normalizer.test_content import PNG, html_mail
+
+BIG = b"\x00\x01" * 40_000  # 80 KB: over the 64 KiB limit below
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, db_url: str) -> AsyncIterator[GatewayHarness]:
+    keys = "max_attachment_bytes = 65536\n"
+    async with running_gateway(tmp_path, db_url, email_keys=keys) as harness:
+        yield harness
+
+
+def mail_with_big_file() -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Alice <alice@example.org>"
+    msg["To"] = DESK
+    msg["Subject"] = "Disk image"
+    msg["Message-ID"] = "<big-1@example.org>"
+    msg.set_content("The image of the broken disk.")
+    msg.add_attachment(BIG, maintype="application", subtype="octet-stream", filename="disk.img")
+    msg.add_attachment(b"log line", maintype="text", subtype="plain", filename="small.log")
+    return msg.as_bytes()
+
+
+async def test_a_big_attachment_is_metadata_on_the_ticket_and_bytes_in_the_raw_mail(
+    desk: GatewayHarness,
+) -> None:
+    raw = mail_with_big_file()
+    sent = await desk.send_mail(raw)
+    ticket = await desk.ticket(sent.queued_as)
+    big, small = ticket["contacts"][0]["attachments"]
+    assert big == {
+        "filename": "disk.img",
+        "content_type": "application/octet-stream",
+        "size": len(BIG),
+        "sha256": hashlib.sha256(BIG).hexdigest(),
+        "omitted": "over 64 KiB: kept in the raw message only",
+    }
+    assert "omitted" not in small and small["size"] == len(b"log line")
+    assert desk.gw.store is not None
+    stored_blobs = await desk.gw.store.read(
+        lambda c: set(c.execute(sa.select(blobs.c.sha256)).scalars())
+    )
+    assert big["sha256"] not in stored_blobs and small["sha256"] in stored_blobs
+    kept_raw = await desk.gw.store.read(lambda c: c.execute(sa.select(contacts.c.raw)).scalar())
+    assert len(kept_raw) >= len(raw)  # the whole message, the big file inside it
+
+
+async def test_an_inline_image_is_an_attachment_and_named_in_the_text(
+    desk: GatewayHarness,
+) -> None:
+    sent = await desk.send_mail(html_mail())
+    [contact] = (await desk.ticket(sent.queued_as))["contacts"]
+    [image] = [a for a in contact["attachments"] if a["content_type"] == "image/png"]
+    assert image["size"] == len(PNG)
+    assert f"[image: {image['filename']}]" in contact["text"]
+    assert "[remote image not loaded: tracker.example.net]" in contact["text"]
