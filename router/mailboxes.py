@@ -101,9 +101,10 @@ class AdvisoryLock:
         await asyncio.to_thread(self._release)
 
     def _acquire(self) -> bool:
+        if self._conn is not None:
+            return self._held()  # taken already: a second pg_try_advisory_lock would stack
         try:
-            if self._conn is None:
-                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             got = self._conn.execute(
                 sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
             ).scalar()

@@ -15,7 +15,8 @@ Config keys (:class:`IMAPMailboxSettings`)
     ``name``, ``host``, ``port``, ``tls`` (implicit TLS, port 993), ``starttls``, ``ca_file``
     (a private CA), ``username``, ``folder``, ``processed_folder``, ``failed_folder`` (both
     created if missing), ``poll_interval_seconds``, ``idle_seconds``,
-    ``max_messages_per_cycle``, ``max_failures``, ``reconnect_max_seconds`` (the cap of the
+    ``max_messages_per_cycle``, ``max_failures``, ``max_message_bytes`` (bigger messages go
+    to ``failed_folder`` unfetched), ``reconnect_max_seconds`` (the cap of the
     doubling reconnect delay), ``timeout_seconds`` (socket). The password comes from
     ``SPOC_IMAP_<NAME>_PASSWORD`` or ``SPOC_IMAP_PASSWORD``; without one the gateway does not
     start this mailbox and logs why.

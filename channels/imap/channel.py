@@ -55,6 +55,7 @@ class IMAPMailboxSettings:
     idle_seconds: float  # at most 600 (checked by the config)
     max_messages_per_cycle: int
     max_failures: int
+    max_message_bytes: int
     reconnect_max_seconds: float
     timeout_seconds: float
     desk_address: str
@@ -139,7 +140,12 @@ class IMAPChannel(Channel):
             task.cancel()
         except Exception:
             log.exception("IMAP %s: poller failed", self.settings.name)
-        await self._disconnect()
+        try:  # a call still blocked in the worker thread ends by its socket timeout at worst
+            await asyncio.wait_for(self._disconnect(), grace_seconds)
+        except TimeoutError:
+            log.warning(
+                "IMAP %s: logout did not finish; the connection is dropped", self.settings.name
+            )
         await self._lock.release()
         self._executor.shutdown(wait=False)
         log.info("IMAP %s stopped", self.settings.name)
@@ -218,11 +224,17 @@ class IMAPChannel(Channel):
             self._failures.clear()
         uids = await self._call(self._session.pending, checkpoint.last_uid)
         batch = uids[: settings.max_messages_per_cycle]
+        sizes = await self._call(self._session.sizes, batch)
         contiguous = True
         for uid in batch:
             if self._stopping.is_set():
                 return False
-            done = await self._take(uid, uidvalidity)
+            size = sizes.get(uid, 0)
+            if size > settings.max_message_bytes:
+                reason = f"{size} bytes is over max_message_bytes ({settings.max_message_bytes})"
+                done = await self._give_up(uid, uidvalidity, None, reason)
+            else:
+                done = await self._take(uid, uidvalidity)
             contiguous = contiguous and done
             if contiguous:
                 checkpoint = Checkpoint(uidvalidity, uid)
@@ -292,7 +304,7 @@ class IMAPChannel(Channel):
                 "IMAP %s: UID %d is not in any quarantine (%s); it is kept only in %r",
                 name,
                 uid,
-                "none configured" if raw is not None else "it could not be fetched",
+                "none configured" if raw is not None else "it was not fetched",
                 self.settings.failed_folder,
             )
         await self._move_out(uid, uidvalidity, self.settings.failed_folder)

@@ -98,6 +98,13 @@ class MailboxSession:
         uids = self._client.search(["UID", f"{after_uid + 1}:*", "UNDELETED"])
         return sorted(uid for uid in uids if uid > after_uid)
 
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """``RFC822.SIZE`` of each message (one FETCH), to refuse huge ones before fetching."""
+        if not uids:
+            return {}
+        answer = self._client.fetch(uids, ["RFC822.SIZE"])
+        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in answer.items()}
+
     def fetch(self, uid: int) -> bytes | None:
         """The message's raw bytes, leaving ``\\Seen`` alone; None when it is gone meanwhile."""
         answer = self._client.fetch([uid], ["BODY.PEEK[]"])

@@ -143,6 +143,7 @@ class ImapMailbox(Section):
     idle_seconds: Annotated[StrictFloat, Field(gt=0, le=600)] = 540.0  # IDLE re-issued this often
     max_messages_per_cycle: PositiveInt = 100
     max_failures: PositiveInt = 3  # then quarantine + failed_folder
+    max_message_bytes: PositiveInt = 26_214_400  # bigger: failed_folder without fetching
     reconnect_max_seconds: PositiveFloat = 300.0
     timeout_seconds: PositiveFloat = 60.0
 

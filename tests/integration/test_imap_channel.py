@@ -254,9 +254,9 @@ def plain_dovecot() -> Iterator[Dovecot]:
 
 
 async def test_without_idle_and_move_it_polls_and_copies_then_expunges(
-    plain_dovecot: Dovecot, desk: Desk
+    plain_dovecot: Dovecot, mailbox: str, desk: Desk
 ) -> None:
-    user = "plain-desk"
+    user = mailbox
     plain_dovecot.append(user, message("first poll"))
     settings = mailbox_settings(plain_dovecot, user, poll_interval_seconds=0.1)
     channel = desk.channel(settings)
@@ -332,3 +332,22 @@ async def test_the_same_message_by_smtp_and_through_a_journal_mailbox_is_one_con
     if message_id is None:
         assert contacts[0][0].startswith("sha256-")
     assert len(dovecot.messages(mailbox, PROCESSED)) == 1
+
+
+async def test_a_message_over_max_message_bytes_goes_to_failed_unfetched(
+    dovecot: Dovecot, mailbox: str, desk: Desk
+) -> None:
+    big = message("huge attachment") + b"x" * 4000 + b"\r\n"
+    small = message("small")
+    dovecot.append(mailbox, big)
+    dovecot.append(mailbox, small)
+    quarantine = MemoryQuarantine()
+    settings = mailbox_settings(dovecot, mailbox, max_message_bytes=len(small) + 100)
+    channel = desk.channel(settings, quarantine=quarantine)
+
+    await channel.start()
+    await wait_for(lambda: folder_empty(dovecot, mailbox), "INBOX to be emptied")
+
+    assert [s for _, s in desk.contacts()] == ["small"]
+    assert dovecot.messages(mailbox, FAILED) == [big]
+    assert quarantine.kept == []  # never fetched, so nothing to keep but the folder copy
