@@ -109,7 +109,7 @@ class IMAPChannel(Channel):
         self._task: asyncio.Task[None] | None = None
         self._failures: dict[tuple[int, int], int] = {}
         self._checkpoint: Checkpoint | None = None
-        self._backoff = 1.0
+        self._backoff = min(1.0, settings.reconnect_max_seconds)
         self.cycles = 0  # completed poll cycles (tests and logs)
 
     async def start(self) -> None:
@@ -190,13 +190,14 @@ class IMAPChannel(Channel):
     async def _connected(self) -> None:
         await self._call(self._session.open)
         self._checkpoint = await self._checkpoints.load(self.settings.name, self.settings.folder)
-        self._backoff = 1.0
         idle = await self._call(self._session.supports_idle)
         while not self._stopping.is_set():
             if not await self._lock.held():
                 raise _LockLost
             more = await self._cycle()
             self.cycles += 1
+            # Only a whole cycle resets the delay: a database that stays down keeps it growing.
+            self._backoff = min(1.0, self.settings.reconnect_max_seconds)
             if more or self._stopping.is_set():
                 continue
             if idle and not self._failures:  # a failed message is retried after the interval

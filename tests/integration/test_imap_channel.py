@@ -17,7 +17,7 @@ import pytest
 from channels.imap.session import MailboxSession
 from channels.smtp import SMTPChannel, SMTPChannelSettings
 from normalizer.contact import Contact
-from normalizer.intake import IntakeResult
+from normalizer.intake import IntakeResult, TemporaryIntakeError
 from router.router import Router
 from tests.integration.imap_support import (
     DESK,
@@ -175,6 +175,39 @@ async def test_a_message_failing_max_failures_times_is_quarantined_and_does_not_
     [(raw, source, reason)] = quarantine.kept
     assert (raw, source) == (poison, f"imap:{mailbox}")
     assert "converter bug" in reason and "3 attempts" in reason
+
+
+class DatabaseDownFor:
+    """The real router behind a database that is unavailable for the first ``times`` submits."""
+
+    def __init__(self, router: Router, times: int) -> None:
+        self.router = router
+        self.left = times
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        if self.left > 0:
+            self.left -= 1
+            raise TemporaryIntakeError("database unavailable: connection refused")
+        return await self.router.submit(contact)
+
+
+async def test_a_database_outage_counts_against_no_message(
+    dovecot: Dovecot, mailbox: str, desk: Desk
+) -> None:
+    raw = message("during the outage")
+    dovecot.append(mailbox, raw)
+    intake = DatabaseDownFor(desk.router, times=3)
+    quarantine = MemoryQuarantine()
+    settings = mailbox_settings(dovecot, mailbox, max_failures=2, reconnect_max_seconds=0.2)
+    channel = desk.channel(settings, intake, quarantine)
+
+    await channel.start()
+    await wait_for(lambda: folder_empty(dovecot, mailbox), "INBOX to be emptied")
+
+    assert intake.left == 0
+    assert [s for _, s in desk.contacts()] == ["during the outage"]
+    assert dovecot.messages(mailbox, PROCESSED) == [raw]
+    assert dovecot.messages(mailbox, FAILED) == [] and quarantine.kept == []
 
 
 async def test_a_message_the_router_refuses_goes_to_failed_at_once(
