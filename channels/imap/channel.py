@@ -172,12 +172,12 @@ class IMAPChannel(Channel):
                 # LoginError (a wrong password) is an IMAPClientError too: retried, loudly.
                 level = logging.ERROR if isinstance(exc, LoginError) else logging.WARNING
                 log.log(
-                    level, "IMAP %s: %s; reconnecting in %.0fs", name, _describe(exc), self._backoff
+                    level, "IMAP %s: %s; reconnecting in %.1fs", name, _describe(exc), self._backoff
                 )
                 await self._back_off()
             except Exception:
                 log.exception(
-                    "IMAP %s: unexpected failure; reconnecting in %.0fs", name, self._backoff
+                    "IMAP %s: unexpected failure; reconnecting in %.1fs", name, self._backoff
                 )
                 await self._back_off()
 
