@@ -384,3 +384,35 @@ async def test_a_message_over_max_message_bytes_goes_to_failed_unfetched(
     assert [s for _, s in desk.contacts()] == ["small"]
     assert dovecot.messages(mailbox, FAILED) == [big]
     assert quarantine.kept == []  # never fetched, so nothing to keep but the folder copy
+
+
+async def test_idle_is_reissued_after_idle_seconds_even_when_nothing_arrives(
+    dovecot: Dovecot, mailbox: str, desk: Desk
+) -> None:
+    # Each renewal leaves IDLE (DONE) and runs a cycle before the next IDLE: cycles count them.
+    channel = desk.channel(mailbox_settings(dovecot, mailbox, idle_seconds=0.3))
+
+    await channel.start()
+
+    await wait_for(lambda: channel.cycles >= 4, "three IDLE renewals")
+    assert desk.contacts() == []
+
+
+async def test_a_second_poller_of_the_same_mailbox_waits_until_the_first_stops(
+    dovecot: Dovecot, mailbox: str, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = mailbox_settings(dovecot, mailbox, poll_interval_seconds=0.1)
+    first, second = desk.channel(settings), desk.channel(settings)
+    await first.start()
+    await wait_for(lambda: first.cycles >= 1, "the first poller's first cycle")
+
+    with caplog.at_level(logging.INFO, logger="channels.imap.channel"):
+        await second.start()
+        await wait_for(lambda: "another gateway polls this mailbox" in caplog.text, "the wait")
+        assert second.cycles == 0
+        await first.stop(grace_seconds=10)
+        dovecot.append(mailbox, message("for the second poller"))
+        # Only the second poller runs now: it took the lock over and empties the folder.
+        await wait_for(lambda: folder_empty(dovecot, mailbox), "INBOX emptied by the second")
+
+    assert [s for _, s in desk.contacts()] == ["for the second poller"]
