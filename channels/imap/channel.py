@@ -112,6 +112,11 @@ class IMAPChannel(Channel):
         self._backoff = min(1.0, settings.reconnect_max_seconds)
         self.cycles = 0  # completed poll cycles (tests and logs)
 
+    @property
+    def running(self) -> bool:
+        """The poller task lives (it survives refused logins, dropped connections, outages)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError(f"{self.name} already started")

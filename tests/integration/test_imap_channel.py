@@ -8,6 +8,7 @@ server's folders hold afterwards.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import smtplib
 from collections.abc import Iterator
@@ -416,3 +417,24 @@ async def test_a_second_poller_of_the_same_mailbox_waits_until_the_first_stops(
         await wait_for(lambda: folder_empty(dovecot, mailbox), "INBOX emptied by the second")
 
     assert [s for _, s in desk.contacts()] == ["for the second poller"]
+
+
+async def test_a_refused_login_is_logged_as_an_error_and_is_not_fatal(
+    dovecot: Dovecot, mailbox: str, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    dovecot.append(mailbox, message("waits for the right password"))
+    # The first retry comes after 1 s; the test has seen what it needs by then.
+    settings = dataclasses.replace(
+        mailbox_settings(dovecot, mailbox, reconnect_max_seconds=60.0), password="wrong-password"
+    )
+    channel = desk.channel(settings)
+
+    with caplog.at_level(logging.ERROR, logger="channels.imap.channel"):
+        await channel.start()
+        await wait_for(lambda: "LoginError" in caplog.text, "the refused login")
+
+    assert "reconnecting in" in caplog.text
+    assert channel.running  # the poller lives on and logs in again after the delay
+    assert desk.contacts() == []
+    assert "wrong-password" not in caplog.text
+    assert len(dovecot.messages(mailbox, "INBOX")) == 1
