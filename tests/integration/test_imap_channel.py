@@ -438,3 +438,23 @@ async def test_a_refused_login_is_logged_as_an_error_and_is_not_fatal(
     assert desk.contacts() == []
     assert "wrong-password" not in caplog.text
     assert len(dovecot.messages(mailbox, "INBOX")) == 1
+
+
+async def test_after_the_server_restarts_the_poller_reconnects_and_goes_on(
+    mailbox: str, desk: Desk
+) -> None:
+    server = start_dovecot()
+    try:
+        server.append(mailbox, message("before the restart"))
+        channel = desk.channel(mailbox_settings(server, mailbox, reconnect_max_seconds=0.5))
+        await channel.start()
+        await wait_for(lambda: len(desk.contacts()) == 1, "the first contact")
+
+        await asyncio.to_thread(server.restart)  # the IDLE connection is cut
+        server.append(mailbox, message("after the restart"))
+
+        await wait_for(lambda: len(desk.contacts()) == 2, "the contact after reconnecting")
+        await channel.stop(grace_seconds=10)
+    finally:
+        server.stop()
+    assert [s for _, s in desk.contacts()] == ["before the restart", "after the restart"]

@@ -202,6 +202,16 @@ class Dovecot:
         if self.process.stderr is not None:
             self.process.stderr.close()
 
+    def restart(self) -> None:
+        """Stop the server and start it again on the same ports and mailboxes (an outage)."""
+        self._terminate()
+        self.process = subprocess.Popen(
+            [str(DOVECOT), "-F", "-c", str(self.base / "dovecot.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._wait_ready()
+
     def stop(self) -> None:
         self._terminate()
         shutil.rmtree(self.base, ignore_errors=True)
