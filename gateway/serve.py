@@ -2,8 +2,9 @@
 outbox dispatcher.
 
 Start order: database (SQLite is migrated in place; PostgreSQL must be at head), router, outbox
-dispatcher, SMTP, HTTP. Stop order on SIGTERM/SIGINT: stop accepting (SMTP and HTTP listeners
-close), let in-flight contacts finish and commit, stop the dispatcher, close the store; exit 0.
+dispatcher, SMTP, IMAP pollers, HTTP. Stop order on SIGTERM/SIGINT: stop accepting (SMTP and
+HTTP listeners close, IMAP pollers finish the message in hand, leave IDLE and log out), let
+in-flight contacts finish and commit, stop the dispatcher, close the store; exit 0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from channels.base import WebhookChannel
+from channels.imap import IMAPChannel, IMAPMailboxSettings
 from channels.outbound.email import EmailSender, OutboundSMTPSettings
 from channels.outbound.slack import SlackSender, SlackSenderSettings
 from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
@@ -25,6 +27,8 @@ from channels.slack import SlackChannel, SlackChannelSettings
 from channels.smtp import SMTPChannel
 from channels.twilio import Menu, TwilioChannel, TwilioSettings
 from gateway.config import Config
+from gateway.config.secrets import env_name
+from gateway.config.sections import ImapMailbox
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
 from gateway.logs import install_filters
@@ -33,10 +37,12 @@ from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
 from router.lookup import ChatLookup, PhoneLookup
+from router.mailboxes import MailboxCheckpoints, poller_lock
 from router.outbox import Outbox
 from router.quarantine import QuarantineStore
 from router.revisions import ContactRevisions
 from router.router import Router
+from router.settings import RouterSettings
 from router.store import Store, is_sqlite
 from router.tickets import TicketService
 
@@ -75,6 +81,7 @@ class Gateway:
         self.smtp: SMTPChannel | None = None
         self.dispatcher: Dispatcher | None = None
         self.webhook_channels: list[WebhookChannel] = []
+        self.imap_channels: list[IMAPChannel] = []
         self._http: web.AppRunner | None = None
 
     @property
@@ -121,6 +128,9 @@ class Gateway:
             steps=config.mail_steps(),
         )
         await self.smtp.start()
+        self.imap_channels = self._imap_channels(intake)
+        for imap in self.imap_channels:
+            await imap.start()
         app = build_app(
             store=self.store,
             tickets=self.tickets,
@@ -139,6 +149,34 @@ class Gateway:
             self.http_port,
             self.store.dialect,
         )
+
+    def _imap_channels(self, intake: Intake) -> list[IMAPChannel]:
+        """One poller per ``[[imap]]`` mailbox that has a password; the others stay off, loudly."""
+        config, store = self.config, self.store
+        assert store is not None
+        settings = config.router_settings()
+        channels: list[IMAPChannel] = []
+        for mailbox in config.imap:
+            password = config.secrets.imap_password(mailbox.name)
+            if not password:
+                log.error(
+                    "[[imap]] %r has no password: set SPOC_IMAP_%s_PASSWORD or "
+                    "SPOC_IMAP_PASSWORD; this mailbox is NOT polled",
+                    mailbox.name,
+                    env_name(mailbox.name),
+                )
+                continue
+            channels.append(
+                IMAPChannel(
+                    imap_mailbox_settings(mailbox, password, settings),
+                    intake,
+                    MailboxCheckpoints(store),
+                    poller_lock(store, mailbox.name),
+                    MeteredQuarantine(QuarantineStore(store), self.metrics),
+                    steps=config.mail_steps(),
+                )
+            )
+        return channels
 
     def _outbound_senders(self) -> dict[str, Sender]:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
@@ -244,6 +282,7 @@ class Gateway:
             listeners.append(self.smtp.stop(grace_seconds))
         if self._http is not None:
             listeners.append(self._http.cleanup())
+        listeners.extend(imap.stop(grace_seconds) for imap in self.imap_channels)
         await asyncio.gather(*listeners)
         for channel in self.webhook_channels:
             await channel.stop(grace_seconds)
@@ -252,6 +291,19 @@ class Gateway:
         if self.store is not None:
             await self.store.close()
         log.info("spoc stopped")
+
+
+def imap_mailbox_settings(
+    mailbox: ImapMailbox, password: str, settings: RouterSettings
+) -> IMAPMailboxSettings:
+    """The IMAP channel's settings: the ``[[imap]]`` table as validated, plus the password and
+    the desk's addresses (mail is taken in as if sent to the desk address)."""
+    return IMAPMailboxSettings(
+        **mailbox.model_dump(),
+        password=password,
+        desk_address=settings.desk_address,
+        our_addresses=settings.our_addresses,
+    )
 
 
 def _configure_logging() -> None:

@@ -11,8 +11,10 @@ about 470 us for ``policy.default``), and headers (in :mod:`normalizer.headers`)
 parts are decoded only as far as the router needs them.
 
 Idempotency: ``external_id`` is the Message-ID without angle brackets. A message without one
-gets ``sha256-<hex of the raw bytes>@spoc.invalid``, so an MTA resending the same bytes after a
-lost ``250`` is recognised as a duplicate.
+gets ``sha256-<hex>@spoc.invalid``, the hash of its bytes without delivery traces
+(:func:`normalizer.delivery.delivery_independent_bytes`: no ``Received``/``Return-Path``/…,
+LF line ends), so an MTA resending the same bytes after a lost ``250``, and the same message
+arriving again through an IMAP mailbox, are recognised as duplicates.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datetime import UTC, datetime
 from normalizer.authresults import sender_authenticated
 from normalizer.autoclass import classify
 from normalizer.contact import Attachment, AutoClass, Channel, Contact, Party, Report, ThreadHints
+from normalizer.delivery import delivery_independent_bytes
 from normalizer.filenames import safe_filename
 from normalizer.headers import (
     MAX_REFERENCES,
@@ -130,8 +133,10 @@ def contact_from_email(
 
 
 def synthetic_message_id(raw: bytes) -> str:
-    """The external id of a message without a Message-ID: the same bytes give the same id."""
-    return f"sha256-{hashlib.sha256(raw).hexdigest()}@{SYNTHETIC_ID_DOMAIN}"
+    """The external id of a message without a Message-ID: the same message gives the same id,
+    whichever MTAs and mailboxes it passed through (their trace fields do not count)."""
+    digest = hashlib.sha256(delivery_independent_bytes(raw)).hexdigest()
+    return f"sha256-{digest}@{SYNTHETIC_ID_DOMAIN}"
 
 
 # --- parsing and header fields ---------------------------------------------------------------

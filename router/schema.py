@@ -231,6 +231,19 @@ undeliverable = sa.Table(
 )
 
 
+# Where each IMAP poller is in each folder (router/mailboxes.py): UIDVALIDITY and the last UID
+# whose message is committed and moved out.
+imap_checkpoints = sa.Table(
+    "imap_checkpoints",
+    metadata,
+    sa.Column("mailbox", sa.String(100), primary_key=True),
+    sa.Column("folder", sa.String(1000), primary_key=True),
+    sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+    sa.Column("last_uid", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
 def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO NOTHING`` for the connection's dialect.
 

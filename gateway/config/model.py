@@ -41,7 +41,7 @@ from normalizer.limits import AttachmentLimit
 from router.settings import RouterSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
-NOT_YET_ACTIVE = ("imap", "forward")
+NOT_YET_ACTIVE = ("forward",)
 
 
 class Config(Section):
@@ -89,7 +89,6 @@ class Config(Section):
     def inert_sections(self) -> list[str]:
         """Sections configured whose feature is not active yet (``serve`` logs each once)."""
         configured = {
-            "imap": bool(self.imap),
             "fax": self.fax is not None,
             "twilio": self.twilio.enabled,
             "slack": self.slack.enabled,

@@ -19,7 +19,14 @@ def router_settings(config: Config) -> RouterSettings:
     return RouterSettings(
         ticket_prefix=config.tickets.prefix,
         desk_address=config.email.address.casefold(),
-        desk_aliases=tuple(a.casefold() for a in config.email.aliases),
+        # Legacy addresses: the aliases, and the address of every legacy IMAP mailbox.
+        desk_aliases=tuple(
+            dict.fromkeys(
+                a.casefold()
+                for a in (*config.email.aliases, *(m.username for m in config.imap))
+                if "@" in a
+            )
+        ),
         from_name=config.email.from_name,
         message_id_domain=config.email.id_domain,
         reopen_window_days=float(config.tickets.reopen_window_days),

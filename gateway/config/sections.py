@@ -181,16 +181,40 @@ class OutboxSection(Section):
         )
 
 
+Folder = Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+
+
 class ImapMailbox(Section):
+    """One mailbox the IMAP channel polls (channels/imap); keys as in README's IMAP section."""
+
     name: Name
-    host: StrictStr
+    host: Annotated[StrictStr, Field(min_length=1)]
     port: Port = 993
-    tls: StrictBool = True
+    tls: StrictBool = True  # implicit TLS (IMAPS)
+    starttls: StrictBool = False  # plain port, then STARTTLS (set tls = false)
+    ca_file: Annotated[StrictStr, Field(min_length=1)] | None = None  # else the system CAs
     username: StrictStr  # password from SPOC_IMAP_<NAME>_PASSWORD or SPOC_IMAP_PASSWORD
-    folder: StrictStr = "INBOX"
-    processed_folder: StrictStr = "spoc/processed"
-    failed_folder: StrictStr = "spoc/failed"
-    poll_interval_seconds: PositiveFloat = 60.0
+    folder: Folder = "INBOX"
+    processed_folder: Folder = "spoc/processed"
+    failed_folder: Folder = "spoc/failed"
+    poll_interval_seconds: PositiveFloat = 60.0  # servers without IDLE
+    idle_seconds: Annotated[StrictFloat, Field(gt=0, le=600)] = 540.0  # IDLE re-issued this often
+    max_messages_per_cycle: PositiveInt = 100
+    max_failures: PositiveInt = 3  # then quarantine + failed_folder
+    max_message_bytes: PositiveInt = 26_214_400  # bigger: failed_folder without fetching
+    reconnect_max_seconds: PositiveFloat = 300.0
+    timeout_seconds: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImapMailbox:
+        if self.tls and self.starttls:
+            raise ValueError(
+                "tls and starttls are both true; choose one (starttls needs tls = false)"
+            )
+        folders = (self.folder, self.processed_folder, self.failed_folder)
+        if len(set(folders)) < len(folders):
+            raise ValueError("folder, processed_folder and failed_folder must all differ")
+        return self
 
 
 class FaxSection(Section):

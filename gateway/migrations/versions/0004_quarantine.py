@@ -1,7 +1,7 @@
 """Quarantine (what could not become a contact, kept raw) and undeliverable addresses.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

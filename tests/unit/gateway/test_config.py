@@ -262,7 +262,7 @@ def test_inert_sections_lists_configured_features_not_built_yet(tmp_path: Path) 
         '[[imap]]\nname = "m"\nhost = "h"\nusername = "u"\n[fax]\n[twilio]\nenabled = true\n'
         "[slack]\nenabled = true\n[api]\nenabled = true\n"
     )
-    assert load_config(write(tmp_path, text), {}).inert_sections() == ["imap"]
+    assert load_config(write(tmp_path, text), {}).inert_sections() == []
 
 
 def test_router_settings_from_the_shipped_config() -> None:
@@ -480,3 +480,41 @@ def test_the_single_address_notice_may_only_name_its_placeholders(tmp_path: Path
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, '[email]\nsingle_address_notice = "Hi {name}"\n'), {})
     assert any(p.startswith("email.single_address_notice") for p in caught.value.problems)
+
+
+# --- [[imap]] -------------------------------------------------------------------------------
+
+IMAP = '[[imap]]\nname = "legacy"\nhost = "imap.example.com"\nusername = "helpdesk@example.com"\n'
+
+
+def test_an_imap_mailbox_gets_the_documented_defaults(tmp_path: Path) -> None:
+    [mailbox] = load_config(write(tmp_path, IMAP), {}).imap
+    assert (mailbox.port, mailbox.tls, mailbox.starttls) == (993, True, False)
+    assert (mailbox.folder, mailbox.processed_folder, mailbox.failed_folder) == (
+        "INBOX",
+        "spoc/processed",
+        "spoc/failed",
+    )
+    assert (mailbox.idle_seconds, mailbox.max_messages_per_cycle, mailbox.max_failures) == (
+        540.0,
+        100,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ("starttls = true\n", "imap[0]", "tls and starttls are both true"),
+        ("idle_seconds = 900.0\n", "imap[0].idle_seconds", "600"),
+        ('processed_folder = "INBOX"\n', "imap[0]", "must all differ"),
+        ("max_failures = 0\n", "imap[0].max_failures", "greater than 0"),
+        ('folder = ""\n', "imap[0].folder", "at least 1"),
+    ],
+)
+def test_inconsistent_imap_settings_are_refused_naming_the_key(
+    tmp_path: Path, extra: str, key: str, words: str
+) -> None:
+    [problem] = problems(tmp_path, IMAP + extra)
+    assert problem.startswith(f"{key}: ") or problem.startswith(f"{key}."), problem
+    assert words in problem

@@ -1,0 +1,34 @@
+"""IMAP checkpoints: UIDVALIDITY and last UID per mailbox and folder (router/mailboxes.py).
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "imap_checkpoints",
+        sa.Column("mailbox", sa.String(length=100), nullable=False),
+        sa.Column("folder", sa.String(length=1000), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("mailbox", "folder", name=op.f("pk_imap_checkpoints")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("imap_checkpoints")
