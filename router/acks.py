@@ -39,7 +39,7 @@ def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:
         return "acks-disabled"
     if contact.channel is Channel.SLACK:
         return _slack_refusal(contact, settings)
-    if contact.channel is not Channel.EMAIL:
+    if contact.channel not in (Channel.EMAIL, Channel.WEB):
         return "not-email"
     if contact.is_automatic:
         return contact.auto.value

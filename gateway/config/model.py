@@ -14,6 +14,7 @@ from gateway.config.secrets import Secrets, env_name
 from gateway.config.sections import (
     AcksSection,
     ApiSection,
+    DashboardSection,
     DatabaseSection,
     EmailSection,
     FaxSection,
@@ -30,6 +31,7 @@ from gateway.config.sections import (
     TicketsSection,
     TriageSection,
     TwilioSection,
+    WebformSection,
 )
 from router.settings import RouterSettings
 
@@ -54,6 +56,8 @@ class Config(Section):
     twilio: TwilioSection = TwilioSection()
     slack: SlackSection = SlackSection()
     api: ApiSection = ApiSection()
+    dashboard: DashboardSection = DashboardSection()
+    webform: WebformSection = WebformSection()
     groups: tuple[GroupEntry, ...] = (GroupEntry(name="service-desk", tier=1.0),)
     routing: tuple[RoutingEntry, ...] = ()
     forward: tuple[ForwardEntry, ...] = ()

@@ -42,6 +42,8 @@ class Secrets:
     imap_default_password: str | None = field(default=None, repr=False)
     imap_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
     forward_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    dashboard_secret: str | None = field(default=None, repr=False)
+    dashboard_password_hash: str | None = field(default=None, repr=False)
 
     def imap_password(self, mailbox: str) -> str | None:
         """``SPOC_IMAP_<NAME>_PASSWORD``, else ``SPOC_IMAP_PASSWORD``."""
@@ -71,6 +73,8 @@ class Secrets:
             imap_default_password=get("SPOC_IMAP_PASSWORD"),
             imap_passwords=imap,
             forward_secrets=forward,
+            dashboard_secret=get("SPOC_DASHBOARD_SECRET"),
+            dashboard_password_hash=get("SPOC_DASHBOARD_PASSWORD_HASH"),
         )
 
 
