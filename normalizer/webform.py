@@ -31,7 +31,13 @@ MAX_NONCE_CHARS = 100
 _VALUE_FIELDS = ("name", "email", "category", "description")
 
 # contact_from_api's dotted fields -> the form's field names
-_FIELDS = {"from.email": "email", "from": "email", "from.name": "name", "text": "description"}
+_FIELDS = {
+    "from.email": "email",
+    "from": "email",
+    "from.name": "name",
+    "text": "description",
+    "subject": "description",  # the subject is the description's first line
+}
 
 
 @dataclass(frozen=True, slots=True)
