@@ -45,7 +45,8 @@ def stacked_bars(title: str, histogram: Histogram) -> Chart:
     bars: list[Bar] = []
     ticks: list[tuple[float, str]] = []
     for i, start in enumerate(histogram.starts):
-        label = start.strftime("%H:%M" if hourly else "%a %d %b")
+        # an hour by its start (14:00), a day by the date it ends on (today's bar is today)
+        label = start.strftime("%H:%M") if hourly else (start + histogram.step).strftime("%a %d %b")
         if not hourly or i % 4 == 0:
             ticks.append((i * slot + slot / 2, label))
         y = float(HEIGHT)
