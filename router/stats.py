@@ -20,6 +20,7 @@ from router.schema import contacts, events, outbox, tickets
 from router.store import Store
 
 FACETS = ("status", "channel", "group", "category", "priority")
+MAX_SHOWN_MESSAGE_BYTES = 2 * 1024 * 1024  # bigger mails are shown as their text only
 _FACET_COLUMNS = {
     "status": tickets.c.status,
     "channel": tickets.c.channel,
@@ -87,6 +88,10 @@ class Stats:
 
     async def dead_letters(self, limit: int = 50) -> list[Delivery]:
         return await self._store.read(lambda c: dead_letters(c, limit))
+
+    async def messages(self, ticket_id: int) -> dict[int, bytes]:
+        """The raw mails (``message/rfc822``) of a ticket's inbound contacts, by contact id."""
+        return await self._store.read(lambda c: raw_messages(c, ticket_id))
 
 
 def intake_histogram(conn: Connection, now: datetime, step: timedelta, buckets: int) -> Histogram:
@@ -174,3 +179,15 @@ def dead_letters(conn: Connection, limit: int) -> list[Delivery]:
         .limit(limit)
     ).all()
     return [Delivery(**row._mapping) for row in rows]
+
+
+def raw_messages(conn: Connection, ticket_id: int) -> dict[int, bytes]:
+    rows = conn.execute(
+        sa.select(contacts.c.id, contacts.c.raw).where(
+            contacts.c.ticket_id == ticket_id,
+            contacts.c.direction == "in",
+            contacts.c.raw_type == "message/rfc822",
+            sa.func.length(contacts.c.raw) <= MAX_SHOWN_MESSAGE_BYTES,
+        )
+    ).all()
+    return {int(r.id): bytes(r.raw) for r in rows if r.raw}

@@ -2,16 +2,17 @@
 delivery from the outbox -- and for each contact *why* it joined this ticket.
 
 Pure: built from the ticket JSON (``TicketService.get``) and the ticket's outbox rows
-(``router.stats``); the templates only lay it out.
+(``router.stats``), and the HTML of its mails sanitised; the templates only lay it out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.dashboard.mailview import sanitized_html
 from router.stats import Delivery
 
 THREAD_REASONS: Mapping[str, str] = {
@@ -53,6 +54,7 @@ class Entry:
     attachments: Sequence[Mapping[str, Any]] = ()
     facts: Sequence[tuple[str, str]] = field(default_factory=tuple)
     state: str | None = None  # a delivery's pending | done | dead
+    html: str | None = None  # an email's HTML body, sanitised (gateway.dashboard.mailview)
 
 
 def explain_thread_reason(reason: str | None) -> str | None:
@@ -61,8 +63,14 @@ def explain_thread_reason(reason: str | None) -> str | None:
     return THREAD_REASONS.get(reason, reason)
 
 
-def timeline(ticket: Mapping[str, Any], deliveries: Sequence[Delivery]) -> list[Entry]:
-    """Every contact, event and delivery of ``ticket``, oldest first."""
+def timeline(
+    ticket: Mapping[str, Any],
+    deliveries: Sequence[Delivery],
+    messages: Mapping[int, bytes] | None = None,
+) -> list[Entry]:
+    """Every contact, event and delivery of ``ticket``, oldest first; ``messages`` are the raw
+    mails of its email contacts by contact id (their HTML is shown sanitised)."""
+    messages = messages or {}
     reasons: dict[int, dict[str, Any]] = {}
     entries: list[Entry] = []
     for event in ticket.get("events", []):
@@ -72,7 +80,10 @@ def timeline(ticket: Mapping[str, Any], deliveries: Sequence[Delivery]) -> list[
             continue
         entries.append(_event_entry(event["type"], _parse(event["at"]), detail))
     for contact in ticket.get("contacts", []):
-        entries.append(_contact_entry(contact, reasons.get(contact["id"], {})))
+        entry = _contact_entry(contact, reasons.get(contact["id"], {}))
+        if contact["id"] in messages:
+            entry = replace(entry, html=sanitized_html(messages[contact["id"]]))
+        entries.append(entry)
     entries.extend(_delivery_entry(d) for d in deliveries)
     order = {"event": 0, "contact": 1, "delivery": 2}
     return sorted(entries, key=lambda e: (e.at, order[e.kind]))

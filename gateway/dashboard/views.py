@@ -235,6 +235,7 @@ class Dashboard:
             ticket_id = parse_ref(self.tickets.settings.ticket_prefix, data["ref"])
             assert ticket_id is not None
             deliveries = await self.stats.deliveries(ticket_id)
+            messages = await self.stats.messages(ticket_id)
         except TicketNotFound:
             return self._message(_PageError(404, f"There is no ticket {ref[:40]}."), operator)
         except IntakeError as exc:
@@ -245,7 +246,7 @@ class Dashboard:
             status=status,
             operator=operator,
             ticket=data,
-            entries=timeline(data, deliveries),
+            entries=timeline(data, deliveries, messages),
             error=error,
             done=DONE_MESSAGES.get(request.query.get("done", "")),
             groups=self.settings.groups,

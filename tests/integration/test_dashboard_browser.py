@@ -20,6 +20,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,8 @@ async def seed_every_channel(desk: GatewayHarness, vector: str, n: int) -> None:
             visible_recipients=("servicedesk@example.com",),
             attachments=(Attachment(vector[:200], "text/html", sha, data),),
             thread=ThreadHints(message_id=f"mail-{n}@x"),
+            raw=html_mail(f"<p>{vector}</p><p>Regards, <b>Mallory</b></p>"),
+            raw_type="message/rfc822",
         ),
         Contact(
             channel=Channel.SLACK,
@@ -181,6 +184,15 @@ async def seed_every_channel(desk: GatewayHarness, vector: str, n: int) -> None:
     ]
     for contact in contacts:
         await router.submit(contact)
+
+
+def html_mail(html: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "mallory@example.org"
+    message["Subject"] = "html"
+    message.set_content("the text part")
+    message.add_alternative(html, subtype="html")
+    return message.as_bytes()
 
 
 async def log_in(page: Any, desk: GatewayHarness) -> None:
@@ -260,6 +272,8 @@ async def test_xss_vectors_on_every_channel_run_no_script_anywhere(
         await page.goto(f"{desk.base_url}/dashboard/tickets/SD-{ticket_id}")
         assert await page.locator(".timeline .entry").count() >= 2
     await page.goto(f"{desk.base_url}/dashboard/tickets/SD-1")
+    await page.click("details.html summary")  # the mail as sent, sanitised
+    assert "Regards, Mallory" in await page.inner_text(".mail-html")
     text = await page.inner_text(".timeline")
     assert VECTORS[0] in text  # shown as text
     assert await page.locator(".timeline script, .timeline img, .timeline iframe").count() == 0

@@ -79,3 +79,11 @@ async def test_a_tickets_deliveries_are_its_outbox_rows_with_their_state(desk: D
         ("email.reply", "pending", "alice@example.org"),
     ]
     assert await Stats(desk.store).dead_letters() == []
+
+
+async def test_a_tickets_raw_mails_are_read_for_display_but_not_other_channels(desk: Desk) -> None:
+    await desk.router.submit(email(message_id="1@x"))  # raw_type message/rfc822
+    await desk.router.submit(other(Channel.SMS, Party(phone="+14155550100"), "SM1"))
+
+    assert await Stats(desk.store).messages(1) == {1: b"raw"}
+    assert await Stats(desk.store).messages(2) == {}
