@@ -9,7 +9,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from channels.webform import WebFormChannel, WebFormSettings
+from normalizer.contact import Contact
+from normalizer.intake import IntakeResult, TemporaryIntakeError
 from tests.integration.gateway_harness import GatewayHarness, running_gateway
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -174,3 +179,29 @@ async def test_the_form_is_not_there_unless_enabled(tmp_path: Path, sqlite_url: 
         session.get(harness.base_url + "/report") as response,
     ):
         assert response.status == 404
+
+
+class _DatabaseDown:
+    """The router's answer while the database is unavailable: nothing was committed."""
+
+    async def submit(self, contact: Contact) -> IntakeResult:
+        raise TemporaryIntakeError("database unavailable")
+
+
+async def test_while_the_database_is_down_the_user_is_told_to_send_again(tmp_path: Path) -> None:
+    settings = WebFormSettings(secret=b"k" * 32, desk_address="servicedesk@example.com")
+    app = web.Application()
+    WebFormChannel(settings, _DatabaseDown()).add_routes(app)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        page = await (await client.get("/report")).text()
+        found = CSRF.search(page)
+        assert found
+        form = aiohttp.FormData(
+            {"csrf": found.group(1), "email": "bob@example.org", "description": "Laptop dead"}
+        )
+
+        response = await client.post("/report", data=form)
+
+        assert response.status == 503
+        text = await response.text()
+        assert "Nothing was lost: send it again" in text and "Laptop dead</textarea>" in text
