@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SECRET_KEYS = frozenset(
-    {"password", "passwd", "token", "tokens", "secret", "api_key", "auth_token", "signing_secret"}
+    {
+        "password",
+        "passwd",
+        "password_hash",
+        "token",
+        "tokens",
+        "secret",
+        "api_key",
+        "auth_token",
+        "signing_secret",
+    }
 )
 _SECRET_SUFFIXES = ("_password", "_token", "_tokens", "_secret")
 _SECRET_ENV = {
@@ -20,6 +30,8 @@ _SECRET_ENV = {
     ("api", "token"): "SPOC_API_TOKEN",
     ("api", "tokens"): "SPOC_API_TOKEN",
     ("database", "password"): "SPOC_DATABASE_URL",
+    ("dashboard", "password"): "SPOC_DASHBOARD_PASSWORD_HASH",
+    ("dashboard", "password_hash"): "SPOC_DASHBOARD_PASSWORD_HASH",
 }
 
 
