@@ -352,3 +352,29 @@ async def test_a_web_ticket_shows_in_the_web_channel(site: Site) -> None:
     page = await (await site.client.get("/", params={"channel": "web"})).text()
 
     assert f">{ref}<" in page
+
+
+async def test_while_the_store_is_down_pages_say_so_and_actions_change_nothing(
+    sqlite_url: str,
+) -> None:
+    from gateway.migrate import upgrade
+
+    upgrade(sqlite_url)
+    s = await start_site(sqlite_url)
+    try:
+        ref = await s.mail("Printer")
+        await s.login()
+        csrf = await s.csrf(f"/dashboard/tickets/{ref}")
+        await s.store.close()  # every read and write now fails as a database outage does
+
+        overview = await s.client.get("/")
+        ticket = await s.client.get(f"/dashboard/tickets/{ref}")
+        reply = await s.client.post(
+            f"/dashboard/tickets/{ref}/reply", data={"csrf": csrf, "text": "hello"}
+        )
+
+        assert overview.status == ticket.status == reply.status == 503
+        assert "not answering" in await overview.text()
+        assert "nothing was changed" in await reply.text()
+    finally:
+        await s.client.close()
