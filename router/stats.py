@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from router.schema import contacts, events, outbox, tickets
+from router.schema import attachments, blobs, contacts, events, outbox, tickets
 from router.store import Store
 
 FACETS = ("status", "channel", "group", "category", "priority")
@@ -88,6 +88,10 @@ class Stats:
 
     async def dead_letters(self, limit: int = 50) -> list[Delivery]:
         return await self._store.read(lambda c: dead_letters(c, limit))
+
+    async def attachment(self, contact_id: int, sha256: str) -> tuple[str, bytes] | None:
+        """A contact's attachment as (file name, bytes), or None when it has no such file."""
+        return await self._store.read(lambda c: attachment_file(c, contact_id, sha256))
 
     async def messages(self, ticket_id: int) -> dict[int, bytes]:
         """The raw mails (``message/rfc822``) of a ticket's inbound contacts, by contact id."""
@@ -191,3 +195,13 @@ def raw_messages(conn: Connection, ticket_id: int) -> dict[int, bytes]:
         )
     ).all()
     return {int(r.id): bytes(r.raw) for r in rows if r.raw}
+
+
+def attachment_file(conn: Connection, contact_id: int, sha256: str) -> tuple[str, bytes] | None:
+    row = conn.execute(
+        sa.select(attachments.c.filename, blobs.c.data)
+        .join(blobs, blobs.c.sha256 == attachments.c.sha256)
+        .where(attachments.c.contact_id == contact_id, attachments.c.sha256 == sha256)
+        .limit(1)
+    ).first()
+    return (str(row.filename), bytes(row.data)) if row is not None else None

@@ -55,6 +55,7 @@ class Entry:
     facts: Sequence[tuple[str, str]] = field(default_factory=tuple)
     state: str | None = None  # a delivery's pending | done | dead
     html: str | None = None  # an email's HTML body, sanitised (gateway.dashboard.mailview)
+    contact_id: int | None = None
 
 
 def explain_thread_reason(reason: str | None) -> str | None:
@@ -110,6 +111,7 @@ def _contact_entry(contact: Mapping[str, Any], added: Mapping[str, Any]) -> Entr
         why=explain_thread_reason(added.get("thread_reason")) if inbound else None,
         attachments=contact.get("attachments") or (),
         facts=tuple(facts),
+        contact_id=contact.get("id"),
     )
 
 

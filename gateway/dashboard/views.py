@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from markupsafe import Markup
@@ -101,6 +101,9 @@ class Dashboard:
         app.router.add_post(LOGIN_PATH, self.login)
         app.router.add_post("/dashboard/logout", self.logout)
         app.router.add_get("/dashboard/tickets/{ref}", self.ticket)
+        app.router.add_get(
+            "/dashboard/contacts/{contact_id:[0-9]{1,18}}/files/{sha256:[0-9a-f]{64}}", self.file
+        )
         app.router.add_post("/dashboard/tickets/{ref}/reply", self.reply)
         app.router.add_post("/dashboard/tickets/{ref}/escalate", self.escalate)
         app.router.add_post("/dashboard/tickets/{ref}/status", self.set_status)
@@ -252,6 +255,24 @@ class Dashboard:
             groups=self.settings.groups,
             statuses=SETTABLE_STATUSES,
         )
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        """An attachment (a screenshot, a downloaded call recording), always as a download:
+        never shown inline, so an HTML or SVG file cannot run in the dashboard's origin."""
+        operator = self._operator(request)
+        contact_id, sha256 = int(request.match_info["contact_id"]), request.match_info["sha256"]
+        try:
+            found = await self.stats.attachment(contact_id, sha256)
+        except IntakeError as exc:
+            log.warning("dashboard: the ticket store is not answering: %s", exc)
+            return self._message(_PageError(503, "The ticket store is not answering."), operator)
+        if found is None:
+            return self._message(_PageError(404, "There is no such file."), operator)
+        filename, data = found
+        response = web.Response(body=data, content_type="application/octet-stream")
+        response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
+        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
 
     # ---- actions (the API's code paths) -----------------------------------------------------
     async def reply(self, request: web.Request) -> web.Response:

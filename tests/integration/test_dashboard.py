@@ -4,6 +4,7 @@ cookies like a browser. The real-browser run is tests/integration/test_dashboard
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -19,7 +20,8 @@ from gateway.dashboard import Dashboard, DashboardSettings
 from gateway.dashboard.session import SESSION_COOKIE, Sessions
 from gateway.http import build_app
 from gateway.metrics import MeteredIntake, Metrics
-from normalizer.contact import Channel, Contact, Party, ThreadHints
+from normalizer.contact import Attachment, Channel, Contact, Party, ThreadHints
+from normalizer.intake import IntakeResult
 from router.router import Router
 from router.schema import outbox
 from router.settings import Group, RouterSettings
@@ -45,6 +47,15 @@ class Site:
     router: Router
 
     async def mail(self, subject: str, sender: str = "alice@example.org", n: int = 0) -> str:
+        return (await self.submit_mail(subject, sender, n)).ticket_ref
+
+    async def submit_mail(
+        self,
+        subject: str,
+        sender: str = "alice@example.org",
+        n: int = 0,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> IntakeResult:
         contact = Contact(
             channel=Channel.EMAIL,
             external_id=f"m{n}-{sender}-{subject}@x",
@@ -55,8 +66,9 @@ class Site:
             recipients=("servicedesk@example.com",),
             visible_recipients=("servicedesk@example.com",),
             thread=ThreadHints(message_id=f"m{n}-{sender}-{subject}@x"),
+            attachments=attachments,
         )
-        return (await self.router.submit(contact)).ticket_ref
+        return await self.router.submit(contact)
 
     async def login(self, credential: str = TOKEN, next_: str = "/") -> Any:
         page = await (await self.client.get("/dashboard/login")).text()
@@ -378,3 +390,29 @@ async def test_while_the_store_is_down_pages_say_so_and_actions_change_nothing(
         assert "nothing was changed" in await reply.text()
     finally:
         await s.client.close()
+
+
+async def test_an_attachment_downloads_behind_the_login_and_never_renders_inline(
+    site: Site,
+) -> None:
+    data = b"<html><script>alert(1)</script></html>"
+    sha = hashlib.sha256(data).hexdigest()
+    attached = (Attachment("page.html", "text/html", sha, data),)
+    result = await site.submit_mail("see attached", attachments=attached)
+    path = f"/dashboard/contacts/{result.contact_id}/files/{sha}"
+    anonymous = await site.client.get(path, allow_redirects=False)
+    assert anonymous.status == 303
+    await site.login()
+
+    page = await (await site.client.get(f"/dashboard/tickets/{result.ticket_ref}")).text()
+    response = await site.client.get(path)
+
+    assert f'href="{path}"' in page
+    assert response.status == 200 and await response.read() == data
+    assert response.content_type == "application/octet-stream"
+    assert response.headers["Content-Disposition"] == "attachment; filename*=UTF-8''page.html"
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    other = await site.client.get(f"/dashboard/contacts/{result.contact_id + 1}/files/{sha}")
+    assert other.status == 404
+    unknown = hashlib.sha256(b"another file").hexdigest()
+    assert (await site.client.get(path.replace(sha, unknown))).status == 404
