@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,15 +96,6 @@ class WebFormChannel(WebhookChannel):
             log.info("web form: the hidden field was filled in (a bot?): refused, not stored")
             message = "This form was not accepted: a field that must stay empty was filled in."
             return self._form(request, values, error=(message, HONEYPOT), status=400)
-        if retry := self._over_limit(request, values.get("email", "")):
-            response = self._form(
-                request,
-                values,
-                error=("Too many reports from you in the last hour: please try later.", None),
-                status=429,
-            )
-            response.headers["Retry-After"] = str(retry)
-            return response
         try:
             contact = contact_from_webform(
                 values,
@@ -113,6 +105,12 @@ class WebFormChannel(WebhookChannel):
                 desk_address=self.settings.desk_address,
                 categories=[name for name, _ in self.settings.categories],
             )
+            # Only a report that would be stored counts: a typo must not use up the hour.
+            if retry := self._over_limit(request, contact.sender.email or ""):
+                message = "Too many reports from you in the last hour: please try later."
+                response = self._form(request, values, error=(message, None), status=429)
+                response.headers["Retry-After"] = str(retry)
+                return response
             result = await self.intake.submit(contact)
         except ContactRejectedError as exc:
             return self._form(request, values, error=(str(exc), exc.field), status=400)
@@ -158,7 +156,7 @@ class WebFormChannel(WebhookChannel):
             if not self._limiter.hit(self._limit, "webform", kind, value):
                 reset = self._limiter.get_window_stats(self._limit, "webform", kind, value)[0]
                 log.info("web form: rate limit for one %s reached", kind)
-                return max(1, int(reset - self._now().timestamp()) + 1)
+                return max(1, int(reset - time.time()) + 1)
         return None
 
     async def _read(self, request: web.Request) -> _Submission:

@@ -159,9 +159,12 @@ async def test_attachments_over_the_limit_are_refused_and_nothing_is_stored(
     assert await tickets(desk) == []
 
 
-async def test_more_reports_than_the_hourly_limit_get_429(
+async def test_more_reports_than_the_hourly_limit_get_429_but_typos_do_not_count(
     desk: GatewayHarness, browser: aiohttp.ClientSession
 ) -> None:
+    for _ in range(4):
+        status, _page = await send(desk, browser, await form_token(desk, browser), email="x")
+        assert status == 400
     for _ in range(3):
         status, _page = await send(desk, browser, await form_token(desk, browser))
         assert status == 200
@@ -170,6 +173,8 @@ async def test_more_reports_than_the_hourly_limit_get_429(
 
     assert status == 429 and "Too many reports" in page
     assert len(await tickets(desk)) == 3
+    other = await send(desk, browser, await form_token(desk, browser), email="eve@example.org")
+    assert other[0] == 429  # the same client, whatever address it gives
 
 
 async def test_the_form_is_not_there_unless_enabled(tmp_path: Path, sqlite_url: str) -> None:
