@@ -24,11 +24,16 @@ def encode_tokens(tokens: Sequence[str]) -> tuple[bytes, ...]:
 
 def has_valid_bearer_token(request: web.Request, tokens: Sequence[bytes]) -> bool:
     """Whether the request carries ``Authorization: Bearer`` with one of ``tokens``."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return is_token(credential.strip(), tokens) and scheme.lower() == "bearer"
+
+
+def is_token(given: str, tokens: Sequence[bytes]) -> bool:
+    """Whether ``given`` is one of ``tokens`` (the dashboard's login takes them too)."""
     if not tokens:
         return False
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    given = credential.strip().encode("utf-8", "replace")
+    raw = given.encode("utf-8", "replace")
     matched = False
     for token in tokens:  # no early exit: every token is compared every time
-        matched |= hmac.compare_digest(given, token)
-    return matched and scheme.lower() == "bearer"
+        matched |= hmac.compare_digest(raw, token)
+    return matched

@@ -1,9 +1,11 @@
 """The gateway's HTTP application: health, readiness, metrics, the dashboard and the REST API.
 
 Routes: ``GET /healthz`` (200 while the process lives), ``GET /readyz`` (200 when the database
-answers, else 503), ``GET /metrics`` (Prometheus text), ``GET /`` (the intake dashboard) and the
-API under ``/api`` (``gateway.api``). Channel webhooks (Twilio, Slack) are added by their own
-modules onto the same app.
+answers, else 503), ``GET /metrics`` (Prometheus text), ``GET /`` and ``/dashboard/…`` (the
+operators' dashboard, ``gateway.dashboard``) and the API under ``/api`` (``gateway.api``).
+Channel webhooks and forms (Twilio, Slack, ``/report``) are added by their own modules onto the
+same app. Every response carries a strict Content-Security-Policy (no script at all, no
+framing), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
 
 Every error is JSON ``{"error": ...}``: aiohttp's own 404/405/413 included. An unexpected
 exception is logged with its traceback and answers a JSON 500 -- bad input never gets there.
@@ -15,7 +17,6 @@ The app runs in the gateway's one event loop through :func:`start_http` (``AppRu
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
@@ -26,25 +27,34 @@ from channels.base import WebhookChannel
 from gateway.api import build_api_app, error_response, json_response
 from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
-from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
+from gateway.dashboard import Dashboard
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
-from normalizer.intake import Intake, IntakeError
+from normalizer.intake import Intake
 from router.clock import utcnow
 from router.outbox_admin import OutboxAdmin
 from router.store import Store
-from router.tickets import TicketQuery, TicketService
+from router.tickets import TicketService
 
 log = logging.getLogger(__name__)
 
 CLIENT_MAX_SIZE: Final = 2 * 1024 * 1024  # bytes; bigger bodies get 413
-DASHBOARD_TICKETS: Final = 20
+# No script runs on any page we serve; styles and images only from here; no framing.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 STORE_KEY: Final = web.AppKey("store", Store)
 TICKETS_KEY: Final = web.AppKey("tickets", TicketService)
 METRICS_KEY: Final = web.AppKey("metrics", Metrics)
 OUTBOX_KEY: Final = web.AppKey("outbox", OutboxAdmin)
-DASHBOARD_TOKENS_KEY: Final = web.AppKey("dashboard_tokens", tuple[bytes, ...])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -58,18 +68,21 @@ def build_app(
     api_tokens: tuple[str, ...],
     api_enabled: bool,
     channels: Sequence[WebhookChannel] = (),
+    dashboard: Dashboard | None = None,
 ) -> web.Application:
-    """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404)."""
+    """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404);
+    without a ``dashboard`` ``GET /`` is a 404."""
     app = web.Application(middlewares=[_json_errors], client_max_size=CLIENT_MAX_SIZE)
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
     app[OUTBOX_KEY] = OutboxAdmin(store)
-    app[DASHBOARD_TOKENS_KEY] = encode_tokens(api_tokens)
+    app.on_response_prepare.append(_security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
-    app.router.add_get("/", dashboard)
+    if dashboard is not None:
+        dashboard.add_routes(app)
     for channel in channels:
         channel.add_routes(app)
     if api_enabled:
@@ -120,6 +133,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return error_response(500, "internal error")
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 def _http_error_message(exc: web.HTTPException) -> str:
     text = exc.text or ""
     default = f"{exc.status}: {exc.reason}"
@@ -161,54 +179,3 @@ async def metrics_page(request: web.Request) -> web.Response:
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type
     return response
-
-
-async def dashboard(request: web.Request) -> web.Response:
-    # The dashboard shares its port with Twilio's and Slack's webhooks, so it is usually
-    # reachable from outside: without the API's bearer token it shows nothing at all.
-    tokens: tuple[bytes, ...] = request.app[DASHBOARD_TOKENS_KEY]
-    if not has_valid_bearer_token(request, tokens):
-        return web.Response(
-            text=_page("<p>Sign in: this page needs the API's bearer token.</p>"),
-            status=401,
-            headers=BEARER_CHALLENGE,
-            content_type="text/html",
-        )
-    try:
-        page = await request.app[TICKETS_KEY].list(TicketQuery(limit=DASHBOARD_TICKETS))
-    except IntakeError as exc:
-        log.warning("dashboard: tickets unavailable: %s", exc)
-        return web.Response(
-            text=_page("<p>The ticket store is not answering right now.</p>"),
-            status=503,
-            content_type="text/html",
-        )
-    return web.Response(text=_page(_ticket_table(page.items)), content_type="text/html")
-
-
-_COLUMNS: Final = ("ref", "status", "priority", "channel", "group", "subject", "created_at")
-
-
-def _ticket_table(items: list[dict[str, object]]) -> str:
-    if not items:
-        return "<p>No tickets yet.</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in _COLUMNS)
-    rows = []
-    for item in items:
-        cells = "".join(f"<td>{html.escape(str(item.get(c, '')))}</td>" for c in _COLUMNS)
-        rows.append(f"<tr>{cells}</tr>")
-    return (
-        f"<h2>Latest {len(items)} tickets</h2>\n<table>\n<thead><tr>{head}</tr></thead>\n"
-        f"<tbody>\n{chr(10).join(rows)}\n</tbody>\n</table>"
-    )
-
-
-def _page(content: str) -> str:
-    return (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        "<title>spoc</title>\n</head>\n<body>\n<h1>spoc</h1>\n"
-        "<p>The single point of contact: every channel's contacts, newest first. "
-        'Health: <a href="/healthz">/healthz</a>, metrics: <a href="/metrics">/metrics</a>, '
-        "API: <code>/api/tickets</code>.</p>\n"
-        f"{content}\n</body>\n</html>\n"
-    )

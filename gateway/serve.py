@@ -26,9 +26,13 @@ from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
 from channels.slack import SlackChannel, SlackChannelSettings
 from channels.smtp import SMTPChannel
 from channels.twilio import Menu, TwilioChannel, TwilioSettings
+from channels.webform import WebFormChannel, WebFormSettings
+from gateway.auth import encode_tokens
 from gateway.config import Config
 from gateway.config.secrets import env_name
 from gateway.config.sections import ImapMailbox
+from gateway.dashboard import Dashboard, DashboardSettings
+from gateway.dashboard.session import Sessions, session_secret
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
 from gateway.logs import install_filters
@@ -43,6 +47,7 @@ from router.quarantine import QuarantineStore
 from router.revisions import ContactRevisions
 from router.router import Router
 from router.settings import RouterSettings
+from router.stats import Stats
 from router.store import Store, is_sqlite
 from router.tickets import TicketService
 
@@ -83,6 +88,8 @@ class Gateway:
         self.webhook_channels: list[WebhookChannel] = []
         self.imap_channels: list[IMAPChannel] = []
         self._http: web.AppRunner | None = None
+        # Signs dashboard sessions and form tokens; random per process unless configured.
+        self._form_secret = session_secret(config.secrets.dashboard_secret)
 
     @property
     def smtp_port(self) -> int:
@@ -139,6 +146,7 @@ class Gateway:
             api_tokens=config.secrets.api_tokens,
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
+            dashboard=self._dashboard(),
         )
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
         log.info(
@@ -177,6 +185,53 @@ class Gateway:
                 )
             )
         return channels
+
+    @property
+    def _secure_cookies(self) -> bool:
+        return self.config.server.base_url.startswith("https://")
+
+    def _dashboard(self) -> Dashboard | None:
+        config = self.config
+        if not config.dashboard.enabled:
+            return None
+        assert self.store is not None and self.tickets is not None
+        sessions = Sessions(
+            self._form_secret,
+            tokens=encode_tokens(config.secrets.api_tokens),
+            password_hash=config.secrets.dashboard_password_hash,
+            max_age_seconds=int(config.dashboard.session_hours * 3600),
+        )
+        if not sessions.can_log_in:
+            log.warning(
+                "[dashboard]: neither SPOC_API_TOKEN nor SPOC_DASHBOARD_PASSWORD_HASH is set: "
+                "nobody can log in"
+            )
+        settings = DashboardSettings(
+            page_size=config.dashboard.page_size,
+            secure_cookies=self._secure_cookies,
+            groups=tuple(g.name for g in config.groups),
+        )
+        return Dashboard(settings, sessions, self.tickets, Stats(self.store))
+
+    def _webform(self, intake: Intake) -> WebFormChannel:
+        config = self.config
+        form = config.webform
+        if form.categories:
+            categories = tuple((c.name, c.label) for c in form.categories)
+        else:
+            options = config.ivr.options if config.ivr else ()
+            categories = tuple(dict.fromkeys((o.category, o.label) for o in options))
+        settings = WebFormSettings(
+            secret=self._form_secret,
+            desk_address=config.email.address,
+            title=form.title,
+            categories=categories,
+            max_attachments=form.max_attachments,
+            max_attachment_bytes=form.max_attachment_bytes,
+            max_reports_per_hour=form.max_reports_per_hour,
+            secure_cookies=self._secure_cookies,
+        )
+        return WebFormChannel(settings, intake)
 
     def _outbound_senders(self) -> dict[str, Sender]:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
@@ -220,6 +275,8 @@ class Gateway:
         """Channels reached over the HTTP app, each enabled by its config section."""
         channels: list[WebhookChannel] = []
         config = self.config
+        if config.webform.enabled:
+            channels.append(self._webform(intake))
         if config.slack.enabled:
             slack, secrets, store = config.slack, config.secrets, self.store
             needed = {"SPOC_SLACK_BOT_TOKEN": secrets.slack_bot_token}

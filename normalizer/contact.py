@@ -23,6 +23,7 @@ class Channel(enum.StrEnum):
     SMS = "sms"
     SLACK = "slack"
     API = "api"
+    WEB = "web"  # the end-user form at /report
 
 
 class AutoClass(enum.StrEnum):

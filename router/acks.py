@@ -36,7 +36,7 @@ SLACK_ACK = "slack.ack"
 # Channels whose requester is acknowledged by email under the rules below: a web form's user
 # (an API contact with from.email) expects the mail a sender gets. An API contact has no
 # recipients, so the Bcc rule is for email only.
-ACKED_BY_EMAIL = (Channel.EMAIL, Channel.API)
+ACKED_BY_EMAIL = (Channel.EMAIL, Channel.API, Channel.WEB)
 
 
 def ack_refusal(contact: Contact, settings: RouterSettings) -> str | None:

@@ -36,6 +36,7 @@ _PRIMARY: dict[Channel, tuple[str, ...]] = {
     Channel.SMS: ("phone", "sender", "email", "slack"),
     Channel.SLACK: ("slack", "email", "phone", "sender"),
     Channel.API: ("email", "phone", "slack", "sender"),
+    Channel.WEB: ("email", "phone", "slack", "sender"),
 }
 
 
@@ -46,6 +47,7 @@ _VOUCHED: dict[Channel, frozenset[str]] = {
     Channel.PHONE: frozenset({"phone", "sender"}),
     Channel.SMS: frozenset({"phone", "sender"}),
     Channel.SLACK: frozenset({"slack", "email"}),
+    Channel.WEB: frozenset({"email"}),  # whatever else a form says is hearsay
 }
 
 # Built once. Both IN lists hit the unique (kind, value) index; exact pairs are kept in Python

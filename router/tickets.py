@@ -31,7 +31,7 @@ from router.store import Store
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 SETTABLE_STATUSES = ("open", "pending", "resolved", "closed")  # "new" is only where tickets start
-CHANNELS = ("email", "fax", "phone", "sms", "slack", "api")
+CHANNELS = ("email", "fax", "phone", "sms", "slack", "api", "web")
 
 
 class TicketNotFound(LookupError):
@@ -43,6 +43,7 @@ class TicketQuery:
     status: str | None = None
     channel: str | None = None
     group: str | None = None
+    category: str | None = None
     requester: str | None = None  # an email, E.164 phone or Slack id of the requester
     q: str | None = None  # text in the subject
     limit: int = 50
@@ -136,6 +137,8 @@ class TicketService:
             stmt = stmt.where(tickets.c.channel == query.channel)
         if query.group:
             stmt = stmt.where(tickets.c.group_name == query.group)
+        if query.category:
+            stmt = stmt.where(tickets.c.category == query.category)
         if query.requester:
             who = query.requester.strip()
             stmt = stmt.where(

@@ -16,6 +16,7 @@ from gateway.config.secrets import Secrets, env_name
 from gateway.config.sections import (
     AcksSection,
     ApiSection,
+    DashboardSection,
     DatabaseSection,
     EmailSection,
     FaxSection,
@@ -32,6 +33,7 @@ from gateway.config.sections import (
     TicketsSection,
     TriageSection,
     TwilioSection,
+    WebformSection,
 )
 from normalizer.contact import ContactStep
 from normalizer.email import contact_from_email
@@ -61,6 +63,8 @@ class Config(Section):
     twilio: TwilioSection = TwilioSection()
     slack: SlackSection = SlackSection()
     api: ApiSection = ApiSection()
+    dashboard: DashboardSection = DashboardSection()
+    webform: WebformSection = WebformSection()
     groups: tuple[GroupEntry, ...] = (GroupEntry(name="service-desk", tier=1.0),)
     routing: tuple[RoutingEntry, ...] = ()
     forward: tuple[ForwardEntry, ...] = ()

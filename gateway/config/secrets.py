@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SECRET_KEYS = frozenset(
-    {"password", "passwd", "token", "tokens", "secret", "api_key", "auth_token", "signing_secret"}
+    {
+        "password",
+        "passwd",
+        "password_hash",
+        "token",
+        "tokens",
+        "secret",
+        "api_key",
+        "auth_token",
+        "signing_secret",
+    }
 )
 _SECRET_SUFFIXES = ("_password", "_token", "_tokens", "_secret")
 _SECRET_ENV = {
@@ -20,6 +30,8 @@ _SECRET_ENV = {
     ("api", "token"): "SPOC_API_TOKEN",
     ("api", "tokens"): "SPOC_API_TOKEN",
     ("database", "password"): "SPOC_DATABASE_URL",
+    ("dashboard", "password"): "SPOC_DASHBOARD_PASSWORD_HASH",
+    ("dashboard", "password_hash"): "SPOC_DASHBOARD_PASSWORD_HASH",
 }
 
 
@@ -42,6 +54,8 @@ class Secrets:
     imap_default_password: str | None = field(default=None, repr=False)
     imap_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
     forward_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    dashboard_secret: str | None = field(default=None, repr=False)
+    dashboard_password_hash: str | None = field(default=None, repr=False)
 
     def imap_password(self, mailbox: str) -> str | None:
         """``SPOC_IMAP_<NAME>_PASSWORD``, else ``SPOC_IMAP_PASSWORD``."""
@@ -71,6 +85,8 @@ class Secrets:
             imap_default_password=get("SPOC_IMAP_PASSWORD"),
             imap_passwords=imap,
             forward_secrets=forward,
+            dashboard_secret=get("SPOC_DASHBOARD_SECRET"),
+            dashboard_password_hash=get("SPOC_DASHBOARD_PASSWORD_HASH"),
         )
 
 

@@ -265,6 +265,32 @@ class ApiSection(Section):
     link_identities: StrictBool = False
 
 
+class DashboardSection(Section):
+    """The operators' dashboard at ``/``; the session secret and an operator password hash come
+    from SPOC_DASHBOARD_SECRET and SPOC_DASHBOARD_PASSWORD_HASH."""
+
+    enabled: StrictBool = True
+    session_hours: Annotated[StrictFloat, Field(gt=0, le=720)] = 12.0
+    page_size: Annotated[StrictInt, Field(ge=5, le=200)] = 25
+
+
+class WebformCategory(Section):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    label: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class WebformSection(Section):
+    """The end users' form at ``/report`` (channel ``web``)."""
+
+    enabled: StrictBool = False
+    title: Annotated[StrictStr, Field(min_length=1, max_length=200)] = "Report a problem"
+    # none: the IVR menu's categories, else no category field at all
+    categories: tuple[WebformCategory, ...] = ()
+    max_attachments: Annotated[StrictInt, Field(ge=0, le=20)] = 5
+    max_attachment_bytes: PositiveInt = 10 * 1024 * 1024  # all files of one report together
+    max_reports_per_hour: PositiveInt = 5  # per client address and per email address
+
+
 class GroupEntry(Section):
     name: Name
     tier: PositiveFloat

@@ -1,0 +1,138 @@
+"""Operator sessions: who may see the dashboard, in a signed cookie.
+
+Logging in takes one of the API's bearer tokens (``SPOC_API_TOKEN``) or the operator password
+whose Argon2 hash is in ``SPOC_DASHBOARD_PASSWORD_HASH``. The session is a cookie signed with
+``SPOC_DASHBOARD_SECRET`` (``itsdangerous``; without it a random per-process secret, so sessions
+end when the process restarts) holding a session id and the session's CSRF token -- no
+credential. It is HttpOnly, SameSite=Strict, Secure when the dashboard is served over https,
+and ends after ``[dashboard] session_hours`` or at logout (the id is revoked in this process).
+
+Failed logins are limited per client address (``limits``): an Argon2 check costs real CPU, and
+guessing a token should cost the guesser, not the desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadData, URLSafeTimedSerializer
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from channels.forms import set_private_cookie
+from gateway.auth import is_token
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE: Final = "spoc_session"
+FAILED_LOGINS_PER_15_MINUTES: Final = 10
+MAX_CREDENTIAL_CHARS: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    sid: str
+    csrf: str
+    via: str  # "token" | "password"
+
+
+def session_secret(configured: str | None) -> bytes:
+    """``SPOC_DASHBOARD_SECRET``, else a random one for this process (logged once)."""
+    if configured:
+        return configured.encode("utf-8")
+    log.info("SPOC_DASHBOARD_SECRET is not set: dashboard sessions end when spoc restarts")
+    return secrets.token_bytes(32)
+
+
+class Sessions:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        tokens: tuple[bytes, ...],
+        password_hash: str | None,
+        max_age_seconds: int,
+    ) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt="spoc.dashboard.session")
+        self.form_secret = secret  # the login form's tokens (another salt)
+        self._tokens = tokens
+        self._password_hash = password_hash
+        self.max_age_seconds = max_age_seconds
+        self._revoked: dict[str, float] = {}  # sid -> when its cookie would have expired
+        self._hasher = PasswordHasher()
+        self._failures = MovingWindowRateLimiter(MemoryStorage())
+        self._failure_limit = RateLimitItemPerMinute(FAILED_LOGINS_PER_15_MINUTES, 15)
+
+    @property
+    def can_log_in(self) -> bool:
+        return bool(self._tokens or self._password_hash)
+
+    def locked_out(self, client: str) -> bool:
+        return not self._failures.test(self._failure_limit, "login", client)
+
+    async def login(self, credential: str, client: str) -> Operator | None:
+        """A new session when ``credential`` is an API token or the operator password."""
+        credential = credential.strip()[:MAX_CREDENTIAL_CHARS]
+        via = None
+        if not credential:
+            pass
+        elif is_token(credential, self._tokens):
+            via = "token"
+        elif await asyncio.to_thread(self._is_password, credential):
+            via = "password"
+        if via is None:
+            self._failures.hit(self._failure_limit, "login", client)
+            log.info("dashboard: a login failed")
+            return None
+        log.info("dashboard: an operator logged in (%s)", via)
+        return Operator(secrets.token_urlsafe(16), secrets.token_urlsafe(32), via)
+
+    def _is_password(self, credential: str) -> bool:
+        if not self._password_hash:
+            return False
+        try:
+            return self._hasher.verify(self._password_hash, credential)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def read(self, request: web.Request) -> Operator | None:
+        """The request's session, or None (no cookie, forged, expired, logged out)."""
+        value = request.cookies.get(SESSION_COOKIE)
+        if not value:
+            return None
+        try:
+            data = self._serializer.loads(value, max_age=self.max_age_seconds)
+        except BadData:
+            return None
+        if not isinstance(data, dict):
+            return None
+        sid, csrf, via = data.get("sid"), data.get("csrf"), data.get("via")
+        if not (isinstance(sid, str) and isinstance(csrf, str) and isinstance(via, str)):
+            return None
+        if sid in self._revoked:
+            return None
+        return Operator(sid, csrf, via)
+
+    def start(self, response: web.StreamResponse, operator: Operator, *, secure: bool) -> None:
+        value = self._serializer.dumps(
+            {"sid": operator.sid, "csrf": operator.csrf, "via": operator.via}
+        )
+        set_private_cookie(
+            response, SESSION_COOKIE, value, secure=secure, max_age=self.max_age_seconds
+        )
+
+    def end(self, response: web.StreamResponse, operator: Operator | None) -> None:
+        now = time.monotonic()
+        self._revoked = {s: t for s, t in self._revoked.items() if t > now}
+        if operator is not None:
+            self._revoked[operator.sid] = now + self.max_age_seconds
+        response.del_cookie(SESSION_COOKIE, path="/")

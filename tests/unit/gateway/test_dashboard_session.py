@@ -1,0 +1,88 @@
+"""Operator sessions (gateway.dashboard.session): who may log in, what the cookie proves."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from argon2 import PasswordHasher
+
+from gateway.dashboard.session import (
+    FAILED_LOGINS_PER_15_MINUTES,
+    SESSION_COOKIE,
+    Operator,
+    Sessions,
+)
+
+TOKEN = "api-token-0123456789"
+
+
+def sessions(password: str | None = None, secret: bytes = b"k" * 32) -> Sessions:
+    hashed = PasswordHasher().hash(password) if password else None
+    return Sessions(secret, tokens=(TOKEN.encode(),), password_hash=hashed, max_age_seconds=3600)
+
+
+def with_cookie(value: str):  # type: ignore[no-untyped-def]
+    return make_mocked_request("GET", "/", headers={"Cookie": f"{SESSION_COOKIE}={value}"})
+
+
+def cookie_of(s: Sessions, operator: Operator) -> str:
+    response = web.Response()
+    s.start(response, operator, secure=True)
+    morsel = response.cookies[SESSION_COOKIE]
+    assert morsel["httponly"] and morsel["secure"] and morsel["samesite"] == "Strict"
+    return morsel.value
+
+
+async def test_an_api_token_or_the_operator_password_logs_in_and_nothing_else() -> None:
+    s = sessions(password="correct horse battery staple")
+
+    by_token = await s.login(TOKEN, "10.0.0.1")
+    by_password = await s.login("correct horse battery staple", "10.0.0.1")
+
+    assert by_token is not None and by_token.via == "token"
+    assert by_password is not None and by_password.via == "password"
+    for wrong in ("", "   ", TOKEN + "x", TOKEN[:-1], "correct horse", "x" * 5000):
+        assert await s.login(wrong, "10.0.0.1") is None, wrong
+
+
+async def test_without_a_password_hash_a_password_never_logs_in() -> None:
+    assert await sessions().login("anything", "10.0.0.2") is None
+
+
+async def test_the_session_cookie_proves_the_session_and_holds_no_credential() -> None:
+    s = sessions()
+    operator = await s.login(TOKEN, "10.0.0.1")
+    assert operator is not None
+    value = cookie_of(s, operator)
+
+    assert TOKEN not in value
+    assert s.read(with_cookie(value)) == operator
+    assert s.read(with_cookie(value[:-3] + "abc")) is None  # altered
+    assert sessions(secret=b"o" * 32).read(with_cookie(value)) is None  # another secret
+
+
+async def test_logging_out_revokes_the_cookie_even_if_it_is_sent_again() -> None:
+    s = sessions()
+    operator = await s.login(TOKEN, "10.0.0.1")
+    assert operator is not None
+    value = cookie_of(s, operator)
+
+    s.end(web.Response(), operator)
+
+    assert s.read(with_cookie(value)) is None
+
+
+async def test_too_many_failed_logins_lock_out_that_client_only() -> None:
+    s = sessions()
+    for _ in range(FAILED_LOGINS_PER_15_MINUTES):
+        assert not s.locked_out("10.0.0.9")
+        await s.login("guess", "10.0.0.9")
+
+    assert s.locked_out("10.0.0.9")
+    assert not s.locked_out("10.0.0.10")
+
+
+@pytest.mark.parametrize("value", ["", "garbage", "a.b.c", "eyJzaWQiOjF9.x.y"])
+def test_a_malformed_cookie_is_no_session(value: str) -> None:
+    assert sessions().read(with_cookie(value)) is None
