@@ -191,6 +191,7 @@ def smtp_pass(
         "failures": len(failures),
         "first_failures": failures[:5],
         "gateway_alive": alive and healthy,
+        "accepted_checked": len(accepted),
         "accepted_without_stored_raw": missing,
         "tracebacks_in_log": text.count("Traceback"),
         "directory": str(directory),
