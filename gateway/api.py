@@ -20,7 +20,6 @@ stores nothing new; the same one with other content answers 409 and stores nothi
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -32,6 +31,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.api_bodies import EscalateBody, ReplyBody, StatusBody
+from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
 from gateway.metrics import Metrics
 from normalizer.api import contact_from_api
 from normalizer.bodies import load_body
@@ -87,7 +87,7 @@ def build_api_app(
     app[TICKETS_KEY] = tickets
     app[INTAKE_KEY] = intake
     app[METRICS_KEY] = metrics
-    app[TOKENS_KEY] = tuple(t.encode("utf-8") for t in api_tokens if t)
+    app[TOKENS_KEY] = encode_tokens(api_tokens)
     app.router.add_post("/contacts", post_contact)
     app.router.add_get("/tickets", list_tickets)
     app.router.add_get("/tickets/{ref}", get_ticket)
@@ -137,19 +137,13 @@ async def _api_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def _require_bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    tokens = request.app[TOKENS_KEY]
-    challenge = {"WWW-Authenticate": 'Bearer realm="spoc"'}
+    tokens: tuple[bytes, ...] = request.app[TOKENS_KEY]
     if not tokens:
         return error_response(
-            401, "the API has no token configured: set SPOC_API_TOKEN", headers=challenge
+            401, "the API has no token configured: set SPOC_API_TOKEN", headers=BEARER_CHALLENGE
         )
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    given = credential.strip().encode("utf-8", "replace")
-    matched = False
-    for token in tokens:  # no early exit: every token is compared every time
-        matched |= hmac.compare_digest(given, token)
-    if scheme.lower() != "bearer" or not matched:
-        return error_response(401, "missing or invalid bearer token", headers=challenge)
+    if not has_valid_bearer_token(request, tokens):
+        return error_response(401, "missing or invalid bearer token", headers=BEARER_CHALLENGE)
     return await handler(request)
 
 
