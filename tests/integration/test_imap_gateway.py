@@ -1,6 +1,7 @@
 """``[[imap]]`` in a whole gateway: passwords from the environment, a mailbox without one stays
 off (and the log says why), a polled message becomes a ticket that is acknowledged like mail
-sent to the desk."""
+sent to the desk, and one written to the legacy mailbox's own address tells the requester the
+desk's one address."""
 
 from __future__ import annotations
 
@@ -56,3 +57,36 @@ async def test_mailboxes_with_a_password_are_polled_and_one_without_stays_off(
         await sink.stop()
     assert "IMAP legacy-helpdesk stopped" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+async def test_mail_written_to_a_legacy_mailbox_tells_the_requester_the_one_address(
+    dovecot: Dovecot, mailbox: str, tmp_path: Path, sqlite_url: str
+) -> None:
+    legacy = f"{mailbox}@oldco.example"
+    written_there = message("printer jam").replace(
+        b"To: servicedesk@example.com", f"To: {legacy}".encode()
+    )
+    journalled = message("vpn down")  # written to the desk, only journalled into the mailbox
+    dovecot.append(legacy, written_there)
+    dovecot.append(legacy, journalled)
+    sink = RelaySink()
+    await sink.start()
+    harness = GatewayHarness(tmp_path, sqlite_url, sink, imap_table("old-it", dovecot, legacy))
+    harness.environ["SPOC_IMAP_OLD_IT_PASSWORD"] = PASSWORD
+    try:
+        await harness.start()
+        await wait_for(lambda: dovecot.messages(legacy, "INBOX") == [], "INBOX emptied")
+        acks = {m["Subject"]: m.get_content() for m in await harness.settle()}
+        page = (await harness.api("GET", "/api/tickets"))[1]
+        by_subject = {t["subject"]: await harness.ticket(t["ref"]) for t in page["tickets"]}
+        assert by_subject["printer jam"]["contacts"][0]["to"] == legacy
+        assert by_subject["vpn down"]["contacts"][0]["to"] == "servicedesk@example.com"
+        [told] = [text for subject, text in acks.items() if "printer jam" in subject]
+        assert f"Your message to {legacy} reached us" in told
+        [not_told] = [text for subject, text in acks.items() if "vpn down" in subject]
+        assert "one address now" not in not_told
+        metrics = await harness.metrics()
+        assert metrics[("spoc_legacy_contacts_total", frozenset({("address", legacy)}))] == 1
+    finally:
+        await harness.stop()
+        await sink.stop()
