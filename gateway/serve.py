@@ -9,6 +9,7 @@ close), let in-flight contacts finish and commit, stop the dispatcher, close the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Awaitable
@@ -32,7 +33,9 @@ from gateway.metrics import MeteredIntake, Metrics
 from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
+from router.classifier import category_model
 from router.lookup import ChatLookup, PhoneLookup
+from router.meaning import MeaningReader
 from router.outbox import Outbox
 from router.router import Router
 from router.store import Store, is_sqlite
@@ -69,6 +72,7 @@ class Gateway:
         self.metrics = Metrics()
         self.store: Store | None = None
         self.router: Router | None = None
+        self.meaning: MeaningReader | None = None
         self.tickets: TicketService | None = None
         self.smtp: SMTPChannel | None = None
         self.dispatcher: Dispatcher | None = None
@@ -99,7 +103,11 @@ class Gateway:
         senders = self._outbound_senders()
         # Agents may reply only on transports that actually run (router.replies).
         settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
-        self.router = Router(self.store, settings)
+        if config.triage.classifier != "off" and len(settings.categories) >= 2:
+            build = functools.partial(category_model, settings.categories)
+            self.meaning = MeaningReader(build, config.triage.timeout_seconds)
+            await self.meaning.start()
+        self.router = Router(self.store, settings, meaning=self.meaning)
         self.tickets = TicketService(self.store, settings)
         self.dispatcher = Dispatcher(
             Outbox(self.store),
@@ -200,9 +208,7 @@ class Gateway:
             for name in missing:
                 log.error("[slack] is enabled but %s is not set: Slack stays off", name)
             if not missing and secrets.slack_bot_token and store is not None:
-                categories = (
-                    [(o.category, o.label) for o in config.ivr.options] if config.ivr else []
-                )
+                categories = [(c.name, c.label) for c in config.categories]
                 settings = SlackChannelSettings(
                     bot_token=secrets.slack_bot_token,
                     signing_secret=secrets.slack_signing_secret,
@@ -256,6 +262,8 @@ class Gateway:
             await self.dispatcher.stop()
         if self.store is not None:
             await self.store.close()
+        if self.meaning is not None:
+            self.meaning.close()
         log.info("spoc stopped")
 
 

@@ -1,0 +1,265 @@
+"""One problem, two channels, one ticket: linking a new contact to the requester's open ticket.
+
+A contact that threads onto nothing (no reply, no chat thread, no ``[SD-n]``) but whose requester
+has an open ticket (``new``, ``open``, ``pending``) last touched on *another* channel within
+``link_window_minutes`` joins that ticket when
+
+- the two texts mean the same (the cosine of their embeddings is at least ``link_similarity``), or
+- the contact's category -- the channel's explicit one, or the classifier's confident guess --
+  is the ticket's, and nothing contradicts it: the texts, where both have one, are not plainly
+  about different things (cosine under :data:`CONTRADICTION_BELOW`). ``other`` and
+  ``uncategorised`` never match.
+
+The ticket's ``contact.linked`` event says why ("linked: same requester, similar text 0.82,
+12 min after SD-41 by email"). :func:`split_contact` undoes it: the contact moves to a ticket of
+its own, and both tickets log it.
+
+Vectors are kept as ``meaning`` events (``detail``: contact id, model, base64 float16 vector),
+which the ticket JSON leaves out.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from normalizer.contact import Contact
+from normalizer.intake import ContactRejectedError
+from router.conversation import ThreadMatch, TicketState
+from router.meaning import Meaning, similarity
+from router.refs import format_ref
+from router.schema import contacts, events, message_ids, participants, tickets
+from router.settings import UNCATEGORISED, RouterSettings
+
+MEANING_EVENT = "meaning"
+LINKED_EVENT = "contact.linked"
+OPEN_STATUSES = ("new", "open", "pending")
+CONTRADICTION_BELOW = 0.30
+NEVER_MATCHES = frozenset({UNCATEGORISED, "other"})
+_CANDIDATES = 5
+
+
+class ContactNotOnTicket(LookupError):
+    """The contact id is not one of this ticket's contacts."""
+
+
+class OnlyContact(ValueError):
+    """The ticket has no other contact: splitting would leave it empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    match: ThreadMatch
+    detail: dict[str, Any]  # the contact.linked event
+
+
+def meaning_event(
+    ticket_id: int, contact_id: int, meaning: Meaning
+) -> tuple[int, str, dict[str, Any]]:
+    """The ``meaning`` event that keeps a contact's vector for later links."""
+    vector = base64.b64encode(meaning.vector).decode("ascii")
+    return (
+        ticket_id,
+        MEANING_EVENT,
+        {"contact_id": contact_id, "model": meaning.model, "vector": vector},
+    )
+
+
+def contact_category(
+    contact: Contact, meaning: Meaning | None, settings: RouterSettings
+) -> str | None:
+    """The explicit category, else the classifier's guess when it is confident."""
+    if contact.hints.category:
+        return contact.hints.category
+    if meaning is None or not meaning.guesses:
+        return None
+    top = meaning.guesses[0]
+    return top.category if top.score >= settings.triage.min_confidence else None
+
+
+def find_link(
+    conn: Connection,
+    contact: Contact,
+    requester_id: int,
+    meaning: Meaning | None,
+    now: datetime,
+    settings: RouterSettings,
+) -> Link | None:
+    """The requester's open ticket this contact is the same problem as, if any."""
+    if settings.link_window_minutes <= 0:
+        return None
+    since = now - timedelta(minutes=settings.link_window_minutes)
+    rows = conn.execute(
+        sa.select(
+            tickets.c.id,
+            tickets.c.status,
+            tickets.c.requester_id,
+            tickets.c.closed_at,
+            tickets.c.category,
+            tickets.c.last_channel,
+            tickets.c.updated_at,
+        )
+        .where(
+            tickets.c.requester_id == requester_id,
+            tickets.c.status.in_(OPEN_STATUSES),
+            tickets.c.updated_at >= since,
+            tickets.c.last_channel != contact.channel.value,
+        )
+        .order_by(tickets.c.updated_at.desc())
+        .limit(_CANDIDATES)
+    ).all()
+    if not rows:
+        return None
+    vector = meaning.vector if meaning is not None else b""
+    vectors = _vectors(conn, [r.id for r in rows], meaning.model if meaning else "")
+    category = contact_category(contact, meaning, settings)
+    for row in rows:
+        best = max((similarity(vector, v) for v in vectors.get(row.id, ())), default=None)
+        if best is not None and best >= settings.link_similarity:
+            why = f"similar text {best:.2f}"
+        elif (
+            category is not None
+            and category not in NEVER_MATCHES
+            and category == row.category
+            and (best is None or not vector or best >= CONTRADICTION_BELOW)
+        ):
+            why = f"same category {category}"
+        else:
+            continue
+        minutes = max(0, round((now - row.updated_at).total_seconds() / 60))
+        ref = format_ref(settings.ticket_prefix, row.id)
+        reason = f"linked: same requester, {why}, {minutes} min after {ref} by {row.last_channel}"
+        detail: dict[str, Any] = {
+            "reason": reason,
+            "channel": contact.channel.value,
+            "after_channel": row.last_channel,
+            "minutes": minutes,
+        }
+        if best is not None:
+            detail["similarity"] = round(best, 3)
+        if category is not None:
+            detail["category"] = category
+        state = TicketState(row.id, row.status, row.requester_id, row.closed_at)
+        return Link(ThreadMatch(state, "linked"), detail)
+    return None
+
+
+def _vectors(conn: Connection, ticket_ids: list[int], model: str) -> dict[int, list[bytes]]:
+    found: dict[int, list[bytes]] = {}
+    for row in conn.execute(
+        sa.select(events.c.ticket_id, events.c.detail).where(
+            events.c.ticket_id.in_(ticket_ids), events.c.type == MEANING_EVENT
+        )
+    ):
+        detail = row.detail or {}
+        if detail.get("model") == model and isinstance(detail.get("vector"), str):
+            found.setdefault(row.ticket_id, []).append(base64.b64decode(detail["vector"]))
+    return found
+
+
+def split_contact(
+    conn: Connection, ticket_id: int, contact_id: int, now: datetime, settings: RouterSettings
+) -> int:
+    """Move one contact of a ticket to a new ticket of its own; returns the new ticket's id.
+
+    The new ticket starts ``new`` with the old one's triage (kind, category, priority, group),
+    the contact's channel and subject; the contact's thread keys and meaning go with it, so
+    later replies to it follow. Both tickets get a ``split`` event.
+    """
+    old = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).first()
+    if old is None:
+        raise ContactRejectedError("no such ticket", field="ref")
+    moved = conn.execute(
+        sa.select(
+            contacts.c.id,
+            contacts.c.channel,
+            contacts.c.subject,
+            contacts.c.external_id,
+            contacts.c.thread_key,
+            contacts.c.from_addr,
+        ).where(contacts.c.id == contact_id, contacts.c.ticket_id == ticket_id)
+    ).first()
+    if moved is None:
+        raise ContactNotOnTicket(contact_id)
+    others = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(contacts)
+        .where(contacts.c.ticket_id == ticket_id, contacts.c.id != contact_id)
+    ).scalar_one()
+    if not others:
+        raise OnlyContact(contact_id)
+    new_id: int = conn.execute(
+        sa.insert(tickets).returning(tickets.c.id),
+        {
+            "status": "new",
+            "kind": old.kind,
+            "category": old.category,
+            "priority": old.priority,
+            "owner": old.owner,
+            "group_name": old.group_name,
+            "tier": old.tier,
+            "channel": moved.channel,
+            "last_channel": moved.channel,
+            "subject": moved.subject,
+            "requester_id": old.requester_id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    conn.execute(sa.update(contacts).where(contacts.c.id == contact_id).values(ticket_id=new_id))
+    keys = [moved.external_id]
+    if moved.thread_key:
+        keys += [f"chat:{moved.thread_key}", f"call:{moved.thread_key}"]
+    conn.execute(
+        sa.update(message_ids)
+        .where(message_ids.c.ticket_id == ticket_id, message_ids.c.message_id.in_(keys))
+        .values(ticket_id=new_id)
+    )
+    for row in conn.execute(
+        sa.select(events.c.id, events.c.detail).where(
+            events.c.ticket_id == ticket_id, events.c.type == MEANING_EVENT
+        )
+    ).all():
+        if (row.detail or {}).get("contact_id") == contact_id:
+            conn.execute(sa.update(events).where(events.c.id == row.id).values(ticket_id=new_id))
+    addresses = (
+        conn.execute(sa.select(participants.c.address).where(participants.c.ticket_id == ticket_id))
+        .scalars()
+        .all()
+    )
+    if addresses:
+        conn.execute(
+            sa.insert(participants), [{"ticket_id": new_id, "address": a} for a in addresses]
+        )
+    conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(updated_at=now))
+    old_ref, new_ref = (
+        format_ref(settings.ticket_prefix, ticket_id),
+        format_ref(settings.ticket_prefix, new_id),
+    )
+    conn.execute(
+        sa.insert(events),
+        [
+            {
+                "ticket_id": ticket_id,
+                "at": now,
+                "type": "split",
+                "detail": {"contact_id": contact_id, "to": new_ref},
+            },
+            {
+                "ticket_id": new_id,
+                "at": now,
+                "type": "created",
+                "detail": {
+                    "thread_reason": "split",
+                    "split_from": old_ref,
+                    "contact_id": contact_id,
+                },
+            },
+        ],
+    )
+    return new_id

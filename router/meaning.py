@@ -1,0 +1,129 @@
+"""What a contact is about, read before its write transaction: :class:`MeaningReader`.
+
+The router asks :meth:`MeaningReader.read` for every contact before it hands the contact to the
+store's writer thread. The model runs on a worker thread of its own, never on the event loop and
+never inside a write transaction, and only for ``timeout_seconds``: past that, or on any error,
+the reader answers with a :class:`Meaning` that says why it has no guesses, and the contact goes
+on with its rule-based category. It never raises.
+
+The text read: an email's (or fax's) subject and body with quoted replies and signatures cut off
+(``mail-parser-reply``); a call's transcript; the message of a Slack post, a text or an API call
+(with the API's subject).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from normalizer.contact import Channel, Contact
+from router.classifier import CategoryModel, Guess, Vectors
+
+log = logging.getLogger(__name__)
+
+_TRANSCRIPT = "Transcript: "
+_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl"]
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """The model's reading of one contact: its vector (float16 bytes) and ranked guesses, or
+    ``failure`` saying why there are none (``no-text``, ``timeout``, ``error``, ``no-model``)."""
+
+    model: str = ""
+    vector: bytes = b""
+    guesses: tuple[Guess, ...] = ()
+    failure: str | None = None
+
+    def array(self) -> Vectors:
+        return np.frombuffer(self.vector, dtype=np.float16).astype(np.float32)
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """Cosine of two stored vectors (0 when either is missing or they differ in size)."""
+    x = np.frombuffer(a, dtype=np.float16).astype(np.float32)
+    y = np.frombuffer(b, dtype=np.float16).astype(np.float32)
+    if x.size == 0 or x.shape != y.shape:
+        return 0.0
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y) / norm if norm else 0.0
+
+
+def _strip_reply(body: str) -> str:
+    from mailparser_reply import EmailReplyParser
+
+    try:
+        replies = EmailReplyParser(languages=_REPLY_LANGUAGES).read(text=body).replies
+    except Exception:  # a parser failure costs the stripping, never the contact
+        log.debug("reply parser failed; reading the whole body", exc_info=True)
+        return body
+    return replies[0].body if replies and replies[0].body.strip() else body
+
+
+def text_for_meaning(contact: Contact) -> str:
+    """The words the classifier reads for this contact ("" when there are none)."""
+    if contact.channel in (Channel.EMAIL, Channel.FAX):
+        return f"{contact.subject}\n{_strip_reply(contact.text)}".strip()
+    if contact.channel is Channel.PHONE:
+        lines = [ln for ln in contact.text.splitlines() if ln.startswith(_TRANSCRIPT)]
+        text = "\n".join(ln.removeprefix(_TRANSCRIPT) for ln in lines).strip()
+        return "" if text == "(empty)" else text
+    return f"{contact.subject}\n{contact.text}".strip()
+
+
+class MeaningReader:
+    """Builds the :class:`CategoryModel` once (``start``) and reads contacts with a time bound."""
+
+    def __init__(self, build: Callable[[], CategoryModel], timeout_seconds: float = 2.0) -> None:
+        self._build = build
+        self._timeout = timeout_seconds
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoc-triage")
+        self._model: CategoryModel | None = None
+
+    @property
+    def model(self) -> CategoryModel | None:
+        return self._model
+
+    async def start(self) -> None:
+        """Load the model and fit the categories on the worker thread; a failure is logged and
+        leaves classification off (contacts keep their rule-based category)."""
+        loop = asyncio.get_running_loop()
+        try:
+            self._model = await loop.run_in_executor(self._pool, self._build)
+        except Exception:
+            log.exception("the triage classifier could not be built: categories stay rule-based")
+            return
+        log.info(
+            "triage classifier %s ready: %d categories, %d training texts",
+            self._model.name,
+            len(self._model.names),
+            self._model.training_size,
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def read(self, contact: Contact) -> Meaning:
+        model = self._model
+        if model is None:
+            return Meaning(failure="no-model")
+        text = text_for_meaning(contact)
+        if not text:
+            return Meaning(model=model.name, failure="no-text")
+        loop = asyncio.get_running_loop()
+        try:
+            vector, guesses = await asyncio.wait_for(
+                loop.run_in_executor(self._pool, model.read, text), self._timeout
+            )
+        except TimeoutError:
+            log.warning("classification took over %.1f s: rule-based category kept", self._timeout)
+            return Meaning(model=model.name, failure="timeout")
+        except Exception:
+            log.exception("classification failed: rule-based category kept")
+            return Meaning(model=model.name, failure="error")
+        return Meaning(model.name, vector.astype(np.float16).tobytes(), guesses)
