@@ -112,7 +112,7 @@ class WordLlamaEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         cut = [t[:MAX_TEXT_CHARS] for t in texts]
-        vectors: Vectors = self._model.embed(cut, norm=False)
+        vectors: Vectors = self._model.embed(cut, norm=False, batch_size=16)  # small peaks
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: Vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
         return unit

@@ -14,10 +14,12 @@ The text read: an email's (or fax's) subject and body with quoted replies and si
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +29,8 @@ from router.classifier import CategoryModel, Guess, Vectors
 log = logging.getLogger(__name__)
 
 _TRANSCRIPT = "Transcript: "
-_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl"]
+_REPLY_LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
+MAX_BODY_CHARS = 20_000  # what the reply parser reads of a body: its time stays bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +57,17 @@ def similarity(a: bytes, b: bytes) -> float:
     return float(x @ y) / norm if norm else 0.0
 
 
-def _strip_reply(body: str) -> str:
+@functools.cache
+def _reply_parser() -> Any:
     from mailparser_reply import EmailReplyParser
 
+    return EmailReplyParser(languages=list(_REPLY_LANGUAGES))
+
+
+def _strip_reply(body: str) -> str:
+    body = body[:MAX_BODY_CHARS]
     try:
-        replies = EmailReplyParser(languages=_REPLY_LANGUAGES).read(text=body).replies
+        replies = _reply_parser().read(text=body).replies
     except Exception:  # a parser failure costs the stripping, never the contact
         log.debug("reply parser failed; reading the whole body", exc_info=True)
         return body
@@ -112,13 +121,10 @@ class MeaningReader:
         model = self._model
         if model is None:
             return Meaning(failure="no-model")
-        text = text_for_meaning(contact)
-        if not text:
-            return Meaning(model=model.name, failure="no-text")
         loop = asyncio.get_running_loop()
         try:
-            vector, guesses = await asyncio.wait_for(
-                loop.run_in_executor(self._pool, model.read, text), self._timeout
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._pool, _read, model, contact), self._timeout
             )
         except TimeoutError:
             log.warning("classification took over %.1f s: rule-based category kept", self._timeout)
@@ -126,4 +132,12 @@ class MeaningReader:
         except Exception:
             log.exception("classification failed: rule-based category kept")
             return Meaning(model=model.name, failure="error")
-        return Meaning(model.name, vector.astype(np.float16).tobytes(), guesses)
+
+
+def _read(model: CategoryModel, contact: Contact) -> Meaning:
+    """On the worker thread: the contact's text, then the model's reading of it."""
+    text = text_for_meaning(contact)
+    if not text:
+        return Meaning(model=model.name, failure="no-text")
+    vector, guesses = model.read(text)
+    return Meaning(model.name, vector.astype(np.float16).tobytes(), guesses)
