@@ -10,6 +10,12 @@ has an open ticket (``new``, ``open``, ``pending``) last touched on *another* ch
   about different things (cosine under :data:`CONTRADICTION_BELOW`). ``other`` and
   ``uncategorised`` never match.
 
+A call's first steps (the recording) carry no words. When its transcript arrives on the ticket
+the call opened and that ticket has no category yet, the transcript decides: it links the call
+to the requester's open ticket about the same problem -- the call's earlier steps move there and
+the call's own ticket is closed with a ``merged`` event -- or else it fills in the category
+(``classified`` event).
+
 The ticket's ``contact.linked`` event says why ("linked: same requester, similar text 0.82,
 12 min after SD-41 by email"). :func:`split_contact` undoes it: the contact moves to a ticket of
 its own, and both tickets log it.
@@ -28,13 +34,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from normalizer.contact import Contact
+from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError
 from router.conversation import ThreadMatch, TicketState
 from router.meaning import Meaning, similarity
 from router.refs import format_ref
-from router.schema import contacts, events, message_ids, participants, tickets
+from router.schema import contacts, events, insert_ignore, message_ids, participants, tickets
 from router.settings import UNCATEGORISED, RouterSettings
+from router.triage import classify
 
 MEANING_EVENT = "meaning"
 LINKED_EVENT = "contact.linked"
@@ -56,6 +63,116 @@ class OnlyContact(ValueError):
 class Link:
     match: ThreadMatch
     detail: dict[str, Any]  # the contact.linked event
+
+
+Event = tuple[int, str, dict[str, Any]]
+
+
+def relink(
+    conn: Connection,
+    contact: Contact,
+    match: ThreadMatch,
+    requester_id: int,
+    meaning: Meaning | None,
+    now: datetime,
+    settings: RouterSettings,
+) -> tuple[ThreadMatch, Link | None, list[Event]]:
+    """The threading decision, revised: a new contact may join the requester's open ticket; a
+    call's transcript may move its call there or fill in the category. Returns the (possibly
+    new) match, the link if any, and the events it wrote so far."""
+    if match.ticket is None:
+        if match.linked_to is not None or match.refused:
+            return match, None, []
+        link = find_link(conn, contact, requester_id, meaning, now, settings)
+        return (link.match if link is not None else match), link, []
+    if contact.channel is not Channel.PHONE or match.reason != "call" or meaning is None:
+        return match, None, []
+    if not meaning.guesses or not contact.thread.call_id:
+        return match, None, []
+    return _transcript(conn, contact, match, requester_id, meaning, now, settings)
+
+
+def _transcript(
+    conn: Connection,
+    contact: Contact,
+    match: ThreadMatch,
+    requester_id: int,
+    meaning: Meaning,
+    now: datetime,
+    settings: RouterSettings,
+) -> tuple[ThreadMatch, Link | None, list[Event]]:
+    assert match.ticket is not None
+    call_ticket = match.ticket.id
+    row = conn.execute(
+        sa.select(tickets.c.category, tickets.c.group_name).where(tickets.c.id == call_ticket)
+    ).one()
+    if row.category not in (None, UNCATEGORISED):
+        return match, None, []
+    strangers = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(contacts)
+        .where(
+            contacts.c.ticket_id == call_ticket,
+            sa.or_(
+                contacts.c.thread_key.is_(None), contacts.c.thread_key != contact.thread.call_id
+            ),
+        )
+    ).scalar_one()
+    link = None
+    if not strangers:
+        link = find_link(conn, contact, requester_id, meaning, now, settings, exclude=call_ticket)
+    if link is not None:
+        assert link.match.ticket is not None
+        into = link.match.ticket.id
+        _move_all(conn, call_ticket, into)
+        merged = {
+            "into": format_ref(settings.ticket_prefix, into),
+            "reason": link.detail["reason"],
+        }
+        conn.execute(
+            sa.update(tickets)
+            .where(tickets.c.id == call_ticket)
+            .values(status="closed", closed_at=now, updated_at=now)
+        )
+        return link.match, link, [(call_ticket, "merged", merged)]
+    category, detail = classify(None, meaning, settings)
+    detail["category"] = category
+    values: dict[str, Any] = {"category": category}
+    spec = next((c for c in settings.categories if c.name == category), None)
+    groups = {g.name: g for g in settings.groups}
+    if spec is not None and spec.group in groups and row.group_name == settings.owner_group.name:
+        values.update(group_name=spec.group, tier=groups[spec.group].tier)
+    conn.execute(sa.update(tickets).where(tickets.c.id == call_ticket).values(**values))
+    return match, None, [(call_ticket, "classified", detail)]
+
+
+def _move_all(conn: Connection, from_ticket: int, to_ticket: int) -> None:
+    """Every contact, thread key, meaning and participant of one ticket onto another."""
+    conn.execute(
+        sa.update(contacts).where(contacts.c.ticket_id == from_ticket).values(ticket_id=to_ticket)
+    )
+    conn.execute(
+        sa.update(message_ids)
+        .where(message_ids.c.ticket_id == from_ticket)
+        .values(ticket_id=to_ticket)
+    )
+    conn.execute(
+        sa.update(events)
+        .where(events.c.ticket_id == from_ticket, events.c.type == MEANING_EVENT)
+        .values(ticket_id=to_ticket)
+    )
+    addresses = (
+        conn.execute(
+            sa.select(participants.c.address).where(participants.c.ticket_id == from_ticket)
+        )
+        .scalars()
+        .all()
+    )
+    if addresses:
+        conn.execute(
+            insert_ignore(conn, participants, "ticket_id", "address"),
+            [{"ticket_id": to_ticket, "address": a} for a in addresses],
+        )
 
 
 def meaning_event(
@@ -89,6 +206,7 @@ def find_link(
     meaning: Meaning | None,
     now: datetime,
     settings: RouterSettings,
+    exclude: int | None = None,
 ) -> Link | None:
     """The requester's open ticket this contact is the same problem as, if any."""
     if settings.link_window_minutes <= 0:
@@ -109,6 +227,7 @@ def find_link(
             tickets.c.status.in_(OPEN_STATUSES),
             tickets.c.updated_at >= since,
             tickets.c.last_channel != contact.channel.value,
+            tickets.c.id != (exclude if exclude is not None else 0),
         )
         .order_by(tickets.c.updated_at.desc())
         .limit(_CANDIDATES)

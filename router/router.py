@@ -120,11 +120,9 @@ class Router:
         match = find_thread(
             conn, contact, who.requester_id, prefix, now, self._reopen_window, api_links
         )
-        link = None
-        if match.ticket is None and match.linked_to is None and not match.refused:
-            link = linking.find_link(conn, contact, who.requester_id, meaning, now, self.settings)
-            match = link.match if link is not None else match
-        new_events: list[tuple[int, str, dict[str, Any]]] = []  # written in one statement
+        match, link, new_events = linking.relink(
+            conn, contact, match, who.requester_id, meaning, now, self.settings
+        )  # new_events: written in one statement
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False
             self._continue_ticket(conn, contact, match, now, new_events)

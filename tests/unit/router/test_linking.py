@@ -7,6 +7,8 @@ undoes it. Real model, real SQLite.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
@@ -108,6 +110,47 @@ async def test_a_slack_message_then_an_email_acks_the_existing_ref(smart_desk: D
 
     [ack] = await smart_desk.store.read(acks)
     assert ack["ticket_ref"] == first.ticket_ref
+
+
+async def test_a_call_s_transcript_moves_the_call_onto_the_email_s_ticket(
+    smart_desk: Desk,
+) -> None:
+    await known_person(smart_desk, "alice@example.org", "+14155550100")
+    first = await smart_desk.router.submit(mail(smart_desk, *VPN_MAIL))
+    smart_desk.clock.advance(minutes=7)
+    sid = "CA" + "7" * 32
+    recording = await smart_desk.router.submit(call(smart_desk, None, sid=sid))
+    assert recording.created  # no words yet: nothing to link by
+    smart_desk.clock.advance(minutes=1)
+    transcript = await smart_desk.router.submit(call(smart_desk, VPN_CALL, sid=sid))
+    assert transcript.ticket_ref == first.ticket_ref
+    ticket = await smart_desk.tickets.get(first.ticket_ref)
+    assert [c["channel"] for c in ticket["contacts"]] == ["email", "phone", "phone"]
+    closed = await smart_desk.tickets.get(recording.ticket_ref)
+    assert closed["status"] == "closed" and closed["contacts"] == []
+    [merged] = [e["detail"] for e in closed["events"] if e["type"] == "merged"]
+    assert merged["into"] == first.ticket_ref
+    assert merged["reason"].startswith("linked: same requester, similar text")
+    # the call's later steps (its callback) follow it to the email's ticket
+    hang_up = replace(call(smart_desk, None, sid=sid), external_id=f"{sid}:callback")
+    assert (await smart_desk.router.submit(hang_up)).ticket_ref == first.ticket_ref
+
+
+async def test_a_call_s_transcript_fills_in_the_category_it_could_not_know(
+    smart_desk: Desk,
+) -> None:
+    sid = "CA" + "8" * 32
+    recording = await smart_desk.router.submit(call(smart_desk, None, sid=sid))
+    before = await smart_desk.tickets.get(recording.ticket_ref)
+    assert before["category"] is None
+    said = "hello, the printer on the second floor has a paper jam and shows error 13"
+    await smart_desk.router.submit(call(smart_desk, said, sid=sid))
+    after = await smart_desk.tickets.get(recording.ticket_ref)
+    assert after["category"] == "printer"
+    assert [e["detail"]["decided_by"] for e in after["events"] if e["type"] == "classified"] == [
+        "rules",
+        "model",
+    ]
 
 
 async def test_split_moves_the_linked_contact_to_a_new_ticket(smart_desk: Desk) -> None:

@@ -94,15 +94,21 @@ def slack_dm(
 
 
 def call(
-    desk: Desk, transcript: str | None, phone: str = "+14155550100", category: str | None = None
+    desk: Desk,
+    transcript: str | None,
+    phone: str = "+14155550100",
+    category: str | None = None,
+    sid: str | None = None,
 ) -> Contact:
-    sid = f"CA{abs(hash((transcript, desk.clock.now))):032x}"[:34]
+    """One step of a call: the recording (``transcript`` None) or its transcription."""
+    sid = sid or f"CA{abs(hash((transcript, desk.clock.now))):032x}"[:34]
     lines = ["Recording (20 s): https://api.twilio.com/rec/RE1"]
     if transcript is not None:
         lines.append(f"Transcript: {transcript}")
+    step = "transcription:TR1" if transcript is not None else "recording:RE1"
     return Contact(
         channel=Channel.PHONE,
-        external_id=f"{sid}:transcription:TR1",
+        external_id=f"{sid}:{step}",
         sender=Party(phone=phone),
         received_at=at(desk.clock),
         subject=f"Call from {phone}",
