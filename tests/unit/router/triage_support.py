@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +21,9 @@ from router.schema import events, identities, metadata, requesters
 from router.settings import RouterSettings
 from router.store import Store
 from router.tickets import TicketService
-from tests.unit.router.conftest import Clock, Desk
+
+if TYPE_CHECKING:  # conftest imports this module's fixtures
+    from tests.unit.router.conftest import Clock, Desk
 
 SHIPPED_CONFIG = Path(__file__).parents[3] / "config.toml"
 
@@ -32,6 +34,8 @@ def shipped_settings(**changes: Any) -> RouterSettings:
 
 
 async def open_desk(tmp_path: Path, settings: RouterSettings, reader: Any) -> Desk:
+    from tests.unit.router.conftest import Clock, Desk
+
     store = Store.from_url(f"sqlite:///{tmp_path}/spoc.db")
     store.run_sync(lambda conn: metadata.create_all(conn))
     await store.start()
