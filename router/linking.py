@@ -80,6 +80,8 @@ def relink(
     """The threading decision, revised: a new contact may join the requester's open ticket; a
     call's transcript may move its call there or fill in the category. Returns the (possibly
     new) match, the link if any, and the events it wrote so far."""
+    if contact.is_automatic:  # an auto-reply or a bounce is nobody reporting a problem again
+        return match, None, []
     if match.ticket is None:
         if match.linked_to is not None or match.refused:
             return match, None, []
@@ -175,16 +177,16 @@ def _move_all(conn: Connection, from_ticket: int, to_ticket: int) -> None:
         )
 
 
-def meaning_event(
-    ticket_id: int, contact_id: int, meaning: Meaning
-) -> tuple[int, str, dict[str, Any]]:
-    """The ``meaning`` event that keeps a contact's vector for later links."""
+def meaning_events(
+    ticket_id: int, contact_id: int, meaning: Meaning | None, settings: RouterSettings
+) -> list[Event]:
+    """The ``meaning`` event that keeps a contact's vector for later links (about 0.7 kB);
+    none when linking is off or there is no vector."""
+    if meaning is None or not meaning.vector or settings.link_window_minutes <= 0:
+        return []
     vector = base64.b64encode(meaning.vector).decode("ascii")
-    return (
-        ticket_id,
-        MEANING_EVENT,
-        {"contact_id": contact_id, "model": meaning.model, "vector": vector},
-    )
+    detail = {"contact_id": contact_id, "model": meaning.model, "vector": vector}
+    return [(ticket_id, MEANING_EVENT, detail)]
 
 
 def contact_category(

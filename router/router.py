@@ -154,8 +154,7 @@ class Router:
             new_events.append(
                 (ticket_id, linking.LINKED_EVENT, {**link.detail, "contact_id": contact_id})
             )
-        if meaning is not None and meaning.vector:
-            new_events.append(linking.meaning_event(ticket_id, contact_id, meaning))
+        new_events += linking.meaning_events(ticket_id, contact_id, meaning, self.settings)
         acked = False
         if created or link is not None:  # a linked contact hears which ticket it joined
             message_id, refusal = acks.queue_ack(

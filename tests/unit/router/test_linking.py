@@ -8,11 +8,14 @@ undoes it. Real model, real SQLite.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from normalizer.contact import AutoClass
 from router.linking import ContactNotOnTicket, OnlyContact
+from router.meaning import MeaningReader
 from router.schema import outbox
 from tests.unit.router.conftest import Desk
 from tests.unit.router.triage_support import (
@@ -20,6 +23,8 @@ from tests.unit.router.triage_support import (
     events_of,
     known_person,
     mail,
+    open_desk,
+    shipped_settings,
     slack_dm,
 )
 
@@ -151,6 +156,25 @@ async def test_a_call_s_transcript_fills_in_the_category_it_could_not_know(
         "rules",
         "model",
     ]
+
+
+async def test_an_auto_reply_is_never_linked(smart_desk: Desk) -> None:
+    first = await smart_desk.router.submit(
+        slack_dm(smart_desk, "the vpn from home keeps failing with error 809, can't connect")
+    )
+    auto = replace(mail(smart_desk, *VPN_MAIL), auto=AutoClass.AUTO_REPLY)
+    second = await smart_desk.router.submit(auto)
+    assert second.created and second.ticket_ref != first.ticket_ref
+
+
+async def test_no_vector_is_kept_when_linking_is_off(tmp_path: Path, reader: MeaningReader) -> None:
+    desk = await open_desk(tmp_path, shipped_settings(link_window_minutes=0), reader)
+    try:
+        result = await desk.router.submit(mail(desk, *VPN_MAIL))
+        assert await events_of(desk, result.ticket_id, "meaning") == []
+        assert (await desk.tickets.get(result.ticket_ref))["category"] == "network"
+    finally:
+        await desk.store.close()
 
 
 async def test_split_moves_the_linked_contact_to_a_new_ticket(smart_desk: Desk) -> None:
