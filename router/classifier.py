@@ -87,6 +87,8 @@ class WordLlamaEmbedder:
         # Belt and braces: nothing below may reach a hub, whatever a library decides to do.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # One text at a time needs no Rayon pool: its spinning workers cost CPU on a busy desk.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
         try:
@@ -162,9 +164,19 @@ class CategoryModel:
         self.embedder = embedder
         self.names = tuple(names)
         self.training_size = len(texts)
-        self._fit: Any = LogisticRegression(C=10.0, max_iter=3000)
-        self._fit.fit(embedder.embed(texts), np.asarray(labels))
-        self._columns = [self.names[int(c)] for c in self._fit.classes_]
+        fitted: Any = LogisticRegression(C=10.0, max_iter=3000)
+        fitted.fit(embedder.embed(texts), np.asarray(labels))
+        self._columns = [self.names[int(c)] for c in fitted.classes_]
+        # Multinomial: p = softmax(x W^T + b). Applied with numpy on the hot path, because
+        # predict_proba's input validation costs ten times the arithmetic.
+        # Two categories: one logit z for the second, and sigmoid(z) = softmax([0, z]).
+        weights, bias = np.asarray(fitted.coef_), np.asarray(fitted.intercept_)
+        if weights.shape[0] == 1:
+            weights = np.vstack([np.zeros_like(weights), weights])
+            bias = np.concatenate([np.zeros_like(bias), bias])
+        self._weights: Vectors = weights.astype(np.float32)
+        self._bias: Vectors = bias.astype(np.float32)
+        self.fitted = fitted
 
     @property
     def name(self) -> str:
@@ -176,7 +188,10 @@ class CategoryModel:
         return vector[0], self.rank(vector)[0]
 
     def rank(self, vectors: Vectors) -> list[tuple[Guess, ...]]:
-        probabilities = self._fit.predict_proba(vectors)
+        logits = vectors @ self._weights.T + self._bias
+        logits -= logits.max(axis=1, keepdims=True)
+        odds = np.exp(logits)
+        probabilities = odds / odds.sum(axis=1, keepdims=True)
         ranked = []
         for row in probabilities:
             order = np.argsort(-row)

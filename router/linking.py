@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError
 from router.conversation import ThreadMatch, TicketState
+from router.identity import Resolved
 from router.meaning import Meaning, similarity
 from router.refs import format_ref
 from router.schema import contacts, events, insert_ignore, message_ids, participants, tickets
@@ -72,7 +73,7 @@ def relink(
     conn: Connection,
     contact: Contact,
     match: ThreadMatch,
-    requester_id: int,
+    who: Resolved,
     meaning: Meaning | None,
     now: datetime,
     settings: RouterSettings,
@@ -80,8 +81,9 @@ def relink(
     """The threading decision, revised: a new contact may join the requester's open ticket; a
     call's transcript may move its call there or fill in the category. Returns the (possibly
     new) match, the link if any, and the events it wrote so far."""
-    if contact.is_automatic:  # an auto-reply or a bounce is nobody reporting a problem again
-        return match, None, []
+    if contact.is_automatic or who.created:  # an auto-reply is nobody reporting a problem
+        return match, None, []  # again; a requester met just now has no ticket to join
+    requester_id = who.requester_id
     if match.ticket is None:
         if match.linked_to is not None or match.refused:
             return match, None, []
@@ -211,8 +213,10 @@ def find_link(
     exclude: int | None = None,
 ) -> Link | None:
     """The requester's open ticket this contact is the same problem as, if any."""
-    if settings.link_window_minutes <= 0:
-        return None
+    vector = meaning.vector if meaning is not None else b""
+    category = contact_category(contact, meaning, settings)
+    if settings.link_window_minutes <= 0 or (not vector and category is None):
+        return None  # nothing to judge "the same problem" by
     since = now - timedelta(minutes=settings.link_window_minutes)
     rows = conn.execute(
         sa.select(
@@ -236,9 +240,7 @@ def find_link(
     ).all()
     if not rows:
         return None
-    vector = meaning.vector if meaning is not None else b""
     vectors = _vectors(conn, [r.id for r in rows], meaning.model if meaning else "")
-    category = contact_category(contact, meaning, settings)
     for row in rows:
         best = max((similarity(vector, v) for v in vectors.get(row.id, ())), default=None)
         if best is not None and best >= settings.link_similarity:

@@ -121,7 +121,7 @@ class Router:
             conn, contact, who.requester_id, prefix, now, self._reopen_window, api_links
         )
         match, link, new_events = linking.relink(
-            conn, contact, match, who.requester_id, meaning, now, self.settings
+            conn, contact, match, who, meaning, now, self.settings
         )  # new_events: written in one statement
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False

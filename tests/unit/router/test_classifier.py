@@ -113,7 +113,20 @@ def test_categories_of_the_operator_train_from_their_description_and_examples() 
     assert model.training_size == 4  # the labelled set names neither: only config trains them
     _, guesses = model.read("my payslip for November is missing")
     assert guesses[0].category == "hr"
+    vector = model.embedder.embed(["my payslip for November is missing"])
+    [row] = model.fitted.predict_proba(vector)  # two categories: the binary form
+    assert abs(guesses[0].score - row[list(model.fitted.classes_).index(1)]) < 1e-3
     assert abs(sum(g.score for g in guesses) - 1.0) < 1e-3
+
+
+def test_the_hot_path_probabilities_are_scikit_learn_s() -> None:
+    model = category_model(shipped_settings().categories)
+    vectors = model.embedder.embed([r.text for r in test_split()[:20]])
+    expected = model.fitted.predict_proba(vectors)
+    for row, guesses in zip(expected, model.rank(vectors), strict=True):
+        by_name = {g.category: g.score for g in guesses}
+        for index, name in enumerate(model.fitted.classes_):
+            assert abs(by_name[model.names[int(name)]] - row[index]) < 1e-3
 
 
 def test_one_category_is_no_classifier() -> None:

@@ -11,7 +11,13 @@ import numpy as np
 
 from normalizer.contact import Channel, Contact, Party, ThreadHints
 from router.classifier import Guess
-from router.meaning import Meaning, MeaningReader, similarity, text_for_meaning
+from router.meaning import (
+    MAX_MEANING_CHARS,
+    Meaning,
+    MeaningReader,
+    similarity,
+    text_for_meaning,
+)
 from tests.unit.router.conftest import email
 
 WHEN = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
@@ -32,6 +38,13 @@ On Mon, 1 Dec 2026 at 10:00, IT Service Desk <servicedesk@example.com> wrote:
 def test_email_text_is_subject_and_body_without_quote_or_signature() -> None:
     text = text_for_meaning(email(subject="VPN", text=REPLY))
     assert text == "VPN\nThe VPN drops again every few minutes since this morning."
+
+
+def test_a_long_mail_is_read_by_its_first_lines_only() -> None:
+    body = "The VPN drops every few minutes. " + "Here is the whole log. " * 2000
+    text = text_for_meaning(email(subject="VPN", text=body))
+    assert text.startswith("VPN\nThe VPN drops every few minutes.")
+    assert len(text) == MAX_MEANING_CHARS  # CPU per contact stays bounded, whatever the size
 
 
 def contact(channel: Channel, text: str) -> Contact:
