@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.config import Config
 from gateway.migrate import upgrade
+from gateway.triage import start_meaning_reader
 from normalizer.email import contact_from_email
 from normalizer.intake import IntakeError
 from router.router import Router
@@ -27,7 +28,8 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
     settings = config.router_settings()
     store = Store.from_url(url)
     await store.start()
-    router = Router(store, settings)
+    meaning = await start_meaning_reader(config, settings)
+    router = Router(store, settings, meaning=meaning)
     failed = 0
     try:
         for path in paths:
@@ -55,4 +57,6 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
             print(f"{path}: {result.ticket_ref} ({outcome}, {result.thread_reason})")
     finally:
         await store.close()
+        if meaning is not None:
+            meaning.close()
     return 1 if failed else 0

@@ -9,7 +9,6 @@ close), let in-flight contacts finish and commit, stop the dispatcher, close the
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 from collections.abc import Awaitable
@@ -31,9 +30,9 @@ from gateway.http import bound_port, build_app, start_http
 from gateway.logs import install_filters
 from gateway.metrics import MeteredIntake, Metrics
 from gateway.migrate import check, upgrade
+from gateway.triage import start_meaning_reader
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
-from router.classifier import category_model
 from router.lookup import ChatLookup, PhoneLookup
 from router.meaning import MeaningReader
 from router.outbox import Outbox
@@ -103,10 +102,7 @@ class Gateway:
         senders = self._outbound_senders()
         # Agents may reply only on transports that actually run (router.replies).
         settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
-        if config.triage.classifier != "off" and len(settings.categories) >= 2:
-            build = functools.partial(category_model, settings.categories)
-            self.meaning = MeaningReader(build, config.triage.timeout_seconds)
-            await self.meaning.start()
+        self.meaning = await start_meaning_reader(config, settings)
         self.router = Router(self.store, settings, meaning=self.meaning)
         self.tickets = TicketService(self.store, settings)
         self.dispatcher = Dispatcher(
