@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway import cli
-from tests.integration.gateway_harness import GatewayHarness, RelaySink, running_gateway
+from tests.integration.gateway_harness import GatewayHarness, running_gateway
 
 ALICE = "alice@example.org"
 VPN = "The company VPN does not connect from home, it says error 809 since this morning."
@@ -103,18 +103,9 @@ async def test_an_unknown_api_category_is_a_400_naming_the_field(desk: GatewayHa
 async def test_replayed_mail_is_triaged_like_live_mail(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    saved = tmp_path / "vpn.eml"
-    saved.write_bytes(vpn_mail())
-    sink = RelaySink()
-    await sink.start()
-    harness = GatewayHarness(tmp_path, sqlite_url, sink)
-    try:
-        argv = ["--config", str(harness.config_path), "replay", str(saved)]
-        assert await asyncio.to_thread(cli.main, argv) == 0
-        assert f"{saved}: SD-1 (created, new)" in capsys.readouterr().out
-        await harness.start()
-        ticket = await harness.ticket("SD-1")
-        assert ticket["category"] == "network"
-    finally:
-        await harness.stop()
-        await sink.stop()
+    (tmp_path / "vpn.eml").write_bytes(vpn_mail())
+    async with running_gateway(tmp_path, sqlite_url) as desk:
+        argv = ["--config", str(desk.config_path), "replay", str(tmp_path / "vpn.eml")]
+        assert await asyncio.to_thread(cli.main, argv) == 0  # beside the running gateway
+        assert "SD-1 (created, new)" in capsys.readouterr().out
+        assert (await desk.ticket("SD-1"))["category"] == "network"
