@@ -19,11 +19,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from normalizer.contact import Channel, Contact
+from normalizer.contact import Channel, Contact, Party
 from router.classifier import CategoryModel, Guess, Vectors
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,20 @@ def text_for_meaning(contact: Contact) -> str:
     return text.strip()[:MAX_MEANING_CHARS]
 
 
+_WARM_UP = Contact(
+    channel=Channel.EMAIL,
+    external_id="warm-up",
+    sender=Party(email="warm-up@spoc.invalid"),
+    received_at=datetime(2026, 1, 1, tzinfo=UTC),
+    subject="Warm-up",
+    text="The printer is jammed.\n\nRegards,\nA\n\nOn Mon, A <a@b.example> wrote:\n> hello",
+)
+
+
 class MeaningReader:
     """Builds the :class:`CategoryModel` once (``start``) and reads contacts with a time bound."""
 
-    def __init__(self, build: Callable[[], CategoryModel], timeout_seconds: float = 2.0) -> None:
+    def __init__(self, build: Callable[[], CategoryModel], timeout_seconds: float = 0.5) -> None:
         self._build = build
         self._timeout = timeout_seconds
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoc-triage")
@@ -109,7 +120,10 @@ class MeaningReader:
         leaves classification off (contacts keep their rule-based category)."""
         loop = asyncio.get_running_loop()
         try:
-            self._model = await loop.run_in_executor(self._pool, self._build)
+            model = await loop.run_in_executor(self._pool, self._build)
+            # One reading first, so the first contact pays no import or first-call cost.
+            await loop.run_in_executor(self._pool, _read, model, _WARM_UP)
+            self._model = model
         except Exception:
             log.exception("the triage classifier could not be built: categories stay rule-based")
             return

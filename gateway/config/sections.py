@@ -121,7 +121,7 @@ class TriageSection(Section):
     vip: tuple[StrictStr, ...] = ()  # emails or E.164 phone numbers
     classifier: Literal["wordllama", "off"] = "wordllama"  # triage by meaning (README)
     min_confidence: Annotated[StrictFloat, Field(ge=0, le=1)] = _TRIAGE.min_confidence
-    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=30)] = 2.0
+    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=30)] = 0.5  # well inside Slack's 3 s ack
     link_similarity: Annotated[StrictFloat, Field(ge=0, le=1)] = 0.65
 
 

@@ -81,6 +81,8 @@ class _Model:
         self.gate, self.fail = gate, fail
 
     def read(self, text: str) -> tuple[Any, tuple[Guess, ...]]:
+        if text.startswith("Warm-up"):  # the reader's own first reading at start
+            return np.ones(4, dtype=np.float32), (Guess("a", 0.5), Guess("b", 0.5))
         if self.gate is not None:
             self.gate.wait(10)
         if self.fail:
