@@ -31,6 +31,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.api_bodies import EscalateBody, ReplyBody, StatusBody
+from gateway.api_split import add_split_route
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
 from gateway.metrics import Metrics
 from normalizer.api import contact_from_api
@@ -94,6 +95,7 @@ def build_api_app(
     app.router.add_post("/tickets/{ref}/reply", reply_to_ticket)
     app.router.add_post("/tickets/{ref}/escalate", escalate_ticket)
     app.router.add_post("/tickets/{ref}/status", set_ticket_status)
+    add_split_route(app, tickets)  # gateway/api_split.py
     return app
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from gateway.config import Config
 from gateway.migrate import upgrade
 from gateway.progress import progress, say
+from gateway.triage import start_meaning_reader
 from normalizer.email import contact_from_email
 from normalizer.intake import IntakeError
 from router.router import Router
@@ -29,7 +30,8 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
     settings = config.router_settings()
     store = Store.from_url(url)
     await store.start()
-    router = Router(store, settings)
+    meaning = await start_meaning_reader(config, settings)
+    router = Router(store, settings, meaning=meaning)
     steps = config.mail_steps()
     failed = 0
     try:
@@ -64,4 +66,6 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
             say(f"{path}: {result.ticket_ref} ({outcome}, {result.thread_reason})")
     finally:
         await store.close()
+        if meaning is not None:
+            meaning.close()
     return 1 if failed else 0

@@ -38,10 +38,12 @@ from gateway.http import bound_port, build_app, start_http
 from gateway.logs import install_filters
 from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
 from gateway.migrate import check, upgrade
+from gateway.triage import start_meaning_reader
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
 from router.lookup import ChatLookup, PhoneLookup
 from router.mailboxes import MailboxCheckpoints, poller_lock
+from router.meaning import MeaningReader
 from router.outbox import Outbox
 from router.quarantine import QuarantineStore
 from router.revisions import ContactRevisions
@@ -82,6 +84,7 @@ class Gateway:
         self.metrics = Metrics()
         self.store: Store | None = None
         self.router: Router | None = None
+        self.meaning: MeaningReader | None = None
         self.tickets: TicketService | None = None
         self.smtp: SMTPChannel | None = None
         self.dispatcher: Dispatcher | None = None
@@ -115,7 +118,8 @@ class Gateway:
         senders = self._outbound_senders()
         # Agents may reply only on transports that actually run (router.replies).
         settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
-        self.router = Router(self.store, settings)
+        self.meaning = await start_meaning_reader(config, settings)
+        self.router = Router(self.store, settings, meaning=self.meaning)
         self.tickets = TicketService(self.store, settings)
         self.dispatcher = Dispatcher(
             Outbox(self.store),
@@ -288,9 +292,7 @@ class Gateway:
             for name in missing:
                 log.error("[slack] is enabled but %s is not set: Slack stays off", name)
             if not missing and secrets.slack_bot_token and store is not None:
-                categories = (
-                    [(o.category, o.label) for o in config.ivr.options] if config.ivr else []
-                )
+                categories = [(c.name, c.label) for c in config.categories]
                 settings = SlackChannelSettings(
                     bot_token=secrets.slack_bot_token,
                     signing_secret=secrets.slack_signing_secret,
@@ -347,6 +349,8 @@ class Gateway:
             await self.dispatcher.stop()
         if self.store is not None:
             await self.store.close()
+        if self.meaning is not None:
+            self.meaning.close()
         log.info("spoc stopped")
 
 

@@ -21,17 +21,18 @@ from normalizer.api import content_digest
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IdempotencyKeyConflict, IntakeResult
 from normalizer.refs import format_ref
-from router import acks
+from router import acks, linking
 from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
 from router.identity import Resolved, resolve_requester, vouched_keys
 from router.legacy import legacy_address
+from router.meaning import Meaning, MeaningReader
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
 from router.system_mail import is_system_mail, route_system_mail
-from router.triage import triage
+from router.triage import check_category, triage
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,15 @@ def _refuse_other_content(conn: Connection, contact_id: int, contact: Contact) -
 class Router:
     """Implements :class:`normalizer.intake.Intake` on top of a :class:`Store`."""
 
-    def __init__(self, store: Store, settings: RouterSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: RouterSettings,
+        clock: Clock | None = None,
+        meaning: MeaningReader | None = None,
+    ) -> None:
         self._store = store
+        self._meaning = meaning  # read before the write transaction, on its own thread
         self.settings = settings
         self._now = clock or utcnow
         self._reopen_window = timedelta(days=settings.reopen_window_days)
@@ -97,10 +105,14 @@ class Router:
             raise ContactRejectedError("the contact has no sender address", field="from")
         if not contact.external_id:
             raise ContactRejectedError("the contact has no external id", field="external_id")
-        return await self._store.write(lambda conn: self.ingest(conn, contact))
+        check_category(contact, self.settings)
+        meaning = await self._meaning.read(contact) if self._meaning is not None else None
+        return await self._store.write(lambda conn: self.ingest(conn, contact, meaning))
 
     # Runs on the store's writer thread, inside the contact's transaction.
-    def ingest(self, conn: Connection, contact: Contact) -> IntakeResult:
+    def ingest(
+        self, conn: Connection, contact: Contact, meaning: Meaning | None = None
+    ) -> IntakeResult:
         now = self._now()
         prefix = self.settings.ticket_prefix
         seen = conn.execute(
@@ -130,12 +142,15 @@ class Router:
         match = find_thread(
             conn, contact, who.requester_id, prefix, now, self._reopen_window, api_links
         )
-        new_events: list[tuple[int, str, dict[str, Any]]] = []  # written in one statement
+        match, link, new_events = linking.relink(
+            conn, contact, match, who, meaning, now, self.settings
+        )  # new_events: written in one statement
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False
             self._continue_ticket(conn, contact, match, now, new_events)
         else:
-            ticket_id, created = self._open_ticket(conn, contact, who, match, now, new_events), True
+            ticket_id = self._open_ticket(conn, contact, who, match, now, new_events, meaning)
+            created = True
         ref = format_ref(prefix, ticket_id)
 
         contact_id = self._store_contact(conn, contact, ticket_id, now)
@@ -164,8 +179,13 @@ class Router:
         legacy = legacy_address(contact, self.settings)
         if legacy:
             detail["legacy_address"] = legacy
+        if link is not None:
+            new_events.append(
+                (ticket_id, linking.LINKED_EVENT, {**link.detail, "contact_id": contact_id})
+            )
+        new_events += linking.meaning_events(ticket_id, contact_id, meaning, self.settings)
         acked = False
-        if created:
+        if created or link is not None:  # a linked contact hears which ticket it joined
             message_id, refusal = acks.queue_ack(
                 conn,
                 contact,
@@ -202,6 +222,7 @@ class Router:
         match: ThreadMatch,
         now: datetime,
         new_events: list[tuple[int, str, dict[str, Any]]],
+        meaning: Meaning | None = None,
     ) -> int:
         vouched = [
             v
@@ -209,7 +230,7 @@ class Router:
                 contact.sender, contact.channel, self.settings.api_links_identities
             )
         ]
-        decided = triage(contact, self.settings, vouched)
+        decided = triage(contact, self.settings, vouched, meaning)
         owner = self.settings.owner_group
         ticket_id: int = conn.execute(
             _NEW_TICKET,
@@ -251,6 +272,8 @@ class Router:
                 )
             )
         new_events.append((ticket_id, "created", detail))
+        if decided.classified is not None:
+            new_events.append((ticket_id, "classified", decided.classified))
         return ticket_id
 
     def _continue_ticket(

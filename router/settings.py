@@ -40,6 +40,21 @@ class RoutingRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Category:
+    """One ``[[categories]]`` entry: what the desk calls a kind of problem, and how to know it."""
+
+    name: str
+    description: str
+    examples: tuple[str, ...] = ()
+    group: str | None = None
+    kind: Kind | None = None
+
+
+# The category a ticket gets when the classifier is not sure enough: the desk sorts it.
+UNCATEGORISED = "uncategorised"
+
+
+@dataclass(frozen=True, slots=True)
 class TriageSettings:
     """Priority = impact x urgency (ITIL matrix). Words raise urgency; VIP requesters impact."""
 
@@ -64,6 +79,8 @@ class TriageSettings:
     )
     # category -> kind for categories that imply a kind (e.g. from IVR options)
     category_kinds: dict[str, Kind] = field(default_factory=dict)
+    # The classifier's top guess decides the category only at or above this score (0..1).
+    min_confidence: float = 0.45
 
 
 DEFAULT_SINGLE_ADDRESS_NOTICE = (
@@ -91,6 +108,11 @@ class RouterSettings:
     routing: tuple[RoutingRule, ...] = ()
     triage: TriageSettings = field(default_factory=TriageSettings)
     acks: AckSettings = field(default_factory=AckSettings)
+    categories: tuple[Category, ...] = ()  # empty: no category checks, no classifier
+    # A new contact from the same requester on another channel joins their open ticket from
+    # the last this many minutes when the texts match (router.linking); 0 turns it off.
+    link_window_minutes: float = 30.0
+    link_similarity: float = 0.65  # cosine of the two texts' embeddings that says "same problem"
     # API clients vouch for every identifier they send (router.identity); default: the first.
     api_links_identities: bool = False
     # Outbound transports the gateway runs (email always; sms with Twilio, slack with Slack).

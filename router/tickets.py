@@ -18,6 +18,7 @@ from normalizer.refs import format_ref, parse_ref
 from router import replies
 from router.clock import Clock, utcnow
 from router.events import add_event
+from router.linking import MEANING_EVENT, split_contact
 from router.schema import (
     attachments,
     contacts,
@@ -176,13 +177,31 @@ class TicketService:
             {"at": iso(e.at), "type": e.type, "detail": e.detail}
             for e in conn.execute(
                 sa.select(events.c.at, events.c.type, events.c.detail)
-                .where(events.c.ticket_id == ticket_id)
+                .where(events.c.ticket_id == ticket_id, events.c.type != MEANING_EVENT)
                 .order_by(events.c.id)
             )
         ]
         return data
 
     # ---- acting -------------------------------------------------------------------------
+    async def split(self, ref: str, contact_id: int) -> dict[str, Any]:
+        """Move one contact to a new ticket of its own (undoing a link); the new ticket's JSON.
+
+        :class:`TicketNotFound`; ``router.linking.ContactNotOnTicket`` / ``OnlyContact``."""
+        ticket_id = self._id(ref)
+        now = self._now()
+
+        def split(conn: Connection) -> int:
+            if (
+                conn.execute(sa.select(tickets.c.id).where(tickets.c.id == ticket_id)).first()
+                is None
+            ):
+                raise TicketNotFound(ref)
+            return split_contact(conn, ticket_id, contact_id, now, self.settings)
+
+        new_id = await self._store.write(split)
+        return await self.get(format_ref(self.settings.ticket_prefix, new_id))
+
     async def escalate(self, ref: str, reason: str, group: str | None = None) -> dict[str, Any]:
         ticket_id = self._id(ref)
         groups = {g.name: g for g in self.settings.groups}

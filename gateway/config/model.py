@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pydantic import PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from channels.smtp import SMTPChannelSettings
-from gateway.config.ivr import IvrSection
+from gateway.config.categories import CategoryEntry, default_categories
+from gateway.config.ivr import IvrOption, IvrSection
 from gateway.config.router_settings import router_settings
 from gateway.config.secrets import Secrets, env_name
 from gateway.config.sections import (
@@ -40,7 +41,7 @@ from normalizer.email import contact_from_email
 from normalizer.fax import FaxRules, FaxStep
 from normalizer.forwarded import ForwardedStep
 from normalizer.limits import AttachmentLimit
-from router.settings import RouterSettings
+from router.settings import UNCATEGORISED, RouterSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
 NOT_YET_ACTIVE = ("forward",)
@@ -69,6 +70,7 @@ class Config(Section):
     routing: tuple[RoutingEntry, ...] = ()
     forward: tuple[ForwardEntry, ...] = ()
     ivr: IvrSection | None = None
+    categories: tuple[CategoryEntry, ...] = Field(default_factory=default_categories)
 
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -168,6 +170,36 @@ def _cross_problems(config: Config) -> Iterator[str]:
     yield from _duplicates("forward", (env_name(f.name) for f in config.forward), "name")
     if config.ivr is not None:
         yield from _duplicates("ivr.options", (o.digit for o in config.ivr.options), "digit")
+    yield from _category_problems(config, names)
+
+
+def _ivr_categories(key: str, options: Iterable[IvrOption]) -> Iterator[tuple[str, str]]:
+    for index, option in enumerate(options):
+        yield f"{key}[{index}].category", option.category
+        yield from _ivr_categories(f"{key}[{index}].options", option.options)
+
+
+def _category_problems(config: Config, groups: set[str]) -> Iterator[str]:
+    """Every category named anywhere is a ``[[categories]]`` name; their groups exist."""
+    yield from _duplicates("categories", (c.name for c in config.categories), "name")
+    if not config.categories:
+        yield "categories: at least one category is needed (leave the table out for the defaults)"
+    known = {c.name for c in config.categories}
+    for index, category in enumerate(config.categories):
+        if category.group is not None and category.group not in groups:
+            yield f"categories[{index}].group: {category.group!r} is not a [[groups]] name"
+    used: list[tuple[str, str | None]] = []
+    if config.ivr is not None:
+        used += _ivr_categories("ivr.options", config.ivr.options)
+    for index, rule in enumerate(config.routing):
+        used += [(f"routing[{index}].when.category", rule.when.category)]
+        used += [(f"routing[{index}].category", rule.category)]
+    for index, fwd in enumerate(config.forward):
+        if fwd.when.category != UNCATEGORISED:  # forwarding what triage left open is fine
+            used += [(f"forward[{index}].when.category", fwd.when.category)]
+    for key, name in used:
+        if name is not None and name not in known:
+            yield f"{key}: {name!r} is not a [[categories]] name"
 
 
 def resolve_sqlite_url(url: str, base_dir: Path) -> str:

@@ -6,7 +6,14 @@ import re
 from typing import TYPE_CHECKING
 
 from normalizer.contact import Channel, Kind
-from router.settings import AckSettings, Group, RouterSettings, RoutingRule, TriageSettings
+from router.settings import (
+    AckSettings,
+    Category,
+    Group,
+    RouterSettings,
+    RoutingRule,
+    TriageSettings,
+)
 
 if TYPE_CHECKING:
     from gateway.config.model import Config
@@ -15,7 +22,13 @@ if TYPE_CHECKING:
 
 def router_settings(config: Config) -> RouterSettings:
     """The router's settings, built exactly as ``router.settings`` defines them."""
+    categories = tuple(
+        Category(c.name, c.description, c.examples, c.group, Kind(c.kind) if c.kind else None)
+        for c in config.categories
+    )
+    # A category's own kind first; an IVR option's kind for the categories without one.
     category_kinds = {o.category: Kind(o.kind) for o in config.ivr.options} if config.ivr else {}
+    category_kinds.update({c.name: c.kind for c in categories if c.kind is not None})
     return RouterSettings(
         ticket_prefix=config.tickets.prefix,
         desk_address=config.email.address.casefold(),
@@ -38,7 +51,11 @@ def router_settings(config: Config) -> RouterSettings:
             vip=tuple(v.casefold() for v in config.triage.vip),
             service_request_words=config.triage.service_request_words,
             category_kinds=category_kinds,
+            min_confidence=config.triage.min_confidence,
         ),
+        categories=categories,
+        link_window_minutes=config.tickets.link_window_minutes,
+        link_similarity=config.triage.link_similarity,
         api_links_identities=config.api.link_identities,
         trusted_authserv_ids=tuple(i.casefold() for i in config.email.trusted_authserv_ids),
         single_address_notice=config.email.single_address_notice or None,

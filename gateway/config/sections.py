@@ -67,6 +67,8 @@ class DatabaseSection(Section):
 class TicketsSection(Section):
     prefix: Annotated[StrictStr, AfterValidator(check_prefix)] = "SD"
     reopen_window_days: Annotated[StrictFloat, Field(ge=0)] = 14.0
+    # The same requester on another channel joins their open ticket within this (0: never).
+    link_window_minutes: Annotated[StrictFloat, Field(ge=0)] = 30.0
 
 
 def _check_notice(value: str) -> str:
@@ -145,6 +147,10 @@ class TriageSection(Section):
     low_urgency_words: tuple[StrictStr, ...] = _TRIAGE.low_urgency_words
     service_request_words: tuple[StrictStr, ...] = _TRIAGE.service_request_words
     vip: tuple[StrictStr, ...] = ()  # emails or E.164 phone numbers
+    classifier: Literal["wordllama", "off"] = "wordllama"  # triage by meaning (README)
+    min_confidence: Annotated[StrictFloat, Field(ge=0, le=1)] = _TRIAGE.min_confidence
+    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=30)] = 0.5  # well inside Slack's 3 s ack
+    link_similarity: Annotated[StrictFloat, Field(ge=0, le=1)] = 0.65
 
 
 class OutboxSection(Section):

@@ -120,7 +120,7 @@ async def test_mail_to_the_desk_opens_a_ticket_and_sends_one_threaded_ack(
     assert contact["from"] == ALICE
     assert contact["external_id"] == ALICE_MSGID
     assert "on fire" in contact["text"]
-    assert [e["type"] for e in ticket["events"]] == ["created", "contact.added"]
+    assert [e["type"] for e in ticket["events"]] == ["created", "classified", "contact.added"]
 
     [ack] = await desk.settle()
     assert desk.sink.envelopes[0].rcpt_tos == [ALICE]

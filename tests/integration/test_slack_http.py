@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from channels.slack import SlackChannel
+from gateway.config.categories import default_categories
 from normalizer.contact import Contact
 from normalizer.intake import IntakeResult, TemporaryIntakeError
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID
@@ -171,7 +172,9 @@ async def test_channel_chatter_outside_ticket_threads_is_ignored(desk: SlackDesk
     assert await desk.slack_tickets() == []
 
 
-async def test_helpdesk_command_opens_the_modal_with_the_ivr_categories(desk: SlackDesk) -> None:
+async def test_helpdesk_command_opens_the_modal_with_the_configured_categories(
+    desk: SlackDesk,
+) -> None:
     status, _ = await desk.form(
         {
             "command": "/helpdesk",
@@ -189,10 +192,9 @@ async def test_helpdesk_command_opens_the_modal_with_the_ivr_categories(desk: Sl
     view = opened.args["view"]
     view = json.loads(view) if isinstance(view, str) else view
     blocks = {b["block_id"]: b for b in view["blocks"]}
-    assert [o["value"] for o in blocks["category"]["element"]["options"]] == [
-        "broken_device",
-        "locked_account",
-    ]
+    options = blocks["category"]["element"]["options"]
+    assert [o["value"] for o in options] == [c.name for c in default_categories()]
+    assert options[0]["text"]["text"] == "broken device"  # [[categories]], not [ivr]
     assert blocks["description"]["element"]["initial_value"] == "printer on fire"
 
 

@@ -43,6 +43,21 @@ digit = "2"
 label = "a new laptop"
 category = "new_hardware"
 kind = "service_request"
+[[categories]]
+name = "broken_device"
+description = "Hardware that is broken."
+[[categories]]
+name = "locked_account"
+description = "Cannot sign in."
+[[categories]]
+name = "other"
+description = "Anything else."
+[[categories]]
+name = "live_call"
+description = "Talk to a person now."
+[[categories]]
+name = "new_hardware"
+description = "A new laptop or phone."
 """
 
 

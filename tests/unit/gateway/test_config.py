@@ -136,7 +136,7 @@ def test_a_ticket_prefix_refs_could_not_carry_is_refused(tmp_path: Path, prefix:
 
 
 def test_ivr_digits_must_be_unique_single_digits(tmp_path: Path) -> None:
-    option = '[[ivr.options]]\ndigit = "{}"\nlabel = "x"\ncategory = "c"\n'
+    option = '[[ivr.options]]\ndigit = "{}"\nlabel = "x"\ncategory = "other"\n'
     found = problems(tmp_path, "[ivr]\n" + option.format("1") + option.format("1"))
     assert found == ["ivr.options[1].digit: '1' is used twice"]
     [problem] = problems(tmp_path, "[ivr]\n" + option.format("12"))
@@ -281,10 +281,9 @@ def test_router_settings_from_the_shipped_config() -> None:
     assert rule.group == "customer-support"
     assert rule.subject_matches is not None
     assert rule.subject_matches.search("Your INVOICE 42")
-    assert settings.triage.category_kinds == {
-        "broken_device": Kind.INCIDENT,
-        "locked_account": Kind.SERVICE_REQUEST,
-    }
+    assert settings.triage.category_kinds["broken_device"] is Kind.INCIDENT
+    assert settings.triage.category_kinds["locked_account"] is Kind.SERVICE_REQUEST
+    assert len(settings.triage.category_kinds) == len(settings.categories) == 9
 
 
 def test_router_settings_builds_every_routing_condition(tmp_path: Path) -> None:
@@ -311,6 +310,12 @@ recipient = "Desk@Example.com"
 sender_domain = "Acme.COM"
 body_matches = "SAP"
 category = "app"
+[[categories]]
+name = "app"
+description = "Applications."
+[[categories]]
+name = "sap"
+description = "SAP."
 """
     settings = load_config(write(tmp_path, text), {}).router_settings()
     assert settings.desk_address == "desk@example.com"
@@ -384,6 +389,15 @@ label = "a person"
 category = "live"
 action = "dial"
 number = "+12025550123"
+[[categories]]
+name = "broken_device"
+description = "Broken hardware."
+[[categories]]
+name = "other"
+description = "Anything else."
+[[categories]]
+name = "live"
+description = "Talk to a person now."
 """
     config = load_config(write(tmp_path, text), {"SPOC_TWILIO_AUTH_TOKEN": "t"})
     assert config.inert_sections() == []

@@ -133,3 +133,7 @@ async def desk(tmp_path: Path, settings: RouterSettings) -> AsyncIterator[Desk]:
     clock = Clock()
     yield Desk(store, Router(store, settings, clock), TicketService(store, settings, clock), clock)
     await store.close()
+
+
+# The real classifier's fixtures (``reader``, ``smart_desk``) for the triage-by-meaning tests.
+from tests.unit.router.triage_support import reader, smart_desk  # noqa: E402, F401

@@ -57,11 +57,11 @@ async def test_one_bad_contact_in_a_batch_fails_alone(desk: Desk) -> None:
     bad = email(sender="bad@example.org", subject="x" * 10)
     original = desk.router.ingest
 
-    def ingest(conn, contact):  # type: ignore[no-untyped-def]
+    def ingest(conn, contact, *rest):  # type: ignore[no-untyped-def]
         if contact.sender.email == "bad@example.org":
-            original(conn, contact)  # writes rows, which the savepoint must undo
+            original(conn, contact, *rest)  # writes rows, which the savepoint must undo
             raise RuntimeError("boom")
-        return original(conn, contact)
+        return original(conn, contact, *rest)
 
     desk.router.ingest = ingest  # type: ignore[method-assign]
     results = await asyncio.gather(
