@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictStr
 
-from normalizer.bodies import Body, Text, Token, at_most_bytes, not_blank
+from normalizer.bodies import CLEAN_TEXT, Body, Text, Token, at_most_bytes, not_blank
 
 MAX_REPLY_BYTES = 1024 * 1024
 MAX_REASON_CHARS = 2000
@@ -31,9 +31,9 @@ class ReplyBody(Body):
 class EscalateBody(Body):
     """``POST /api/tickets/{ref}/escalate``."""
 
-    reason: Annotated[Text, Field(max_length=MAX_REASON_CHARS), AfterValidator(not_blank)] = Field(
-        description="Why the ticket moves up; shown in its events and to a Slack requester."
-    )
+    reason: Annotated[
+        StrictStr, Field(max_length=MAX_REASON_CHARS), CLEAN_TEXT, AfterValidator(not_blank)
+    ] = Field(description="Why the ticket moves up; shown in its events and to a Slack requester.")
     group: Annotated[Token, AfterValidator(not_blank)] | None = Field(
         default=None,
         description="The [[groups]] name to move to; without it, the next tier up.",
@@ -44,6 +44,6 @@ class StatusBody(Body):
     """``POST /api/tickets/{ref}/status``."""
 
     status: SettableStatus = Field(description="The ticket's new status.")
-    note: Annotated[Text, Field(max_length=MAX_REASON_CHARS)] = Field(
+    note: Annotated[StrictStr, Field(max_length=MAX_REASON_CHARS), CLEAN_TEXT] = Field(
         default="", description="Why, for the ticket's events (and the requester on resolve)."
     )

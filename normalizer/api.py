@@ -30,10 +30,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictStr, model_validator
 
 from normalizer.addresses import MAX_ADDRESS_CHARS, is_email_address
-from normalizer.bodies import Body, Line, Text, Token, at_most_bytes, load_body, not_blank
+from normalizer.bodies import (
+    CLEAN_LINE,
+    Body,
+    Text,
+    Token,
+    at_most_bytes,
+    load_body,
+    not_blank,
+)
 from normalizer.contact import Channel, Contact, Hints, Party
 from normalizer.intake import ContactRejectedError
 from normalizer.phone import to_e164
@@ -89,7 +97,10 @@ class Sender(Body):
         )
     )
     name: (
-        Annotated[Line, Field(max_length=MAX_NAME_CHARS), AfterValidator(_blank_is_none)] | None
+        Annotated[
+            StrictStr, Field(max_length=MAX_NAME_CHARS), CLEAN_LINE, AfterValidator(_blank_is_none)
+        ]
+        | None
     ) = Field(default=None, description="The requester's name as they gave it.")
 
     @model_validator(mode="after")
@@ -103,7 +114,7 @@ class ContactBody(Body):
     """``POST /api/contacts``: one contact from a web form or another tool."""
 
     sender: Sender = Field(alias="from", description="Who the contact is from.")
-    subject: Annotated[Line, Field(max_length=MAX_SUBJECT_CHARS)] | None = Field(
+    subject: Annotated[StrictStr, Field(max_length=MAX_SUBJECT_CHARS), CLEAN_LINE] | None = Field(
         default=None, description="A one-line summary; line breaks fold to spaces."
     )
     text: Annotated[Text, AfterValidator(at_most_bytes(MAX_TEXT_BYTES))] | None = Field(

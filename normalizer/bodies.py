@@ -17,6 +17,11 @@ The string types say which characters a value may hold (:mod:`normalizer.text` d
   at all.
 
 Each refuses lone surrogates (``"\\ud800"`` in JSON), which no database can store.
+
+A length limit counts the characters the client sent, as the OpenAPI document's ``maxLength``
+says: put ``Field(max_length=N)`` *before* the cleaning step, ``Annotated[StrictStr,
+Field(max_length=N), CLEAN_TEXT]`` -- on :data:`Text` itself pydantic would check the cleaned
+value, and 2000 NULs would pass a 10-character limit.
 """
 
 from __future__ import annotations
@@ -31,7 +36,17 @@ from pydantic_core import ErrorDetails
 from normalizer.intake import ContactRejectedError
 from normalizer.text import clean_line, clean_text, has_controls
 
-__all__ = ["Body", "Line", "Text", "Token", "at_most_bytes", "load_body", "not_blank"]
+__all__ = [
+    "CLEAN_LINE",
+    "CLEAN_TEXT",
+    "Body",
+    "Line",
+    "Text",
+    "Token",
+    "at_most_bytes",
+    "load_body",
+    "not_blank",
+]
 
 B = TypeVar("B", bound="Body")
 
@@ -86,8 +101,10 @@ def at_most_bytes(limit: int) -> Callable[[str], str]:
     return check
 
 
-Text = Annotated[StrictStr, AfterValidator(_text)]
-Line = Annotated[StrictStr, AfterValidator(_line)]
+CLEAN_TEXT = AfterValidator(_text)
+CLEAN_LINE = AfterValidator(_line)
+Text = Annotated[StrictStr, CLEAN_TEXT]
+Line = Annotated[StrictStr, CLEAN_LINE]
 Token = Annotated[StrictStr, AfterValidator(_token)]
 
 
