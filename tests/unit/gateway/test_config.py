@@ -469,3 +469,12 @@ def test_trusted_authserv_ids_reach_the_router_and_bad_ones_name_the_key(tmp_pat
     with pytest.raises(ConfigError) as caught:
         load_config(bad)
     assert any("email.trusted_authserv_ids" in p for p in caught.value.problems)
+
+
+def test_log_format_takes_text_or_json_and_names_the_key_otherwise(tmp_path: Path) -> None:
+    assert (
+        load_config(write(tmp_path, '[server]\nlog_format = "json"\n'), {}).server.log_format
+        == "json"
+    )
+    [problem] = problems(tmp_path, '[server]\nlog_format = "xml"\n')
+    assert problem.startswith("server.log_format")
