@@ -27,8 +27,10 @@ from gateway.api import build_api_app, error_response, json_response
 from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
+from gateway.http_metrics import route_timing
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
+from gateway.openapi import add_openapi_route
 from normalizer.intake import Intake, IntakeError
 from router.clock import utcnow
 from router.outbox_admin import OutboxAdmin
@@ -60,7 +62,9 @@ def build_app(
     channels: Sequence[WebhookChannel] = (),
 ) -> web.Application:
     """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404)."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(
+        middlewares=[route_timing(metrics), _json_errors], client_max_size=CLIENT_MAX_SIZE
+    )
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
@@ -78,6 +82,7 @@ def build_app(
         api = build_api_app(tickets=tickets, intake=intake, metrics=metrics, api_tokens=api_tokens)
         add_quarantine_routes(api, store=store, intake=intake, settings=tickets.settings)
         add_outbox_routes(api, app[OUTBOX_KEY])
+        add_openapi_route(api)
         app.add_subapp("/api", api)
     return app
 

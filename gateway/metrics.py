@@ -9,8 +9,19 @@ Exposed series:
 - ``spoc_outbox_depth``: outbox rows waiting to be delivered (refreshed on each scrape).
 - ``spoc_outbox_dead``: dead letters, deliveries given up on (``spoc outbox list --dead``).
 - ``spoc_outbox_oldest_pending_seconds``: age of the oldest waiting row, 0 when none waits.
-- ``spoc_delivery_failures_total{kind}``: failed outbound deliveries, by outbox kind.
-- ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal).
+- ``spoc_delivery_failures_total{kind,target}``: failed outbound deliveries, by outbox kind and
+  target: the transport (``email``, ``slack``, ``sms``), or the ``[[forward]]`` name for kind
+  ``forward.<name>``.
+- ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal):
+  the handler latency of each channel.
+- ``spoc_acks_suppressed_total{channel,reason}``: new tickets whose requester got no
+  acknowledgement, and automatic mail recorded on a ticket, by why (``role-address``,
+  ``sender-rate-limit``, ``bounce``, …; the reasons of ``router.acks``).
+- ``spoc_thread_matches_total{channel,reason}``: contacts routed to a ticket, by the thread
+  rule that decided (``message-id``, ``subject-tag``, ``chat-thread``, ``call``, ``new``, …).
+- ``spoc_http_request_seconds{method,route}``: HTTP handler latency by route template
+  (``/api/tickets/{ref}``; ``unmatched`` for paths no route serves), and
+  ``spoc_http_responses_total{method,route,status}``.
 - ``spoc_quarantined_total{kind,reason}``: items kept in the quarantine instead of a ticket:
   kind ``system`` by mail class (``bounce``, ``auto_reply``, ``feedback``, ``mdn``, ``loop``),
   kind ``error`` by cause (``rejected``, ``failed``). Such contacts count as outcome
@@ -48,6 +59,7 @@ QUARANTINE_REASONS: Final = {
     "system": ("bounce", "auto_reply", "feedback", "mdn", "loop"),
     "error": ("rejected", "failed", "other"),
 }
+HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -85,8 +97,8 @@ class Metrics:
         )
         self._delivery_failures = Counter(
             "spoc_delivery_failures",
-            "Failed outbound deliveries, by outbox kind.",
-            ("kind",),
+            "Failed outbound deliveries, by outbox kind and target.",
+            ("kind", "target"),
             registry=self.registry,
         )
         self._intake_seconds = Histogram(
@@ -94,6 +106,31 @@ class Metrics:
             "Seconds from handing a contact to intake until it is committed or refused.",
             ("channel",),
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._acks_suppressed = Counter(
+            "spoc_acks_suppressed",
+            "Acknowledgements not sent, by channel and reason.",
+            ("channel", "reason"),
+            registry=self.registry,
+        )
+        self._thread_matches = Counter(
+            "spoc_thread_matches",
+            "Contacts routed to a ticket, by channel and the thread rule that decided.",
+            ("channel", "reason"),
+            registry=self.registry,
+        )
+        self._http_seconds = Histogram(
+            "spoc_http_request_seconds",
+            "Seconds an HTTP handler took, by method and route template.",
+            ("method", "route"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._http_responses = Counter(
+            "spoc_http_responses",
+            "HTTP responses, by method, route template and status code.",
+            ("method", "route", "status"),
             registry=self.registry,
         )
         self._quarantined = Counter(
@@ -128,8 +165,22 @@ class Metrics:
             raise ValueError(f"unknown quarantine kind {kind!r}")
         self._quarantined.labels(kind=kind, reason=reason if reason in known else known[-1]).inc()
 
+    def routed(self, channel: str, result: IntakeResult) -> None:
+        """Count the thread rule and any suppressed acknowledgement of a committed contact."""
+        if result.duplicate or result.quarantine_id is not None:
+            return
+        self._thread_matches.labels(channel=channel, reason=result.thread_reason).inc()
+        if result.ack_suppressed is not None:
+            self._acks_suppressed.labels(channel=channel, reason=result.ack_suppressed).inc()
+
     def delivery_failed(self, kind: str) -> None:
-        self._delivery_failures.labels(kind=kind).inc()
+        self._delivery_failures.labels(kind=kind, target=delivery_target(kind)).inc()
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request: ``route`` is the matched template, never the raw path."""
+        method = method if method in HTTP_METHODS else "other"
+        self._http_seconds.labels(method=method, route=route).observe(max(seconds, 0.0))
+        self._http_responses.labels(method=method, route=route, status=str(status)).inc()
 
     def set_outbox_state(self, pending: int, dead: int, oldest_pending_seconds: float) -> None:
         """The outbox gauges, as one scrape read them."""
@@ -159,6 +210,7 @@ class MeteredIntake:
             raise
         else:
             outcome = outcome_of(result)
+            self._metrics.routed(contact.channel.value, result)
             if result.quarantine_id is not None and not result.duplicate:
                 self._metrics.quarantined("system", contact.auto.value)
             return result
@@ -191,3 +243,10 @@ def outcome_of(result: IntakeResult) -> str:
     if result.duplicate:
         return "duplicate"
     return "created" if result.created else "appended"
+
+
+def delivery_target(kind: str) -> str:
+    """Where an outbox kind delivers to: ``forward.<name>`` -> ``<name>``, else the transport
+    (``email.ack`` -> ``email``)."""
+    transport, _, rest = kind.partition(".")
+    return rest if transport == "forward" and rest else transport

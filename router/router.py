@@ -161,6 +161,7 @@ class Router:
         if contact.problems:
             detail["parse_problems"] = list(contact.problems)
         acked = False
+        suppressed: str | None = None  # why no ack, for the gateway's metrics
         if created:
             message_id, refusal = acks.queue_ack(
                 conn, contact, ticket_id, ref, self.settings, now, new_sender=who.created
@@ -168,6 +169,7 @@ class Router:
             if message_id is not None:
                 thread_ids.append(message_id)  # a reply to the ack threads onto the ticket
                 acked = True
+            suppressed = None if acked else refusal
             detail["ack"] = "queued" if acked else f"suppressed:{refusal}"
         remember_ids(conn, ticket_id, thread_ids)
         new_events.append((ticket_id, "contact.added", detail))
@@ -180,6 +182,7 @@ class Router:
             duplicate=False,
             thread_reason=match.reason,
             acknowledged=acked,
+            ack_suppressed=suppressed,
         )
 
     def _open_ticket(
