@@ -28,10 +28,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import ErrorDetails, core_schema
 
 from normalizer.intake import ContactRejectedError
 from normalizer.text import clean_line, clean_text, has_controls
@@ -39,6 +49,8 @@ from normalizer.text import clean_line, clean_text, has_controls
 __all__ = [
     "CLEAN_LINE",
     "CLEAN_TEXT",
+    "NON_BLANK_PATTERN",
+    "NOT_BLANK",
     "Body",
     "Line",
     "Text",
@@ -88,6 +100,29 @@ def not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class NotBlank:
+    """``Annotated[..., NOT_BLANK]``: :func:`not_blank`, published in the JSON Schema as the
+    pattern ``\\S`` (at least one character that is not blank), so the OpenAPI document says
+    what the check refuses."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(not_blank, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        json_schema["pattern"] = NON_BLANK_PATTERN
+        return json_schema
+
+
+NON_BLANK_PATTERN = r"\S"
+NOT_BLANK = NotBlank()
 
 
 def at_most_bytes(limit: int) -> Callable[[str], str]:
