@@ -27,13 +27,13 @@ from gateway.api import build_api_app, error_response, json_response
 from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
-from gateway.http_metrics import route_timing
+from gateway.http_metrics import refresh_gauges, route_timing
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
 from gateway.openapi import add_openapi_route
 from normalizer.intake import Intake, IntakeError
-from router.clock import utcnow
 from router.outbox_admin import OutboxAdmin
+from router.quarantine import QuarantineStore
 from router.store import Store
 from router.tickets import TicketQuery, TicketService
 
@@ -154,14 +154,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     metrics = request.app[METRICS_KEY]
-    try:
-        stats = await request.app[OUTBOX_KEY].stats()
-    except Exception as exc:  # a scrape still answers with what we know
-        log.warning("metrics: outbox state unavailable: %s", exc)
-    else:
-        oldest = stats.oldest_pending_at
-        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
-        metrics.set_outbox_state(stats.pending, stats.dead, age)
+    store = request.app[STORE_KEY]
+    await refresh_gauges(metrics, request.app[OUTBOX_KEY], QuarantineStore(store))
     body, content_type = metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type

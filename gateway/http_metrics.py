@@ -1,4 +1,5 @@
-"""Time every HTTP request by its route template, for ``spoc_http_request_seconds``.
+"""Time every HTTP request by its route template, for ``spoc_http_request_seconds``; refresh
+the gauges that are read from the database at each scrape of ``/metrics``.
 
 :func:`route_timing` is the root application's outermost middleware, so it sees the answer the
 client gets (the JSON error middleware's included) and covers the sub-application under
@@ -10,6 +11,7 @@ client gets (the JSON error middleware's included) and covers the sub-applicatio
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Final
 
@@ -17,6 +19,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.metrics import Metrics
+from router.clock import utcnow
+from router.outbox_admin import OutboxAdmin
+from router.quarantine import QuarantineStore
+
+log = logging.getLogger(__name__)
 
 UNMATCHED: Final = "unmatched"
 
@@ -52,3 +59,20 @@ def route_timing(metrics: Metrics) -> Middleware:
                 metrics.observe_http(request.method, route_template(request), status, seconds)
 
     return time_route
+
+
+async def refresh_gauges(
+    metrics: Metrics, outbox: OutboxAdmin, quarantine: QuarantineStore
+) -> None:
+    """Read the outbox and quarantine numbers into ``metrics``; a scrape still answers with
+    what it knows when the database does not (logged)."""
+    try:
+        stats = await outbox.stats()
+        sizes = await quarantine.sizes()
+    except Exception as exc:
+        log.warning("metrics: outbox or quarantine state unavailable: %s", exc)
+        return
+    oldest = stats.oldest_pending_at
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    metrics.set_outbox_state(stats.pending, stats.dead, age)
+    metrics.set_quarantine_sizes(sizes)

@@ -26,6 +26,8 @@ Exposed series:
   kind ``system`` by mail class (``bounce``, ``auto_reply``, ``feedback``, ``mdn``, ``loop``),
   kind ``error`` by cause (``rejected``, ``failed``). Such contacts count as outcome
   ``quarantined`` in ``spoc_contacts_total``.
+- ``spoc_quarantine_size{kind}``: items in the quarantine not yet replayed (refreshed on each
+  scrape).
 
 :class:`MeteredIntake` wraps any :class:`~normalizer.intake.Intake` so every channel is counted
 the same way without knowing about metrics.
@@ -133,6 +135,12 @@ class Metrics:
             ("method", "route", "status"),
             registry=self.registry,
         )
+        self._quarantine_size = Gauge(
+            "spoc_quarantine_size",
+            "Items in the quarantine not yet replayed, by kind.",
+            ("kind",),
+            registry=self.registry,
+        )
         self._quarantined = Counter(
             "spoc_quarantined",
             "Items kept in the quarantine instead of a ticket, by kind and reason.",
@@ -140,6 +148,7 @@ class Metrics:
             registry=self.registry,
         )
         for kind, reasons in QUARANTINE_REASONS.items():
+            self._quarantine_size.labels(kind=kind)
             for reason in reasons:
                 self._quarantined.labels(kind=kind, reason=reason)
         # Every known series exists from the start, so a dashboard shows 0 rather than nothing.
@@ -187,6 +196,10 @@ class Metrics:
         self._outbox_depth.set(pending)
         self._outbox_dead.set(dead)
         self._outbox_oldest_pending.set(max(oldest_pending_seconds, 0.0))
+
+    def set_quarantine_sizes(self, sizes: dict[str, int]) -> None:
+        for kind, size in sizes.items():
+            self._quarantine_size.labels(kind=kind).set(size)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type, for ``GET /metrics``."""

@@ -3,6 +3,7 @@ route. The real app over SQLite; the contacts go in through the API."""
 
 from __future__ import annotations
 
+from router.quarantine import QuarantineStore
 from tests.integration.test_http_api import AUTH, Gateway, contact_body, gw, store
 
 __all__ = ["gw", "store"]  # fixtures, used by name
@@ -47,3 +48,14 @@ async def test_an_unknown_http_method_is_one_series_not_one_per_method(gw: Gatew
     for method in ("PROPFIND", "MKCOL", "LOCK"):
         await gw.client.request(method, "/healthz")
     assert await gw.metric("spoc_http_responses_total", method="other", route="unmatched") == 3
+
+
+async def test_the_quarantine_size_counts_the_items_that_wait_by_kind(
+    gw: Gateway,
+) -> None:
+    assert await gw.metric("spoc_quarantine_size", kind="error") == 0
+    kept = QuarantineStore(gw.store)
+    await kept.keep(b"not a mail at all", source="smtp", reason="failed: parse error")
+    await kept.keep(b"another one", source="smtp", reason="failed: parse error")
+    assert await gw.metric("spoc_quarantine_size", kind="error") == 2
+    assert await gw.metric("spoc_quarantine_size", kind="system") == 0
