@@ -15,6 +15,7 @@ The document is built once per process and served behind the API's bearer token 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
 from typing import Any, Final
 
@@ -209,11 +210,16 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
             "schema": schema}  # fmt: skip
 
 
+def _one_of(values: Iterable[str]) -> dict[str, Any]:
+    """A filter taking one of ``values``; empty (``?status=``) is no filter, as when absent."""
+    return {"enum": [*values, ""]}
+
+
 def _ticket_filters() -> list[dict[str, Any]]:
     text = {"type": "string", "maxLength": MAX_FILTER_CHARS}
     return [
-        _query("status", {"enum": list(STATUSES)}, "Only tickets with this status."),
-        _query("channel", {"enum": [c.value for c in Channel]}, "Only tickets opened here."),
+        _query("status", _one_of(STATUSES), "Only tickets with this status."),
+        _query("channel", _one_of(c.value for c in Channel), "Only tickets opened here."),
         _query("group", text, "Only tickets this [[groups]] name works on."),
         _query("requester", text, "The requester's email, E.164 phone or Slack user id."),
         _query("q", text, "Text in the subject (case-insensitive)."),
@@ -234,7 +240,7 @@ def _quarantine_filters() -> list[dict[str, Any]]:
         "default": QUARANTINE_DEFAULT_LIMIT,
     }
     return [
-        _query("kind", {"enum": list(QUARANTINE_KINDS)}, "system or error."),
+        _query("kind", _one_of(QUARANTINE_KINDS), "system or error."),
         _query("limit", limit, "Page size."),
         _query(
             "before",
