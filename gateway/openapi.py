@@ -147,7 +147,7 @@ def _paths() -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 }
             },
-            refusals=("Unauthorized",),
+            refusals=("BadRequest", "Unauthorized"),
         )
     }
     return paths
@@ -269,7 +269,9 @@ _STATUS: Final = {
     "Unavailable": "503",
 }
 _WHY: Final = {
-    "BadRequest": "Bad JSON, a wrong Content-Type, or a bad parameter or field (named in field).",
+    "BadRequest": "Bad JSON, a wrong Content-Type, or a bad parameter or field (named in field). "
+    "A request the HTTP server cannot parse at all (a request line or a header over 8 KiB) is "
+    "refused in plain text before it reaches the API.",
     "Unauthorized": "No valid bearer token.",
     "NotFound": "No such ticket or item.",
     "Conflict": "Refused as it stands: an external_id used for other content, or an outbox "
@@ -288,6 +290,7 @@ def _shared_responses() -> dict[str, Any]:
     responses: dict[str, Any] = {
         name: {"description": why, "content": error} for name, why in _WHY.items()
     }
+    responses["BadRequest"]["content"] = {**error, "text/plain": {"schema": {"type": "string"}}}
     responses["Unauthorized"]["headers"] = {
         "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
     }
