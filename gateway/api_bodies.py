@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictStr
 
-from normalizer.bodies import Body, Text, Token, at_most_bytes, not_blank
+from normalizer.bodies import CLEAN_TEXT, NOT_BLANK, Body, Text, Token, at_most_bytes
 
 MAX_REPLY_BYTES = 1024 * 1024
 MAX_REASON_CHARS = 2000
@@ -23,18 +23,18 @@ SettableStatus = Literal["open", "pending", "resolved", "closed"]
 class ReplyBody(Body):
     """``POST /api/tickets/{ref}/reply``."""
 
-    text: Annotated[
-        Text, AfterValidator(not_blank), AfterValidator(at_most_bytes(MAX_REPLY_BYTES))
-    ] = Field(description="What to send to the requester, on the channel they used last.")
+    text: Annotated[Text, NOT_BLANK, AfterValidator(at_most_bytes(MAX_REPLY_BYTES))] = Field(
+        description="What to send to the requester, on the channel they used last."
+    )
 
 
 class EscalateBody(Body):
     """``POST /api/tickets/{ref}/escalate``."""
 
-    reason: Annotated[Text, Field(max_length=MAX_REASON_CHARS), AfterValidator(not_blank)] = Field(
+    reason: Annotated[StrictStr, Field(max_length=MAX_REASON_CHARS), CLEAN_TEXT, NOT_BLANK] = Field(
         description="Why the ticket moves up; shown in its events and to a Slack requester."
     )
-    group: Annotated[Token, AfterValidator(not_blank)] | None = Field(
+    group: Annotated[Token, NOT_BLANK] | None = Field(
         default=None,
         description="The [[groups]] name to move to; without it, the next tier up.",
     )
@@ -44,6 +44,6 @@ class StatusBody(Body):
     """``POST /api/tickets/{ref}/status``."""
 
     status: SettableStatus = Field(description="The ticket's new status.")
-    note: Annotated[Text, Field(max_length=MAX_REASON_CHARS)] = Field(
+    note: Annotated[StrictStr, Field(max_length=MAX_REASON_CHARS), CLEAN_TEXT] = Field(
         default="", description="Why, for the ticket's events (and the requester on resolve)."
     )

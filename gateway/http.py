@@ -28,11 +28,13 @@ from gateway.api import build_api_app, error_response, json_response
 from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
 from gateway.dashboard import Dashboard
+from gateway.http_metrics import refresh_gauges, route_timing
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
+from gateway.openapi import add_openapi_route
 from normalizer.intake import Intake
-from router.clock import utcnow
 from router.outbox_admin import OutboxAdmin
+from router.quarantine import QuarantineStore
 from router.store import Store
 from router.tickets import TicketService
 
@@ -72,7 +74,9 @@ def build_app(
 ) -> web.Application:
     """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404);
     without a ``dashboard`` ``GET /`` is a 404."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(
+        middlewares=[route_timing(metrics), _json_errors], client_max_size=CLIENT_MAX_SIZE
+    )
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
@@ -91,6 +95,7 @@ def build_app(
         api = build_api_app(tickets=tickets, intake=intake, metrics=metrics, api_tokens=api_tokens)
         add_quarantine_routes(api, store=store, intake=intake, settings=tickets.settings)
         add_outbox_routes(api, app[OUTBOX_KEY])
+        add_openapi_route(api)
         app.add_subapp("/api", api)
     return app
 
@@ -167,14 +172,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     metrics = request.app[METRICS_KEY]
-    try:
-        stats = await request.app[OUTBOX_KEY].stats()
-    except Exception as exc:  # a scrape still answers with what we know
-        log.warning("metrics: outbox state unavailable: %s", exc)
-    else:
-        oldest = stats.oldest_pending_at
-        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
-        metrics.set_outbox_state(stats.pending, stats.dead, age)
+    store = request.app[STORE_KEY]
+    await refresh_gauges(metrics, request.app[OUTBOX_KEY], QuarantineStore(store))
     body, content_type = metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type

@@ -6,6 +6,12 @@ clear an operator's terminal or write lines of its own: :class:`EscapeControlCha
 every non-printable character of a message as its Python escape (``\\x1b``, ``\\r``), on every
 handler, for every logger.
 
+With ``[server] log_format = "json"`` (:func:`configure_logging`) every record is one JSON object
+on one line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message`` and, for an exception,
+``exc_info`` (the traceback as one string), plus any ``extra`` a call passes. The same filter runs
+before the JSON formatter, and JSON escapes the line breaks of a traceback, so one record is
+always one line.
+
 A malformed HTTP request (an 8 KB URL, a header with bad bytes) is the client's error, answered
 400 by aiohttp: :class:`ClientErrorLogger` makes it one INFO line instead of an ERROR with a
 traceback. Anything else aiohttp reports stays an ERROR.
@@ -18,8 +24,51 @@ import sys
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
+from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["ClientErrorLogger", "EscapeControlCharacters", "escape_controls", "install_filters"]
+__all__ = [
+    "LOG_FORMATS",
+    "ClientErrorLogger",
+    "EscapeControlCharacters",
+    "configure_logging",
+    "escape_controls",
+    "install_filters",
+    "json_formatter",
+]
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(log_format: str = "text") -> None:
+    """The process's logging for ``spoc serve``: INFO to stderr as text lines or JSON lines.
+
+    A root logger that has handlers already (an embedding program, a test) is left as it is,
+    apart from the control-character filter, which every handler gets.
+    """
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {LOG_FORMATS}, got {log_format!r}")
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        )
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    # aiosmtpd logs every sender and recipient at INFO: personal data, and noise.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Lines quote what clients sent (aiosmtpd's "unrecognised: <command>"): escape controls.
+    install_filters(root)
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per record: time, level, logger, message, exc_info (a string)."""
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+    )
 
 
 def escape_controls(text: str) -> str:

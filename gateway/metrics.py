@@ -9,14 +9,27 @@ Exposed series:
 - ``spoc_outbox_depth``: outbox rows waiting to be delivered (refreshed on each scrape).
 - ``spoc_outbox_dead``: dead letters, deliveries given up on (``spoc outbox list --dead``).
 - ``spoc_outbox_oldest_pending_seconds``: age of the oldest waiting row, 0 when none waits.
-- ``spoc_delivery_failures_total{kind}``: failed outbound deliveries, by outbox kind.
-- ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal).
+- ``spoc_delivery_failures_total{kind,target}``: failed outbound deliveries, by outbox kind and
+  target: the transport (``email``, ``slack``, ``sms``), or the ``[[forward]]`` name for kind
+  ``forward.<name>``.
+- ``spoc_intake_seconds{channel}``: time from handing a contact in to its commit (or refusal):
+  the handler latency of each channel.
+- ``spoc_acks_suppressed_total{channel,reason}``: new tickets whose requester got no
+  acknowledgement, and automatic mail recorded on a ticket, by why (``role-address``,
+  ``sender-rate-limit``, ``bounce``, …; the reasons of ``router.acks``).
+- ``spoc_thread_matches_total{channel,reason}``: contacts routed to a ticket, by the thread
+  rule that decided (``message-id``, ``subject-tag``, ``chat-thread``, ``call``, ``new``, …).
+- ``spoc_http_request_seconds{method,route}``: HTTP handler latency by route template
+  (``/api/tickets/{ref}``; ``unmatched`` for paths no route serves), and
+  ``spoc_http_responses_total{method,route,status}``.
 - ``spoc_quarantined_total{kind,reason}``: items kept in the quarantine instead of a ticket:
   kind ``system`` by mail class (``bounce``, ``auto_reply``, ``feedback``, ``mdn``, ``loop``),
   kind ``error`` by cause (``rejected``, ``failed``). Such contacts count as outcome
   ``quarantined`` in ``spoc_contacts_total``.
 - ``spoc_legacy_contacts_total{address}``: contacts that reached a legacy alias instead of the
   desk address (one series per configured alias): when one stays flat, it can be retired.
+- ``spoc_quarantine_size{kind}``: items in the quarantine not yet replayed (refreshed on each
+  scrape).
 
 :class:`MeteredIntake` wraps any :class:`~normalizer.intake.Intake` so every channel is counted
 the same way without knowing about metrics.
@@ -50,6 +63,7 @@ QUARANTINE_REASONS: Final = {
     "system": ("bounce", "auto_reply", "feedback", "mdn", "loop"),
     "error": ("rejected", "failed", "other"),
 }
+HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -87,8 +101,8 @@ class Metrics:
         )
         self._delivery_failures = Counter(
             "spoc_delivery_failures",
-            "Failed outbound deliveries, by outbox kind.",
-            ("kind",),
+            "Failed outbound deliveries, by outbox kind and target.",
+            ("kind", "target"),
             registry=self.registry,
         )
         self._intake_seconds = Histogram(
@@ -104,6 +118,37 @@ class Metrics:
             ("address",),
             registry=self.registry,
         )
+        self._acks_suppressed = Counter(
+            "spoc_acks_suppressed",
+            "Acknowledgements not sent, by channel and reason.",
+            ("channel", "reason"),
+            registry=self.registry,
+        )
+        self._thread_matches = Counter(
+            "spoc_thread_matches",
+            "Contacts routed to a ticket, by channel and the thread rule that decided.",
+            ("channel", "reason"),
+            registry=self.registry,
+        )
+        self._http_seconds = Histogram(
+            "spoc_http_request_seconds",
+            "Seconds an HTTP handler took, by method and route template.",
+            ("method", "route"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._http_responses = Counter(
+            "spoc_http_responses",
+            "HTTP responses, by method, route template and status code.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self._quarantine_size = Gauge(
+            "spoc_quarantine_size",
+            "Items in the quarantine not yet replayed, by kind.",
+            ("kind",),
+            registry=self.registry,
+        )
         self._quarantined = Counter(
             "spoc_quarantined",
             "Items kept in the quarantine instead of a ticket, by kind and reason.",
@@ -111,6 +156,7 @@ class Metrics:
             registry=self.registry,
         )
         for kind, reasons in QUARANTINE_REASONS.items():
+            self._quarantine_size.labels(kind=kind)
             for reason in reasons:
                 self._quarantined.labels(kind=kind, reason=reason)
         # Every known series exists from the start, so a dashboard shows 0 rather than nothing.
@@ -140,14 +186,32 @@ class Metrics:
         """Count one contact that reached ``address``, a configured legacy alias."""
         self._legacy.labels(address=address).inc()
 
+    def routed(self, channel: str, result: IntakeResult) -> None:
+        """Count the thread rule and any suppressed acknowledgement of a committed contact."""
+        if result.duplicate or result.quarantine_id is not None:
+            return
+        self._thread_matches.labels(channel=channel, reason=result.thread_reason).inc()
+        if result.ack_suppressed is not None:
+            self._acks_suppressed.labels(channel=channel, reason=result.ack_suppressed).inc()
+
     def delivery_failed(self, kind: str) -> None:
-        self._delivery_failures.labels(kind=kind).inc()
+        self._delivery_failures.labels(kind=kind, target=delivery_target(kind)).inc()
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request: ``route`` is the matched template, never the raw path."""
+        method = method if method in HTTP_METHODS else "other"
+        self._http_seconds.labels(method=method, route=route).observe(max(seconds, 0.0))
+        self._http_responses.labels(method=method, route=route, status=str(status)).inc()
 
     def set_outbox_state(self, pending: int, dead: int, oldest_pending_seconds: float) -> None:
         """The outbox gauges, as one scrape read them."""
         self._outbox_depth.set(pending)
         self._outbox_dead.set(dead)
         self._outbox_oldest_pending.set(max(oldest_pending_seconds, 0.0))
+
+    def set_quarantine_sizes(self, sizes: dict[str, int]) -> None:
+        for kind, size in sizes.items():
+            self._quarantine_size.labels(kind=kind).set(size)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type, for ``GET /metrics``."""
@@ -171,6 +235,7 @@ class MeteredIntake:
             raise
         else:
             outcome = outcome_of(result)
+            self._metrics.routed(contact.channel.value, result)
             if result.quarantine_id is not None and not result.duplicate:
                 self._metrics.quarantined("system", contact.auto.value)
             if result.legacy_address and not result.duplicate:
@@ -205,3 +270,10 @@ def outcome_of(result: IntakeResult) -> str:
     if result.duplicate:
         return "duplicate"
     return "created" if result.created else "appended"
+
+
+def delivery_target(kind: str) -> str:
+    """Where an outbox kind delivers to: ``forward.<name>`` -> ``<name>``, else the transport
+    (``email.ack`` -> ``email``)."""
+    transport, _, rest = kind.partition(".")
+    return rest if transport == "forward" and rest else transport

@@ -35,7 +35,7 @@ from gateway.dashboard import Dashboard, DashboardSettings
 from gateway.dashboard.session import Sessions, session_secret
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
-from gateway.logs import install_filters
+from gateway.logs import configure_logging
 from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
 from gateway.migrate import check, upgrade
 from gateway.triage import start_meaning_reader
@@ -367,20 +367,8 @@ def imap_mailbox_settings(
     )
 
 
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    # aiosmtpd logs every sender and recipient at INFO: personal data, and noise.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    # Lines quote what clients sent (aiosmtpd's "unrecognised: <command>"): escape controls.
-    install_filters(root)
-
-
 async def serve(config: Config) -> int:
-    _configure_logging()
+    configure_logging(config.server.log_format)
     gateway = Gateway(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,12 +28,21 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StrictStr, model_validator
 
-from normalizer.addresses import MAX_ADDRESS_CHARS, is_email_address
-from normalizer.bodies import Body, Line, Text, Token, at_most_bytes, load_body, not_blank
+from normalizer.addresses import EMAIL_ADDRESS, MAX_ADDRESS_CHARS, is_email_address
+from normalizer.bodies import (
+    CLEAN_LINE,
+    NON_BLANK_PATTERN,
+    NOT_BLANK,
+    Body,
+    Text,
+    Token,
+    at_most_bytes,
+    load_body,
+)
 from normalizer.contact import Channel, Contact, Hints, Party
 from normalizer.intake import ContactRejectedError
 from normalizer.phone import to_e164
@@ -71,14 +80,29 @@ def _blank_is_none(value: str) -> str | None:
     return value.strip() or None
 
 
+def _one_given(*names: str, pattern: str) -> dict[str, Any]:
+    """JSON Schema for "at least one of ``names`` is a string matching ``pattern``"."""
+    return {
+        "anyOf": [
+            {"required": [name], "properties": {name: {"type": "string", "pattern": pattern}}}
+            for name in names
+        ]
+    }
+
+
 class Sender(Body):
     """Who the contact is from: an email, a phone, or both, and optionally a name."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_one_given("email", "phone", pattern=NON_BLANK_PATTERN)
+    )
 
     email: Annotated[Token, Field(max_length=MAX_EMAIL_CHARS), AfterValidator(_email)] | None = (
         Field(
             default=None,
             description="The requester's email address; acknowledgements and replies go here.",
             examples=["alice@example.org"],
+            json_schema_extra={"pattern": rf"^ *{EMAIL_ADDRESS.pattern} *$"},
         )
     )
     phone: Annotated[Token, Field(max_length=MAX_PHONE_CHARS), AfterValidator(_phone)] | None = (
@@ -89,7 +113,10 @@ class Sender(Body):
         )
     )
     name: (
-        Annotated[Line, Field(max_length=MAX_NAME_CHARS), AfterValidator(_blank_is_none)] | None
+        Annotated[
+            StrictStr, Field(max_length=MAX_NAME_CHARS), CLEAN_LINE, AfterValidator(_blank_is_none)
+        ]
+        | None
     ) = Field(default=None, description="The requester's name as they gave it.")
 
     @model_validator(mode="after")
@@ -102,8 +129,12 @@ class Sender(Body):
 class ContactBody(Body):
     """``POST /api/contacts``: one contact from a web form or another tool."""
 
+    model_config = ConfigDict(
+        json_schema_extra=_one_given("subject", "text", pattern=NON_BLANK_PATTERN)
+    )
+
     sender: Sender = Field(alias="from", description="Who the contact is from.")
-    subject: Annotated[Line, Field(max_length=MAX_SUBJECT_CHARS)] | None = Field(
+    subject: Annotated[StrictStr, Field(max_length=MAX_SUBJECT_CHARS), CLEAN_LINE] | None = Field(
         default=None, description="A one-line summary; line breaks fold to spaces."
     )
     text: Annotated[Text, AfterValidator(at_most_bytes(MAX_TEXT_BYTES))] | None = Field(
@@ -114,14 +145,15 @@ class ContactBody(Body):
         Annotated[Token, Field(max_length=MAX_CATEGORY_CHARS), AfterValidator(_blank_is_none)]
         | None
     ) = Field(default=None, description="A category name from the desk's [[categories]].")
-    external_id: (
-        Annotated[Token, Field(max_length=MAX_EXTERNAL_ID_CHARS), AfterValidator(not_blank)] | None
-    ) = Field(
-        default=None,
-        description=(
-            "The caller's idempotency key: a retry with the same key and the same content "
-            "answers 200 with the first ticket; the same key with other content is refused (409)."
-        ),
+    external_id: Annotated[Token, Field(max_length=MAX_EXTERNAL_ID_CHARS), NOT_BLANK] | None = (
+        Field(
+            default=None,
+            description=(
+                "The caller's idempotency key: a retry with the same key and the same content "
+                "answers 200 with the first ticket; the same key with other content is refused "
+                "(409)."
+            ),
+        )
     )
 
 

@@ -17,21 +17,48 @@ The string types say which characters a value may hold (:mod:`normalizer.text` d
   at all.
 
 Each refuses lone surrogates (``"\\ud800"`` in JSON), which no database can store.
+
+A length limit counts the characters the client sent, as the OpenAPI document's ``maxLength``
+says: put ``Field(max_length=N)`` *before* the cleaning step, ``Annotated[StrictStr,
+Field(max_length=N), CLEAN_TEXT]`` -- on :data:`Text` itself pydantic would check the cleaned
+value, and 2000 NULs would pass a 10-character limit.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import ErrorDetails, core_schema
 
 from normalizer.intake import ContactRejectedError
 from normalizer.text import clean_line, clean_text, has_controls
 
-__all__ = ["Body", "Line", "Text", "Token", "at_most_bytes", "load_body", "not_blank"]
+__all__ = [
+    "CLEAN_LINE",
+    "CLEAN_TEXT",
+    "NON_BLANK_PATTERN",
+    "NOT_BLANK",
+    "Body",
+    "Line",
+    "Text",
+    "Token",
+    "at_most_bytes",
+    "load_body",
+    "not_blank",
+]
 
 B = TypeVar("B", bound="Body")
 
@@ -75,6 +102,29 @@ def not_blank(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class NotBlank:
+    """``Annotated[..., NOT_BLANK]``: :func:`not_blank`, published in the JSON Schema as the
+    pattern ``\\S`` (at least one character that is not blank), so the OpenAPI document says
+    what the check refuses."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(not_blank, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        json_schema["pattern"] = NON_BLANK_PATTERN
+        return json_schema
+
+
+NON_BLANK_PATTERN = r"\S"
+NOT_BLANK = NotBlank()
+
+
 def at_most_bytes(limit: int) -> Callable[[str], str]:
     """A validator refusing a value longer than ``limit`` bytes in UTF-8."""
 
@@ -86,8 +136,10 @@ def at_most_bytes(limit: int) -> Callable[[str], str]:
     return check
 
 
-Text = Annotated[StrictStr, AfterValidator(_text)]
-Line = Annotated[StrictStr, AfterValidator(_line)]
+CLEAN_TEXT = AfterValidator(_text)
+CLEAN_LINE = AfterValidator(_line)
+Text = Annotated[StrictStr, CLEAN_TEXT]
+Line = Annotated[StrictStr, CLEAN_LINE]
 Token = Annotated[StrictStr, AfterValidator(_token)]
 
 

@@ -58,6 +58,8 @@ class IntakeResult:
     duplicate: bool
     thread_reason: str
     acknowledged: bool = False  # an acknowledgement was queued in the outbox
+    # Why no acknowledgement was queued when one was considered ("role-address", "bounce", …).
+    ack_suppressed: str | None = None
     # Automatic mail that matches no ticket is kept in the quarantine instead (kind "system"):
     # then ticket_ref is "", ticket_id and contact_id 0, and this is the quarantine item's id.
     quarantine_id: int | None = None

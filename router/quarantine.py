@@ -172,6 +172,19 @@ class QuarantineStore:
 
         return await self._store.read(read)
 
+    async def sizes(self) -> dict[str, int]:
+        """How many items of each kind wait, not yet replayed (the ``/metrics`` gauge)."""
+
+        def read(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(
+                sa.select(quarantine.c.kind, sa.func.count())
+                .where(quarantine.c.replayed_at.is_(None))
+                .group_by(quarantine.c.kind)
+            ).all()
+            return {kind: 0 for kind in KINDS} | {str(k): int(n) for k, n in rows}
+
+        return await self._store.read(read)
+
     async def ids(self, *, kind: str | None = None, pending_only: bool = True) -> list[int]:
         """Ids oldest first (``replay --all``): by default those not yet replayed."""
 

@@ -185,6 +185,7 @@ class Router:
             )
         new_events += linking.meaning_events(ticket_id, contact_id, meaning, self.settings)
         acked = False
+        suppressed: str | None = None  # why no ack, for the gateway's metrics
         if created or link is not None:  # a linked contact hears which ticket it joined
             message_id, refusal = acks.queue_ack(
                 conn,
@@ -199,6 +200,7 @@ class Router:
             if message_id is not None:
                 thread_ids.append(message_id)  # a reply to the ack threads onto the ticket
                 acked = True
+            suppressed = None if acked else refusal
             detail["ack"] = "queued" if acked else f"suppressed:{refusal}"
         remember_ids(conn, ticket_id, thread_ids)
         new_events.append((ticket_id, "contact.added", detail))
@@ -212,6 +214,7 @@ class Router:
             thread_reason=match.reason,
             acknowledged=acked,
             legacy_address=legacy,
+            ack_suppressed=suppressed,
         )
 
     def _open_ticket(

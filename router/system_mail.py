@@ -103,6 +103,7 @@ def route_system_mail(
         created=False,
         duplicate=False,
         thread_reason=why,
+        ack_suppressed=auto,
     )
 
 

@@ -51,6 +51,7 @@ class ServerSection(Section):
     http_host: StrictStr = "127.0.0.1"
     http_port: Port = 8080
     public_base_url: HttpUrl | None = None  # default: http://<http_host>:<http_port>
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
 
     @property
     def base_url(self) -> str:

@@ -123,7 +123,13 @@ class Ready:
 class ServeProcess:
     """One ``python -m gateway serve`` child; its stderr goes to a file we can read at any time."""
 
-    def __init__(self, cwd: Path, config: Path | None, log_path: Path) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        config: Path | None,
+        log_path: Path,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         args = [sys.executable, "-m", "gateway", "serve"]
         if config is not None:
@@ -132,7 +138,7 @@ class ServeProcess:
             self.process = subprocess.Popen(
                 args,
                 cwd=cwd,
-                env=child_environment(),
+                env={**child_environment(), **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -192,12 +198,16 @@ class Gateway:
     config: Path
 
 
-def start_gateway(directory: Path, db_url: str, attempts: int = 3) -> Gateway:
-    """Start ``spoc serve`` on free ports; picks new ones if another process took them first."""
+def start_gateway(
+    directory: Path, db_url: str, attempts: int = 3, extra_env: Mapping[str, str] | None = None
+) -> Gateway:
+    """Start ``spoc serve`` on free ports; picks new ones if another process took them first.
+    ``extra_env`` is set for the child on top of :func:`child_environment` (a token, say)."""
     directory.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, attempts + 1):
         config = write_config(directory, db_url, free_port(), free_port())
-        process = ServeProcess(directory, config, directory / f"serve-{time.monotonic_ns()}.log")
+        log_path = directory / f"serve-{time.monotonic_ns()}.log"
+        process = ServeProcess(directory, config, log_path, extra_env)
         ready = process.wait_ready()
         if ready is not None:
             return Gateway(process, ready, config)

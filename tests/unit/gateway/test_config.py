@@ -532,3 +532,12 @@ def test_inconsistent_imap_settings_are_refused_naming_the_key(
     [problem] = problems(tmp_path, IMAP + extra)
     assert problem.startswith(f"{key}: ") or problem.startswith(f"{key}."), problem
     assert words in problem
+
+
+def test_log_format_takes_text_or_json_and_names_the_key_otherwise(tmp_path: Path) -> None:
+    assert (
+        load_config(write(tmp_path, '[server]\nlog_format = "json"\n'), {}).server.log_format
+        == "json"
+    )
+    [problem] = problems(tmp_path, '[server]\nlog_format = "xml"\n')
+    assert problem.startswith("server.log_format")

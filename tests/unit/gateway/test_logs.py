@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from gateway.logs import EscapeControlCharacters, escape_controls, install_filters
+from gateway.logs import (
+    EscapeControlCharacters,
+    configure_logging,
+    escape_controls,
+    install_filters,
+    json_formatter,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,3 +49,44 @@ def test_a_handler_with_the_filter_escapes_arguments_of_any_logger() -> None:
 def test_a_record_with_a_bad_format_string_is_still_passed_on() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d", ("not a number",), None)
     assert EscapeControlCharacters().filter(record) is True
+
+
+def json_lines(emit: Callable[[logging.Logger], None]) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(json_formatter())
+    logger = logging.Logger("gateway.test")
+    logger.addHandler(handler)
+    install_filters(logger)
+    emit(logger)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_json_logs_are_one_object_per_line_with_time_level_logger_and_message() -> None:
+    [line] = json_lines(lambda log: log.info("contact %s stored", "SD-42"))
+    assert line["level"] == "INFO" and line["logger"] == "gateway.test"
+    assert line["message"] == "contact SD-42 stored"
+    assert datetime.fromisoformat(line["time"]).utcoffset() == timedelta(0)
+
+
+def test_a_json_log_line_carries_the_traceback_as_one_string() -> None:
+    def fail(log: logging.Logger) -> None:
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("handler failed")
+
+    [line] = json_lines(fail)
+    assert isinstance(line["exc_info"], str)
+    assert "Traceback" in line["exc_info"] and "RuntimeError: boom" in line["exc_info"]
+
+
+def test_a_client_cannot_forge_a_json_log_line_or_smuggle_controls_into_one() -> None:
+    lines = json_lines(lambda log: log.warning("unrecognised: %s", 'X\r\n{"level": "INFO"}\x1b[2J'))
+    assert len(lines) == 1
+    assert lines[0]["message"] == 'unrecognised: X\\r\\n{"level": "INFO"}\\x1b[2J'
+
+
+def test_log_format_is_text_or_json_and_anything_else_is_refused() -> None:
+    with pytest.raises(ValueError, match="log_format"):
+        configure_logging("xml")

@@ -236,3 +236,12 @@ async def test_a_spam_complaint_about_our_ack_stops_further_acks_to_that_address
     kind, detail = (await events(desk))[-1]
     assert (kind, detail["undeliverable"]) == ("acknowledgement.complained", ["alice@example.org"])
     assert not (await desk.router.submit(email(subject="Another problem"))).acknowledged
+
+
+async def test_the_result_names_why_no_ack_went_out_as_the_event_does(desk: Desk) -> None:
+    # The gateway counts spoc_acks_suppressed_total from IntakeResult, never from events.
+    ack_id = await opened_and_acked(desk)
+    recorded = await desk.router.submit(bounce((ack_id,)))
+    assert recorded.ack_suppressed == "bounce"
+    again = await desk.router.submit(email(subject="Another problem"))
+    assert again.ack_suppressed == "undeliverable"

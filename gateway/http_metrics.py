@@ -1,0 +1,78 @@
+"""Time every HTTP request by its route template, for ``spoc_http_request_seconds``; refresh
+the gauges that are read from the database at each scrape of ``/metrics``.
+
+:func:`route_timing` is the root application's outermost middleware, so it sees the answer the
+client gets (the JSON error middleware's included) and covers the sub-application under
+``/api`` and the channels' webhooks alike. The label is the matched route's template
+(``/api/tickets/{ref}``), never the raw path, so a scan of random URLs adds one series
+(``unmatched``), not one per URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.metrics import Metrics
+from router.clock import utcnow
+from router.outbox_admin import OutboxAdmin
+from router.quarantine import QuarantineStore
+
+log = logging.getLogger(__name__)
+
+UNMATCHED: Final = "unmatched"
+
+
+def route_template(request: web.Request) -> str:
+    """The template of the route that served ``request``, or ``unmatched`` (404, 405)."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return UNMATCHED
+    return resource.canonical
+
+
+def route_timing(metrics: Metrics) -> Middleware:
+    """A middleware observing each request's latency and status in ``metrics``."""
+
+    @web.middleware
+    async def time_route(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:  # the client went away: no answer to count
+            status = 0
+            raise
+        finally:
+            if status:
+                seconds = time.perf_counter() - started
+                metrics.observe_http(request.method, route_template(request), status, seconds)
+
+    return time_route
+
+
+async def refresh_gauges(
+    metrics: Metrics, outbox: OutboxAdmin, quarantine: QuarantineStore
+) -> None:
+    """Read the outbox and quarantine numbers into ``metrics``; a scrape still answers with
+    what it knows when the database does not (logged)."""
+    try:
+        stats = await outbox.stats()
+        sizes = await quarantine.sizes()
+    except Exception as exc:
+        log.warning("metrics: outbox or quarantine state unavailable: %s", exc)
+        return
+    oldest = stats.oldest_pending_at
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    metrics.set_outbox_state(stats.pending, stats.dead, age)
+    metrics.set_quarantine_sizes(sizes)

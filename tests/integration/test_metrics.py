@@ -1,0 +1,61 @@
+"""``GET /metrics`` beyond the intake counters: suppressed acks, thread rules, HTTP latency by
+route. The real app over SQLite; the contacts go in through the API."""
+
+from __future__ import annotations
+
+from router.quarantine import QuarantineStore
+from tests.integration.test_http_api import AUTH, Gateway, contact_body, gw, store
+
+__all__ = ["gw", "store"]  # fixtures, used by name
+
+
+async def test_a_suppressed_acknowledgement_is_counted_by_its_reason(gw: Gateway) -> None:
+    assert "spoc_acks_suppressed_total{" not in await (await gw.client.get("/metrics")).text()
+    await gw.new_contact(**{"from": {"email": "no-reply@example.org"}})
+    await gw.new_contact()  # acknowledged: counts nowhere here
+
+    assert await gw.metric("spoc_acks_suppressed_total", channel="api", reason="role-address") == 1
+    text = await (await gw.client.get("/metrics")).text()
+    assert text.count("spoc_acks_suppressed_total{") == 1
+
+
+async def test_each_routed_contact_counts_its_thread_rule_and_a_duplicate_does_not(
+    gw: Gateway,
+) -> None:
+    await gw.new_contact(external_id="thread-1")
+    await gw.post("/api/contacts", contact_body(external_id="thread-1"))  # duplicate
+
+    assert await gw.metric("spoc_thread_matches_total", channel="api", reason="new") == 1
+
+
+async def test_http_latency_is_observed_per_route_template_not_per_raw_path(gw: Gateway) -> None:
+    ticket = await gw.new_contact()
+    await gw.client.get(f"/api/tickets/{ticket['ref']}", headers=AUTH)
+    await gw.client.get("/api/tickets/SD-999999", headers=AUTH)
+    for n in range(3):
+        await gw.client.get(f"/no/such/page/{n}")
+
+    route = "/api/tickets/{ref}"
+    assert await gw.metric("spoc_http_request_seconds_count", method="GET", route=route) == 2
+    assert await gw.metric("spoc_http_responses_total", route=route, status="404") == 1
+    assert await gw.metric("spoc_http_responses_total", route="unmatched", status="404") == 3
+    assert await gw.metric("spoc_http_responses_total", route="/api/contacts", status="201") == 1
+    text = await (await gw.client.get("/metrics")).text()
+    assert "/no/such/page" not in text
+
+
+async def test_an_unknown_http_method_is_one_series_not_one_per_method(gw: Gateway) -> None:
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        await gw.client.request(method, "/healthz")
+    assert await gw.metric("spoc_http_responses_total", method="other", route="unmatched") == 3
+
+
+async def test_the_quarantine_size_counts_the_items_that_wait_by_kind(
+    gw: Gateway,
+) -> None:
+    assert await gw.metric("spoc_quarantine_size", kind="error") == 0
+    kept = QuarantineStore(gw.store)
+    await kept.keep(b"not a mail at all", source="smtp", reason="failed: parse error")
+    await kept.keep(b"another one", source="smtp", reason="failed: parse error")
+    assert await gw.metric("spoc_quarantine_size", kind="error") == 2
+    assert await gw.metric("spoc_quarantine_size", kind="system") == 0
