@@ -26,12 +26,16 @@ from channels.smtp import SMTPChannel
 from channels.twilio import Menu, TwilioChannel, TwilioSettings
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher, Sender
+from gateway.forwarding import ForwardSender, forwarders
+from gateway.hooks import add_hook_routes
 from gateway.http import bound_port, build_app, start_http
 from gateway.logs import install_filters
 from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
 from gateway.migrate import check, upgrade
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
+from router.forward_hooks import HookInbox
+from router.forwards import ForwardRecords
 from router.lookup import ChatLookup, PhoneLookup
 from router.outbox import Outbox
 from router.quarantine import QuarantineStore
@@ -103,6 +107,9 @@ class Gateway:
         settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
         self.router = Router(self.store, settings)
         self.tickets = TicketService(self.store, settings)
+        targets = forwarders(config)  # [[forward]]: forward.<kind> rows and POST /hooks/<name>
+        records = ForwardRecords(self.store)
+        senders["forward"] = ForwardSender(targets, records, self.tickets).send
         self.dispatcher = Dispatcher(
             Outbox(self.store),
             senders,
@@ -130,6 +137,7 @@ class Gateway:
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
         )
+        add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
         log.info(
             "spoc ready: SMTP on %s:%d, HTTP on %s:%d, database %s",

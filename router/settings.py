@@ -67,6 +67,21 @@ class TriageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardRule:
+    """One ``[[forward]]`` target as the router sees it: its name, its kind and its ``when``
+    filter (every condition given must match the ticket as it is after the event)."""
+
+    name: str
+    kind: str  # webhook | email | jira | servicenow | zendesk
+    group: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    ticket_kind: str | None = None
+    priority: str | None = None
+    address: str | None = None  # an email target's address: its replies are not sent back to it
+
+
+@dataclass(frozen=True, slots=True)
 class AckSettings:
     enabled: bool = True
     per_sender_per_hour: int = 5
@@ -92,6 +107,8 @@ class RouterSettings:
     # [email] trusted_authserv_ids: the MX in front of the desk. When set, a first-time sender
     # is acknowledged only if that MX's Authentication-Results passed them (router.acks).
     trusted_authserv_ids: tuple[str, ...] = ()
+    # [[forward]] targets (router.forwards): ticket events queue a forward.<kind> row for each.
+    forwards: tuple[ForwardRule, ...] = ()
 
     @property
     def our_addresses(self) -> frozenset[str]:

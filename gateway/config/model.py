@@ -40,7 +40,7 @@ from normalizer.forwarded import ForwardedStep
 from router.settings import RouterSettings
 
 # Sections that validate today but whose feature is not built yet: ``serve`` logs each once.
-NOT_YET_ACTIVE = ("imap", "forward")
+NOT_YET_ACTIVE = ("imap",)
 
 
 class Config(Section):

@@ -1,0 +1,136 @@
+"""Forwarding wired together: the ``forward`` outbox transport and the connectors behind it.
+
+:class:`ForwardSender` is the dispatcher's sender for every ``forward.<kind>`` row: it reads
+the ticket as it is now (after the commit that queued the row), hands the connector of the
+row's target a :class:`~channels.outbound.forward.ForwardJob`, and keeps the key the tool
+answered with in the ticket's ``forwards`` record (``router.forwards``). :func:`forwarders`
+builds one connector per ``[[forward]]`` whose secrets are set; a target missing its secret
+is logged and left out (its rows dead-letter as "not running", never sent unsigned).
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from channels.outbound import DeliveryError
+from channels.outbound.forward import ForwardJob
+from channels.outbound.jira import JiraForwarder, JiraSettings
+from channels.outbound.webhook import WebhookForwarder, WebhookSettings
+from gateway.config import Config
+from gateway.config.secrets import env_name
+from gateway.config.sections import ForwardEntry
+from gateway.hooks import Target
+from router.forwards import ForwardRecord, ForwardRecords
+from router.tickets import TicketNotFound, TicketService
+
+log = logging.getLogger(__name__)
+
+
+class ForwardSender:
+    def __init__(
+        self, targets: Mapping[str, Target], records: ForwardRecords, tickets: TicketService
+    ) -> None:
+        self._targets = dict(targets)
+        self._records = records
+        self._tickets = tickets
+
+    async def send(self, payload: Mapping[str, Any], *, idempotency_key: str) -> None:
+        name, ticket_id = payload.get("target"), payload.get("ticket_id")
+        if not isinstance(name, str) or not isinstance(ticket_id, int):
+            raise DeliveryError("forward payload needs `target` and `ticket_id`", permanent=True)
+        target = self._targets.get(name)
+        if target is None:
+            raise DeliveryError(f"forward target {name!r} is not running", permanent=True)
+        try:
+            ticket = await self._tickets.get(self._tickets.ref(ticket_id))
+        except TicketNotFound as exc:
+            raise DeliveryError(f"ticket {ticket_id} does not exist", permanent=True) from exc
+        contact_id = payload.get("contact_id")
+        contact = next((c for c in ticket["contacts"] if c["id"] == contact_id), None)
+        record = await self._records.get(ticket_id, name)
+        job = ForwardJob(
+            event=str(payload.get("event", "")),
+            ticket=ticket,
+            contact=contact,
+            external_key=record.external_key,
+            external_id=record.external_id,
+            idempotency_key=idempotency_key,
+        )
+        try:
+            result = await target.forward(job)
+        except DeliveryError as exc:
+            await self._records.failed(ticket_id, name, str(exc))
+            raise
+        kept = ForwardRecord(result.external_key, result.external_id)
+        await self._records.delivered(ticket_id, name, kept, result.own_ids)
+
+
+def forwarders(config: Config) -> dict[str, Target]:
+    """One connector per ``[[forward]]`` target that can run, by name."""
+    built: dict[str, Target] = {}
+    for entry in config.forward:
+        try:
+            target = _forwarder(config, entry)
+        except (ValueError, binascii.Error) as exc:
+            log.error("[[forward]] %s cannot start: %s", entry.name, exc)
+            continue
+        if target is not None:
+            built[entry.name] = target
+    return built
+
+
+def _secret_var(entry: ForwardEntry, suffix: str) -> str:
+    return f"SPOC_FORWARD_{env_name(entry.name)}_{suffix}"
+
+
+def _forwarder(config: Config, entry: ForwardEntry) -> Target | None:
+    secrets = config.secrets
+    assert entry.url is not None or entry.kind == "email"
+    if entry.kind == "webhook":
+        secret = secrets.forward_secret(entry.name)
+        if not secret:
+            log.error(
+                "[[forward]] %s: %s is not set; nothing is sent unsigned, the target stays off",
+                entry.name,
+                _secret_var(entry, "SECRET"),
+            )
+            return None
+        assert entry.url is not None
+        return WebhookForwarder(
+            WebhookSettings(
+                name=entry.name,
+                url=entry.url,
+                secret=secret,
+                hook_secret=secrets.forward_webhook_secret(entry.name) or secret,
+                allow_private_network=entry.allow_private_network,
+                timeout_seconds=entry.timeout_seconds,
+            )
+        )
+    if entry.kind == "jira":
+        token = secrets.forward_tokens.get(entry.name)
+        if not token:
+            log.error(
+                "[[forward]] %s: %s is not set; the target stays off",
+                entry.name,
+                _secret_var(entry, "TOKEN"),
+            )
+            return None
+        assert entry.url and entry.username and entry.service_desk_id and entry.request_type_id
+        return JiraForwarder(
+            JiraSettings(
+                name=entry.name,
+                url=entry.url,
+                username=entry.username,
+                token=token,
+                service_desk_id=entry.service_desk_id,
+                request_type_id=entry.request_type_id,
+                webhook_secret=secrets.forward_webhook_secret(entry.name),
+                allow_private_network=entry.allow_private_network,
+                timeout_seconds=entry.timeout_seconds,
+            )
+        )
+    log.error("[[forward]] %s: kind %s is not built in this version", entry.name, entry.kind)
+    return None
