@@ -114,7 +114,7 @@ class GuardedHTTP:
 
     allow_private_network: bool = False
     timeout_seconds: float = 30.0
-    auth: aiohttp.BasicAuth | None = field(default=None, repr=False)
+    authorization: str | None = field(default=None, repr=False)  # the Authorization header
 
     async def request(
         self,
@@ -138,13 +138,13 @@ class GuardedHTTP:
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
         try:
             async with (
-                aiohttp.ClientSession(connector=connector, timeout=timeout, auth=self.auth) as s,
+                aiohttp.ClientSession(connector=connector, timeout=timeout) as s,
                 s.request(
                     method,
                     url,
                     json=json_body,
                     data=data,
-                    headers=dict(headers or {}),
+                    headers=self._headers(headers),
                     allow_redirects=False,
                 ) as response,
             ):
@@ -157,6 +157,17 @@ class GuardedHTTP:
             raise DeliveryError(
                 f"{what} unreachable: {type(exc).__name__}: {exc}", permanent=False
             ) from exc
+
+    def _headers(self, given: Mapping[str, str] | None) -> dict[str, str]:
+        headers = dict(given or {})
+        if self.authorization:
+            headers["Authorization"] = self.authorization
+        return headers
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP basic auth."""
+    return aiohttp.encode_basic_auth(username, password)
 
 
 def check_answer(answer: Answer, what: str, error: str = "") -> Answer:

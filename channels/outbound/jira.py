@@ -42,10 +42,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
 from channels.outbound import DeliveryError
-from channels.outbound.forward import Answer, ForwardJob, ForwardResult, GuardedHTTP, check_answer
+from channels.outbound.forward import (
+    Answer,
+    ForwardJob,
+    ForwardResult,
+    GuardedHTTP,
+    basic_auth,
+    check_answer,
+)
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
 
 DONE_STATUSES = frozenset({"resolved", "done", "closed"})
@@ -84,7 +89,7 @@ class JiraForwarder:
         self._http = GuardedHTTP(
             settings.allow_private_network,
             settings.timeout_seconds,
-            aiohttp.BasicAuth(settings.username, settings.token),
+            basic_auth(settings.username, settings.token),
         )
         self._base = settings.url.rstrip("/")
         self._what = f"Jira {settings.name}"
