@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.outbound import DeliveryError
-from channels.outbound.forward import ForwardJob
-from channels.outbound.jira import JiraForwarder, JiraSettings
+from channels.outbound.forward import ForwardJob, ToolSettings
+from channels.outbound.jira import JiraForwarder
+from channels.outbound.servicenow import ServiceNowForwarder
 from channels.outbound.webhook import WebhookForwarder, WebhookSettings
+from channels.outbound.zendesk import ZendeskForwarder
 from gateway.config import Config
 from gateway.config.secrets import env_name
 from gateway.config.sections import ForwardEntry
@@ -82,55 +84,59 @@ def forwarders(config: Config) -> dict[str, Target]:
     return built
 
 
-def _secret_var(entry: ForwardEntry, suffix: str) -> str:
-    return f"SPOC_FORWARD_{env_name(entry.name)}_{suffix}"
+def _required(entry: ForwardEntry, value: str | None, suffix: str) -> str | None:
+    if not value:
+        log.error(
+            "[[forward]] %s: SPOC_FORWARD_%s_%s is not set; the target stays off",
+            entry.name,
+            env_name(entry.name),
+            suffix,
+        )
+    return value
+
+
+_TOOLS: dict[str, tuple[type[JiraForwarder | ZendeskForwarder | ServiceNowForwarder], str]] = {
+    "jira": (JiraForwarder, "TOKEN"),
+    "zendesk": (ZendeskForwarder, "TOKEN"),
+    "servicenow": (ServiceNowForwarder, "PASSWORD"),
+}
 
 
 def _forwarder(config: Config, entry: ForwardEntry) -> Target | None:
-    secrets = config.secrets
-    assert entry.url is not None or entry.kind == "email"
+    secrets, name = config.secrets, entry.name
+    hook_secret = secrets.forward_webhook_secret(name)
     if entry.kind == "webhook":
-        secret = secrets.forward_secret(entry.name)
-        if not secret:
-            log.error(
-                "[[forward]] %s: %s is not set; nothing is sent unsigned, the target stays off",
-                entry.name,
-                _secret_var(entry, "SECRET"),
-            )
-            return None
-        assert entry.url is not None
+        secret = _required(entry, secrets.forward_secret(name), "SECRET")
+        if secret is None:
+            return None  # nothing is sent unsigned
         return WebhookForwarder(
             WebhookSettings(
-                name=entry.name,
-                url=entry.url,
+                name=name,
+                url=entry.url or "",
                 secret=secret,
-                hook_secret=secrets.forward_webhook_secret(entry.name) or secret,
+                hook_secret=hook_secret or secret,
                 allow_private_network=entry.allow_private_network,
                 timeout_seconds=entry.timeout_seconds,
             )
         )
-    if entry.kind == "jira":
-        token = secrets.forward_tokens.get(entry.name)
-        if not token:
-            log.error(
-                "[[forward]] %s: %s is not set; the target stays off",
-                entry.name,
-                _secret_var(entry, "TOKEN"),
-            )
-            return None
-        assert entry.url and entry.username and entry.service_desk_id and entry.request_type_id
-        return JiraForwarder(
-            JiraSettings(
-                name=entry.name,
-                url=entry.url,
-                username=entry.username,
-                token=token,
-                service_desk_id=entry.service_desk_id,
-                request_type_id=entry.request_type_id,
-                webhook_secret=secrets.forward_webhook_secret(entry.name),
-                allow_private_network=entry.allow_private_network,
-                timeout_seconds=entry.timeout_seconds,
-            )
+    if entry.kind not in _TOOLS:
+        log.error("[[forward]] %s: kind %s is not built in this version", name, entry.kind)
+        return None
+    forwarder, suffix = _TOOLS[entry.kind]
+    held = secrets.forward_passwords if suffix == "PASSWORD" else secrets.forward_tokens
+    secret = _required(entry, held.get(name), suffix)
+    if secret is None:
+        return None
+    return forwarder(
+        ToolSettings(
+            name=name,
+            url=entry.url or "",
+            username=entry.username or "",
+            secret=secret,
+            webhook_secret=hook_secret,
+            allow_private_network=entry.allow_private_network,
+            timeout_seconds=entry.timeout_seconds,
+            service_desk_id=entry.service_desk_id or "",
+            request_type_id=entry.request_type_id or "",
         )
-    log.error("[[forward]] %s: kind %s is not built in this version", entry.name, entry.kind)
-    return None
+    )

@@ -21,7 +21,7 @@ import binascii
 import ipaddress
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Protocol
 
@@ -51,6 +51,49 @@ class ForwardResult:
     external_key: str | None = None
     external_id: str | None = None
     own_ids: tuple[str, ...] = ()  # hook keys of what we wrote (a comment id): never ours to relay
+
+
+CREATING_EVENTS = ("ticket.created", "ticket.escalated")
+
+
+def must_create(job: ForwardJob, what: str) -> bool:
+    """True when this event makes the ticket in the tool (it has no key there yet and the
+    event is the one that hands it over); False when the tool has it. An update that comes
+    before the tool's key is known fails temporarily: it waits for the creation."""
+    if job.external_key is not None:
+        return False
+    if job.event in CREATING_EVENTS:
+        return True
+    raise DeliveryError(
+        f"{what}: waiting for {job.ticket.get('ref')} to be created there first",
+        permanent=False,
+    )
+
+
+def update_text(job: ForwardJob) -> str:
+    """What an update says in the tool: the contact's text, or a line about the change."""
+    ref = job.ticket.get("ref")
+    if job.event == "contact.added" and job.contact is not None:
+        return str(job.contact.get("text") or "")[:32000]
+    if job.event == "ticket.escalated":
+        return f"spoc: {ref} escalated to {job.ticket.get('group')}"
+    return f"spoc: {ref} is {job.ticket.get('status')}"
+
+
+def first_text(ticket: Mapping[str, Any]) -> str:
+    """The requester's first message, and where the ticket came from."""
+    contacts = ticket.get("contacts") or []
+    first = next((c for c in contacts if c.get("direction") == "in"), None)
+    text = str(first.get("text") or "") if first else ""
+    return (
+        f"{text}\n\n----\nspoc {ticket.get('ref')} · {ticket.get('channel')} · "
+        f"{ticket.get('priority')} · {ticket.get('category') or 'uncategorised'}"
+    )[:32000]
+
+
+def object_at(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (tools' bodies vary)."""
+    return value if isinstance(value, dict) else {}
 
 
 class Forwarder(Protocol):
@@ -168,6 +211,62 @@ class GuardedHTTP:
 def basic_auth(username: str, password: str) -> str:
     """An ``Authorization`` header value for HTTP basic auth."""
     return aiohttp.encode_basic_auth(username, password)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSettings:
+    """A tool behind a ``[[forward]]`` target (Jira, Zendesk, ServiceNow): where, as whom,
+    its secrets (from the environment) and the guard's switch."""
+
+    name: str
+    url: str
+    username: str
+    secret: str = field(repr=False)  # the API token or password
+    webhook_secret: str | None = field(default=None, repr=False)  # verifies /hooks/<name>
+    allow_private_network: bool = False
+    timeout_seconds: float = 30.0
+    service_desk_id: str = ""  # jira
+    request_type_id: str = ""  # jira
+
+
+class ToolClient:
+    """JSON calls to one tool's REST API, with basic auth, the SSRF guard and the tool's own
+    error wording in every :class:`DeliveryError`."""
+
+    def __init__(
+        self,
+        label: str,
+        settings: ToolSettings,
+        error_text: Callable[[Answer], str],
+        login: str | None = None,
+    ) -> None:
+        self.what = f"{label} {settings.name}"
+        self._base = settings.url.rstrip("/")
+        self._error_text = error_text
+        self._http = GuardedHTTP(
+            settings.allow_private_network,
+            settings.timeout_seconds,
+            basic_auth(login or settings.username, settings.secret),
+        )
+
+    async def send(self, method: str, path: str, body: Any = None) -> Answer:
+        """One call; the answer whatever its status."""
+        return await self._http.request(
+            method,
+            self._base + path,
+            json_body=body,
+            headers={"Accept": "application/json"},
+            what=self.what,
+        )
+
+    def check(self, answer: Answer, method: str, path: str) -> Any:
+        """The answer's JSON when it is a 2xx, else the :class:`DeliveryError` it means."""
+        where = f"{self.what} ({method} {path.split('?')[0]})"
+        check_answer(answer, where, self._error_text(answer))
+        return answer.json()
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        return self.check(await self.send(method, path, body), method, path)
 
 
 def check_answer(answer: Answer, what: str, error: str = "") -> Answer:

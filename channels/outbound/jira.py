@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -47,26 +46,16 @@ from channels.outbound.forward import (
     Answer,
     ForwardJob,
     ForwardResult,
-    GuardedHTTP,
-    basic_auth,
-    check_answer,
+    ToolClient,
+    ToolSettings,
+    first_text,
+    must_create,
+    object_at,
+    update_text,
 )
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
 
 DONE_STATUSES = frozenset({"resolved", "done", "closed"})
-
-
-@dataclass(frozen=True, slots=True)
-class JiraSettings:
-    name: str
-    url: str
-    username: str
-    token: str = field(repr=False)
-    service_desk_id: str
-    request_type_id: str
-    webhook_secret: str | None = field(default=None, repr=False)
-    allow_private_network: bool = False
-    timeout_seconds: float = 30.0
 
 
 def jira_error(answer: Answer) -> str:
@@ -84,41 +73,21 @@ def jira_error(answer: Answer) -> str:
 
 
 class JiraForwarder:
-    def __init__(self, settings: JiraSettings) -> None:
+    def __init__(self, settings: ToolSettings) -> None:
         self.settings = settings
-        self._http = GuardedHTTP(
-            settings.allow_private_network,
-            settings.timeout_seconds,
-            basic_auth(settings.username, settings.token),
-        )
-        self._base = settings.url.rstrip("/")
-        self._what = f"Jira {settings.name}"
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        answer = await self._http.request(
-            method,
-            self._base + path,
-            json_body=body,
-            headers={"Accept": "application/json"},
-            what=self._what,
-        )
-        check_answer(answer, f"{self._what} ({method} {path.split('?')[0]})", jira_error(answer))
-        return answer.json()
+        self._api = ToolClient("Jira", settings, jira_error)
+        self._what = self._api.what
+        self._call = self._api.call
 
     async def forward(self, job: ForwardJob) -> ForwardResult:
-        if job.external_key is None:
-            if job.event not in ("ticket.created", "ticket.escalated"):
-                raise DeliveryError(
-                    f"{self._what}: waiting for the request for {job.ticket.get('ref')} "
-                    "to be created first",
-                    permanent=False,
-                )
+        if must_create(job, self._what):
             return await self._create(job)
+        assert job.external_key is not None
         public = job.event == "contact.added"
         comment = await self._call(
             "POST",
             f"/rest/servicedeskapi/request/{quote(job.external_key)}/comment",
-            {"body": _comment_text(job), "public": public},
+            {"body": update_text(job), "public": public},
         )
         comment_id = str(comment.get("id", "")) if isinstance(comment, dict) else ""
         own = (f"comment:{comment_id}",) if comment_id else ()
@@ -131,7 +100,7 @@ class JiraForwarder:
             "requestTypeId": self.settings.request_type_id,
             "requestFieldValues": {
                 "summary": f"[{ticket.get('ref')}] {ticket.get('subject') or '(no subject)'}"[:255],
-                "description": _description(ticket),
+                "description": first_text(ticket),
             },
         }
         requester = ticket.get("requester") or {}
@@ -146,20 +115,13 @@ class JiraForwarder:
 
     async def _customer(self, email: str, name: str) -> str:
         """The accountId of the customer with ``email``, created when Jira has none."""
-        answer = await self._http.request(
-            "POST",
-            self._base + "/rest/servicedeskapi/customer",
-            json_body={"email": email, "displayName": name},
-            headers={"Accept": "application/json"},
-            what=self._what,
-        )
+        path = "/rest/servicedeskapi/customer"
+        answer = await self._api.send("POST", path, {"email": email, "displayName": name})
         data = answer.json()
         if 200 <= answer.status < 300 and isinstance(data, dict) and data.get("accountId"):
             return str(data["accountId"])
         if answer.status not in (400, 409):  # 400/409: the customer exists already
-            check_answer(
-                answer, f"{self._what} (POST /rest/servicedeskapi/customer)", jira_error(answer)
-            )
+            self._api.check(answer, "POST", path)
         users = await self._call("GET", f"/rest/api/3/user/search?query={quote(email)}")
         for user in users if isinstance(users, list) else []:
             if isinstance(user, dict) and user.get("accountId"):
@@ -182,7 +144,7 @@ class JiraForwarder:
         if not isinstance(data, dict):
             raise HookMalformed("the body is not a JSON object")
         delivery = headers.get("X-Atlassian-Webhook-Identifier", "")
-        issue = _object(data.get("issue"))
+        issue = object_at(data.get("issue"))
         key = str(issue.get("key") or "")
         if not key:
             raise HookMalformed("issue.key is missing", field="issue.key")
@@ -190,7 +152,7 @@ class JiraForwarder:
         if event == "comment_created":
             return await self._comment(data, key, delivery)
         if event == "jira:issue_updated" and _resolved(data.get("changelog")):
-            who = _object(data.get("user"))
+            who = object_at(data.get("user"))
             return [
                 HookEvent(
                     delivery_key=f"delivery:{delivery}" if delivery else f"resolved:{key}",
@@ -202,7 +164,7 @@ class JiraForwarder:
         return []
 
     async def _comment(self, data: dict[str, Any], key: str, delivery: str) -> list[HookEvent]:
-        comment = _object(data.get("comment"))
+        comment = object_at(data.get("comment"))
         comment_id = str(comment.get("id") or "")
         if not comment_id.isdigit():
             raise HookMalformed("comment.id is missing", field="comment.id")
@@ -210,8 +172,8 @@ class JiraForwarder:
         stored = await self._call(
             "GET", f"/rest/servicedeskapi/request/{quote(key)}/comment/{comment_id}"
         )
-        stored = _object(stored)
-        author = _object(stored.get("author"))
+        stored = object_at(stored)
+        author = object_at(stored.get("author"))
         return [
             HookEvent(
                 delivery_key=f"delivery:{delivery}" if delivery else f"comment:{comment_id}",
@@ -222,10 +184,6 @@ class JiraForwarder:
                 also_seen=(f"comment:{comment_id}",),
             )
         ]
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def jira_signature(secret: str, raw: bytes) -> str:
@@ -246,22 +204,3 @@ def _resolved(changelog: Any) -> bool:
         if (name == "resolution" and to) or (name == "status" and to in DONE_STATUSES):
             return True
     return False
-
-
-def _description(ticket: Mapping[str, Any]) -> str:
-    contacts = ticket.get("contacts") or []
-    first = next((c for c in contacts if c.get("direction") == "in"), None)
-    text = str(first.get("text") or "") if first else ""
-    return (
-        f"{text}\n\n----\nspoc {ticket.get('ref')} · {ticket.get('channel')} · "
-        f"{ticket.get('priority')} · {ticket.get('category') or 'uncategorised'}"
-    )[:32000]
-
-
-def _comment_text(job: ForwardJob) -> str:
-    ref = job.ticket.get("ref")
-    if job.event == "contact.added" and job.contact is not None:
-        return str(job.contact.get("text") or "")[:32000]
-    if job.event == "ticket.escalated":
-        return f"spoc: {ref} escalated to {job.ticket.get('group')}"
-    return f"spoc: {ref} is {job.ticket.get('status')}"

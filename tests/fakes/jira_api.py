@@ -26,7 +26,6 @@ to a URL signed as Jira's admin webhooks are (``X-Hub-Signature: sha256=<hex HMA
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import itertools
@@ -36,6 +35,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.saas_base import FakeSaaS
 
 USERNAME = "spoc@example.com"
 TOKEN = "jira-test-api-token"
@@ -49,9 +50,9 @@ def _error(status: int, message: str) -> web.Response:
 
 
 @dataclass
-class FakeJira:
+class FakeJira(FakeSaaS):
     username: str = USERNAME
-    token: str = TOKEN
+    password: str = TOKEN
     webhook_secret: str = WEBHOOK_SECRET
     service_desk_id: str = "10"
     request_type_id: str = "25"
@@ -59,41 +60,20 @@ class FakeJira:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by email
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # by issue key
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by issue key
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    base_url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        app = web.Application(middlewares=[self._gate])
+    def routes(self, app: web.Application) -> None:
         sd = "/rest/servicedeskapi"
         app.router.add_post(sd + "/customer", self._customer)
         app.router.add_get("/rest/api/3/user/search", self._user_search)
         app.router.add_post(sd + "/request", self._request)
         app.router.add_post(sd + "/request/{key}/comment", self._add_comment)
         app.router.add_get(sd + "/request/{key}/comment/{id}", self._get_comment)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.calls.append((request.method, request.path))
-        if self.script:
-            status, headers = self.script.pop(0)
-            return web.json_response({"errorMessage": "scripted"}, status=status, headers=headers)
-        expected = base64.b64encode(f"{self.username}:{self.token}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
+    def refused(self, status: int) -> web.Response:
+        if status == 401:
             return _error(401, "Client must be authenticated to access this resource.")
-        response: web.StreamResponse = await handler(request)
-        return response
+        return _error(status, "scripted")
 
     def _next(self) -> int:
         return int(next(self._ids))

@@ -9,33 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.jira_api import TOKEN, WEBHOOK_SECRET, FakeJira
+from tests.fakes.jira_api import FakeJira
 from tests.integration.forward_support import (
     MAIL,
     forwarding_gateway,
     wait_for_state,
     wait_until,
 )
+from tests.integration.tools import JIRA
 
-ENV = {"SPOC_FORWARD_L2_JIRA_TOKEN": TOKEN, "SPOC_FORWARD_L2_JIRA_WEBHOOK_SECRET": WEBHOOK_SECRET}
+ENV = JIRA.env
 
 
 def _config(jira: FakeJira) -> str:
-    return f"""
-[[routing]]
-when = {{ subject_matches = "SAP" }}
-group = "l2-apps"
-
-[[forward]]
-name = "l2-jira"
-kind = "jira"
-url = "{jira.base_url}"
-username = "spoc@example.com"
-service_desk_id = "10"
-request_type_id = "25"
-when = {{ group = "l2-apps" }}
-allow_private_network = true
-"""
+    return JIRA.config(jira.base_url)
 
 
 @pytest.fixture
@@ -138,7 +125,7 @@ async def test_refused_credentials_are_dead_lettered_with_jiras_reason(
     tmp_path: Path, sqlite_url: str, jira: FakeJira, status: int
 ) -> None:
     if status == 401:
-        env = {**ENV, "SPOC_FORWARD_L2_JIRA_TOKEN": "wrong-token"}
+        env = {**ENV, **JIRA.wrong_secret_env}
     else:
         env, jira.script = ENV, [(403, {})] * 3
     async with forwarding_gateway(tmp_path, sqlite_url, _config(jira), env) as gw:
