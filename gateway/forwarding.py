@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.outbound import DeliveryError
+from channels.outbound.email import EmailSender
+from channels.outbound.email_forward import EmailForwarder, EmailForwardSettings
 from channels.outbound.forward import ForwardJob, ToolSettings
 from channels.outbound.jira import JiraForwarder
 from channels.outbound.servicenow import ServiceNowForwarder
@@ -53,6 +55,9 @@ class ForwardSender:
         contact_id = payload.get("contact_id")
         contact = next((c for c in ticket["contacts"] if c["id"] == contact_id), None)
         record = await self._records.get(ticket_id, name)
+        original = None
+        if getattr(target, "needs_original", False) and isinstance(contact_id, int):
+            original = await self._records.original(contact_id)
         job = ForwardJob(
             event=str(payload.get("event", "")),
             ticket=ticket,
@@ -60,6 +65,7 @@ class ForwardSender:
             external_key=record.external_key,
             external_id=record.external_id,
             idempotency_key=idempotency_key,
+            original=original,
         )
         try:
             result = await target.forward(job)
@@ -118,6 +124,20 @@ def _forwarder(config: Config, entry: ForwardEntry) -> Target | None:
                 allow_private_network=entry.allow_private_network,
                 timeout_seconds=entry.timeout_seconds,
             )
+        )
+    if entry.kind == "email":
+        assert entry.to is not None
+        email = config.email
+        relay = EmailSender(config.outbound_smtp.sender_settings(secrets.outbound_smtp_password))
+        return EmailForwarder(
+            EmailForwardSettings(
+                name=name,
+                to=entry.to,
+                desk_address=email.address,
+                from_name=email.from_name,
+                message_id_domain=email.id_domain,
+            ),
+            relay,
         )
     if entry.kind not in _TOOLS:
         log.error("[[forward]] %s: kind %s is not built in this version", name, entry.kind)

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from channels.base import WebhookChannel
-from channels.outbound.email import EmailSender, OutboundSMTPSettings
+from channels.outbound.email import EmailSender
 from channels.outbound.slack import SlackSender, SlackSenderSettings
 from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
 from channels.slack import SlackChannel, SlackChannelSettings
@@ -152,15 +152,7 @@ class Gateway:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
         config = self.config
         email = EmailSender(
-            OutboundSMTPSettings(
-                host=config.outbound_smtp.host,
-                port=config.outbound_smtp.port,
-                starttls=config.outbound_smtp.starttls,
-                tls=config.outbound_smtp.tls,
-                username=config.outbound_smtp.username,
-                password=config.secrets.outbound_smtp_password,
-                timeout_seconds=config.outbound_smtp.timeout_seconds,
-            )
+            config.outbound_smtp.sender_settings(config.secrets.outbound_smtp_password)
         )
         senders: dict[str, Sender] = {"email": email.send}
         if config.slack.enabled and config.secrets.slack_bot_token:

@@ -33,8 +33,9 @@ from sqlalchemy.engine import Connection
 
 from normalizer.refs import format_ref
 from router.clock import Clock, utcnow
+from router.conversation import add_participants
 from router.outbox import DEAD, PENDING, enqueue
-from router.schema import forwards, hook_deliveries, insert_ignore, outbox, tickets
+from router.schema import contacts, forwards, hook_deliveries, insert_ignore, outbox, tickets
 from router.settings import ForwardRule, RouterSettings
 from router.store import Store
 
@@ -125,6 +126,8 @@ def queue_forwards(
             ticket_id=ticket_id,
             recipient=rule.name,
         )
+        if rule.address is not None:  # the tool's replies by mail may join the ticket
+            add_participants(conn, ticket_id, [rule.address])
         if rule.name not in holding:
             conn.execute(
                 insert_ignore(conn, forwards, "ticket_id", "target"),
@@ -202,6 +205,12 @@ class ForwardRecords:
         return (
             ForwardRecord(row.external_key, row.external_id) if row else ForwardRecord(None, None)
         )
+
+    async def original(self, contact_id: int) -> bytes | None:
+        """The contact's raw message as it came in (an email target forwards it whole)."""
+        stmt = sa.select(contacts.c.raw).where(contacts.c.id == contact_id)
+        raw = await self._store.read(lambda c: c.execute(stmt).scalar())
+        return bytes(raw) if raw is not None else None
 
     async def delivered(
         self,

@@ -44,6 +44,7 @@ class ForwardJob:
     external_key: str | None  # what the tool called the ticket when we forwarded it first
     external_id: str | None
     idempotency_key: str
+    original: bytes | None = None  # the contact's raw message (for targets that want it)
 
 
 @dataclass(frozen=True, slots=True)

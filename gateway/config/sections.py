@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.outbound.email import OutboundSMTPSettings
 from channels.smtp import SMTPChannelSettings
 from gateway.config.values import (
     Address,
@@ -114,6 +115,10 @@ class OutboundSmtpSection(Section):
         if self.starttls and self.tls:
             raise ValueError("starttls and tls are both true; choose one")
         return self
+
+    def sender_settings(self, password: str | None) -> OutboundSMTPSettings:
+        """The relay as the email transport takes it (password from the environment)."""
+        return OutboundSMTPSettings(password=password, **self.model_dump())
 
 
 class AcksSection(Section):
