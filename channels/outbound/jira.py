@@ -4,7 +4,8 @@ What it does
     The first event for a ticket (``ticket.created``, or ``ticket.escalated`` into the
     target's filter) raises a request: the requester's Jira customer is found or created
     (``POST /rest/servicedeskapi/customer`` with ``email``/``displayName``; when it exists
-    already, ``GET /rest/api/3/user/search?query=<email>``), then ``POST
+    already or spoc may not create it, ``GET /rest/api/3/user/search?query=<email>``; none
+    found: the integration user raises it), then ``POST
     /rest/servicedeskapi/request`` with ``serviceDeskId``, ``requestTypeId``,
     ``requestFieldValues.summary/description`` and ``raiseOnBehalfOf`` (the accountId).
     ``issueKey`` and ``issueId`` are kept. Later events become comments on that request
@@ -104,32 +105,33 @@ class JiraForwarder:
             },
         }
         requester = ticket.get("requester") or {}
-        if requester.get("email"):
-            body["raiseOnBehalfOf"] = await self._customer(
-                str(requester["email"]), str(requester.get("name") or requester["email"])
-            )
+        email = requester.get("email")
+        account = (
+            await self._customer(str(email), str(requester.get("name") or email)) if email else None
+        )
+        if account is not None:
+            body["raiseOnBehalfOf"] = account
         created = await self._call("POST", "/rest/servicedeskapi/request", body)
         if not isinstance(created, dict) or not created.get("issueKey"):
             raise DeliveryError(f"{self._what}: the answer has no issueKey", permanent=False)
         return ForwardResult(str(created["issueKey"]), str(created.get("issueId") or "") or None)
 
-    async def _customer(self, email: str, name: str) -> str:
-        """The accountId of the customer with ``email``, created when Jira has none."""
+    async def _customer(self, email: str, name: str) -> str | None:
+        """The accountId of the customer with ``email``, created when Jira has none; None when
+        Jira neither creates nor shows one (no admin right, hidden emails): the request is
+        then raised by the integration user."""
         path = "/rest/servicedeskapi/customer"
         answer = await self._api.send("POST", path, {"email": email, "displayName": name})
         data = answer.json()
         if 200 <= answer.status < 300 and isinstance(data, dict) and data.get("accountId"):
             return str(data["accountId"])
-        if answer.status not in (400, 409):  # 400/409: the customer exists already
+        if answer.status not in (400, 403, 409):  # exists already, or no right to create
             self._api.check(answer, "POST", path)
         users = await self._call("GET", f"/rest/api/3/user/search?query={quote(email)}")
         for user in users if isinstance(users, list) else []:
             if isinstance(user, dict) and user.get("accountId"):
                 return str(user["accountId"])
-        raise DeliveryError(
-            f"{self._what}: no customer for the requester and none could be created",
-            permanent=True,
-        )
+        return None
 
     # ---- the way back -----------------------------------------------------------------------
     async def read_hook(self, headers: Mapping[str, str], raw: bytes) -> list[HookEvent]:

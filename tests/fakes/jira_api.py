@@ -60,6 +60,7 @@ class FakeJira(FakeSaaS):
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by email
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # by issue key
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by issue key
+    customers_forbidden: bool = False  # the integration user is no Jira administrator
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def routes(self, app: web.Application) -> None:
@@ -81,6 +82,8 @@ class FakeJira(FakeSaaS):
     async def _customer(self, request: web.Request) -> web.Response:
         body = await request.json()
         email = str(body.get("email") or "")
+        if self.customers_forbidden:
+            return _error(403, "You do not have permission to create customers")
         if "@" not in email:
             return _error(400, "The email address is not valid")
         if email in self.customers:

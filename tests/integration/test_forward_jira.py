@@ -127,7 +127,7 @@ async def test_refused_credentials_are_dead_lettered_with_jiras_reason(
     if status == 401:
         env = {**ENV, **JIRA.wrong_secret_env}
     else:
-        env, jira.script = ENV, [(403, {})] * 3
+        env, jira.script = ENV, [(403, {})] * 6  # customer and user search, 3 attempts
     async with forwarding_gateway(tmp_path, sqlite_url, _config(jira), env) as gw:
         ref = (await gw.send_mail(MAIL)).queued_as
         record = await wait_for_state(gw, ref, "l2-jira", "dead")
@@ -166,3 +166,14 @@ async def test_badly_signed_or_unsigned_jira_hook_is_401_and_changes_nothing(
     assert forged[0] == 401
     assert len(gw.sink.messages) == before
     assert not [e for e in ticket["events"] if e["type"] == "forward.comment"]
+
+
+async def test_without_the_right_to_create_customers_the_request_is_raised_anyway(
+    tmp_path: Path, sqlite_url: str, jira: FakeJira
+) -> None:
+    jira.customers_forbidden = True
+    async with forwarding_gateway(tmp_path, sqlite_url, _config(jira), ENV) as gw:
+        ref = (await gw.send_mail(MAIL)).queued_as
+        key = (await wait_for_state(gw, ref, "l2-jira", "delivered"))["external_key"]
+
+    assert jira.requests[key]["raiseOnBehalfOf"] is None  # raised by the integration user
