@@ -123,7 +123,13 @@ class Ready:
 class ServeProcess:
     """One ``python -m gateway serve`` child; its stderr goes to a file we can read at any time."""
 
-    def __init__(self, cwd: Path, config: Path | None, log_path: Path) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        config: Path | None,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         args = [sys.executable, "-m", "gateway", "serve"]
         if config is not None:
@@ -132,7 +138,7 @@ class ServeProcess:
             self.process = subprocess.Popen(
                 args,
                 cwd=cwd,
-                env=child_environment(),
+                env={**child_environment(), **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
