@@ -4,9 +4,10 @@ It verifies every request's Standard Webhooks signature with its own HMAC code (
 the spec, independent of the ``standardwebhooks`` package spoc signs with): ``webhook-
 signature`` holds ``v1,<base64 HMAC-SHA256(secret, "<webhook-id>.<webhook-timestamp>.<body>")>``,
 the secret being the base64 after ``whsec_``. A request that does not verify gets 401 and is
-counted in ``refused``. ``script`` is a list of answers to give first, one per request
-(``(status, headers)``), e.g. ``[(429, {"Retry-After": "1"}), (503, {})]``. ``events`` has
-every verified request in arrival order; ``unique`` keeps one per ``webhook-id``, as a
+counted in ``refused``. While ``down`` every request gets 503. ``script`` is a list of
+answers to give first, one per request (``(status, headers)``), e.g.
+``[(429, {"Retry-After": "1"}), (503, {})]``. ``events`` has every verified request in
+arrival order; ``unique`` keeps one per ``webhook-id``, as a
 receiver that de-duplicates would.
 """
 
@@ -48,6 +49,7 @@ class WebhookReceiver:
     ids: list[str] = field(default_factory=list)
     attempts: int = 0
     refused: int = 0
+    down: bool = False  # True: every request gets 503 (an outage)
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -79,6 +81,8 @@ class WebhookReceiver:
     async def _receive(self, request: web.Request) -> web.Response:
         self.attempts += 1
         body = await request.read()
+        if self.down:
+            return web.json_response({"error": "maintenance"}, status=503)
         if self.script:
             status, headers = self.script.pop(0)
             return web.json_response({"error": "scripted"}, status=status, headers=headers)
