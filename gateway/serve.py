@@ -55,14 +55,14 @@ class StartupError(Exception):
 
 @dataclass(slots=True)
 class _WakeDispatcher:
-    """Wakes the dispatcher as soon as a contact queued something to send."""
+    """Wakes the dispatcher as soon as a contact may have queued something to send."""
 
     intake: Intake
     dispatcher: Dispatcher
 
     async def submit(self, contact: Contact) -> IntakeResult:
         result = await self.intake.submit(contact)
-        if result.acknowledged:
+        if result.acknowledged or not result.duplicate:  # an ack, or forwards, may be queued
             self.dispatcher.wake()
         return result
 
