@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,11 +12,14 @@ import sqlalchemy as sa
 
 from normalizer.hooks import HookEvent
 from router.forward_hooks import HookInbox, HookTicketUnknown
-from router.forwards import ForwardRecord, ForwardRecords
+from router.forwards import ForwardRecord, ForwardRecords, matches
 from router.outbox import Outbox
-from router.schema import outbox
+from router.router import Router
+from router.schema import metadata, outbox
 from router.settings import ForwardRule, RouterSettings, RoutingRule
+from router.store import Store
 from tests.unit.router.conftest import Desk, email, make_settings
+from tests.unit.router.test_replies import slack, sms
 
 JIRA = ForwardRule(name="l2-jira", kind="jira", group="l2-apps")
 HOOK = ForwardRule(name="all-hook", kind="webhook")
@@ -224,3 +228,65 @@ async def test_hook_for_a_ticket_the_target_does_not_hold_is_refused(
     with pytest.raises(HookTicketUnknown):
         await inbox.apply("l2-jira", HookEvent("d5", "comment.public", ref=result.ticket_ref))
     assert await _replies(desk) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "wanted"),
+    [
+        (ForwardRule("t", "webhook"), True),
+        (ForwardRule("t", "webhook", group="l2-apps"), True),
+        (ForwardRule("t", "webhook", group="service-desk"), False),
+        (ForwardRule("t", "webhook", channel="email"), True),
+        (ForwardRule("t", "webhook", channel="slack"), False),
+        (ForwardRule("t", "webhook", category="software"), True),
+        (ForwardRule("t", "webhook", category="network"), False),
+        (ForwardRule("t", "webhook", ticket_kind="incident"), True),
+        (ForwardRule("t", "webhook", ticket_kind="service_request"), False),
+        (ForwardRule("t", "webhook", priority="P2"), True),
+        (ForwardRule("t", "webhook", group="l2-apps", priority="P4"), False),  # all must hold
+    ],
+)
+def test_when_filter_needs_every_condition_it_names(rule: ForwardRule, wanted: bool) -> None:
+    @dataclass
+    class Ticket:
+        group_name: str = "l2-apps"
+        channel: str = "email"
+        category: str = "software"
+        kind: str = "incident"
+        priority: str = "P2"
+
+    assert matches(rule, Ticket()) is wanted
+
+
+@pytest.mark.parametrize("channel", ["slack", "sms"])
+async def test_public_comment_reaches_a_chat_requester_in_their_conversation(
+    tmp_path: Any, channel: str
+) -> None:
+    settings = make_settings(
+        forwards=(HOOK,), outbound_transports=frozenset({"email", "slack", "sms"})
+    )
+    store = Store.from_url(f"sqlite:///{tmp_path}/spoc.db")
+    store.run_sync(lambda conn: metadata.create_all(conn))
+    await store.start()
+    try:
+        contact = slack("VPN broken", "Ev1") if channel == "slack" else sms("VPN broken", "SM1")
+        result = await Router(store, settings).submit(contact)
+        await HookInbox(store, settings).apply(
+            "all-hook",
+            HookEvent("d1", "comment.public", text="Try now.", ref=result.ticket_ref),
+        )
+        sent = await store.read(
+            lambda c: c.execute(
+                sa.select(outbox.c.kind, outbox.c.payload).where(outbox.c.kind.like("%.reply"))
+            ).all()
+        )
+    finally:
+        await store.close()
+
+    ((kind, payload),) = sent
+    if channel == "slack":
+        assert kind == "slack.reply"
+        assert (payload["channel"], payload["thread_ts"]) == ("C42", "1700000000.000100")
+    else:
+        assert (kind, payload["to"]) == ("sms.reply", "+14155552671")
+    assert payload["text"] == "Try now."
