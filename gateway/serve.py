@@ -20,7 +20,7 @@ from aiohttp import web
 
 from channels.base import WebhookChannel
 from channels.imap import IMAPChannel, IMAPMailboxSettings
-from channels.outbound.email import EmailSender, OutboundSMTPSettings
+from channels.outbound.email import EmailSender
 from channels.outbound.slack import SlackSender, SlackSenderSettings
 from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
 from channels.slack import SlackChannel, SlackChannelSettings
@@ -34,6 +34,8 @@ from gateway.config.sections import ImapMailbox
 from gateway.dashboard import Dashboard, DashboardSettings
 from gateway.dashboard.session import Sessions, session_secret
 from gateway.dispatcher import Dispatcher, Sender
+from gateway.forwarding import ForwardSender, forwarders
+from gateway.hooks import add_hook_routes
 from gateway.http import bound_port, build_app, start_http
 from gateway.logs import configure_logging
 from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
@@ -41,6 +43,8 @@ from gateway.migrate import check, upgrade
 from gateway.triage import start_meaning_reader
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
+from router.forward_hooks import HookInbox
+from router.forwards import ForwardRecords
 from router.lookup import ChatLookup, PhoneLookup
 from router.mailboxes import MailboxCheckpoints, poller_lock
 from router.meaning import MeaningReader
@@ -64,14 +68,14 @@ class StartupError(Exception):
 
 @dataclass(slots=True)
 class _WakeDispatcher:
-    """Wakes the dispatcher as soon as a contact queued something to send."""
+    """Wakes the dispatcher as soon as a contact may have queued something to send."""
 
     intake: Intake
     dispatcher: Dispatcher
 
     async def submit(self, contact: Contact) -> IntakeResult:
         result = await self.intake.submit(contact)
-        if result.acknowledged:
+        if result.acknowledged or not result.duplicate:  # an ack, or forwards, may be queued
             self.dispatcher.wake()
         return result
 
@@ -121,6 +125,9 @@ class Gateway:
         self.meaning = await start_meaning_reader(config, settings)
         self.router = Router(self.store, settings, meaning=self.meaning)
         self.tickets = TicketService(self.store, settings)
+        targets = forwarders(config)  # [[forward]]: forward.<kind> rows and POST /hooks/<name>
+        records = ForwardRecords(self.store)
+        senders["forward"] = ForwardSender(targets, records, self.tickets).send
         self.dispatcher = Dispatcher(
             Outbox(self.store),
             senders,
@@ -152,6 +159,7 @@ class Gateway:
             channels=self.webhook_channels,
             dashboard=self._dashboard(),
         )
+        add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
         log.info(
             "spoc ready: SMTP on %s:%d, HTTP on %s:%d, database %s",
@@ -241,15 +249,7 @@ class Gateway:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
         config = self.config
         email = EmailSender(
-            OutboundSMTPSettings(
-                host=config.outbound_smtp.host,
-                port=config.outbound_smtp.port,
-                starttls=config.outbound_smtp.starttls,
-                tls=config.outbound_smtp.tls,
-                username=config.outbound_smtp.username,
-                password=config.secrets.outbound_smtp_password,
-                timeout_seconds=config.outbound_smtp.timeout_seconds,
-            )
+            config.outbound_smtp.sender_settings(config.secrets.outbound_smtp_password)
         )
         senders: dict[str, Sender] = {"email": email.send}
         if config.slack.enabled and config.secrets.slack_bot_token:

@@ -25,6 +25,7 @@ from router import acks, linking
 from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
+from router.forwards import queue_forwards
 from router.identity import Resolved, resolve_requester, vouched_keys
 from router.legacy import legacy_address
 from router.meaning import Meaning, MeaningReader
@@ -205,6 +206,16 @@ class Router:
         remember_ids(conn, ticket_id, thread_ids)
         new_events.append((ticket_id, "contact.added", detail))
         add_events(conn, new_events, now)
+        queue_forwards(
+            conn,
+            self.settings,
+            ticket_id,
+            "ticket.created" if created else "contact.added",
+            now,
+            occasion="created" if created else f"contact.{contact_id}",
+            contact_id=contact_id,
+            sender=contact.sender.address,
+        )
         return IntakeResult(
             ref,
             ticket_id,

@@ -243,6 +243,34 @@ imap_checkpoints = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Each ticket handed to a [[forward]] target: the key that tool gave it (router.forwards).
+# One row per (ticket, target): later events update that record, never make a second one.
+forwards = sa.Table(
+    "forwards",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("target", sa.String(100), nullable=False),  # the [[forward]] name
+    sa.Column("kind", sa.String(16), nullable=False),  # webhook | email | jira | ...
+    sa.Column("external_key", sa.String(200)),  # HELPDESK-7, INC0010001, 123 (shown)
+    sa.Column("external_id", sa.String(200)),  # the tool's internal id (issueId, sys_id)
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("ticket_id", "target"),
+    sa.Index(None, "target", "external_key"),  # a hook names the tool's key
+)
+
+# Hook deliveries already applied (and comments we wrote ourselves): a replay changes nothing.
+hook_deliveries = sa.Table(
+    "hook_deliveries",
+    metadata,
+    sa.Column("target", sa.String(100), primary_key=True),
+    sa.Column("delivery_key", sa.String(200), primary_key=True),
+    sa.Column("ticket_id", BigID, sa.ForeignKey("tickets.id")),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+)
+
 
 def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO NOTHING`` for the connection's dialect.

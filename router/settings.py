@@ -90,6 +90,21 @@ DEFAULT_SINGLE_ADDRESS_NOTICE = (
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardRule:
+    """One ``[[forward]]`` target as the router sees it: its name, its kind and its ``when``
+    filter (every condition given must match the ticket as it is after the event)."""
+
+    name: str
+    kind: str  # webhook | email | jira | servicenow | zendesk
+    group: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    ticket_kind: str | None = None
+    priority: str | None = None
+    address: str | None = None  # an email target's address: its replies are not sent back to it
+
+
+@dataclass(frozen=True, slots=True)
 class AckSettings:
     enabled: bool = True
     per_sender_per_hour: int = 5
@@ -123,6 +138,8 @@ class RouterSettings:
     # Told once per requester whose mail reached a legacy alias ({address}: the desk's, {legacy}:
     # the one they used); None: never (router.legacy).
     single_address_notice: str | None = DEFAULT_SINGLE_ADDRESS_NOTICE
+    # [[forward]] targets (router.forwards): ticket events queue a forward.<kind> row for each.
+    forwards: tuple[ForwardRule, ...] = ()
 
     @property
     def our_addresses(self) -> frozenset[str]:

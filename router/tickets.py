@@ -18,6 +18,7 @@ from normalizer.refs import format_ref, parse_ref
 from router import replies
 from router.clock import Clock, utcnow
 from router.events import add_event
+from router.forwards import forwards_json, occasion, queue_forwards
 from router.linking import MEANING_EVENT, split_contact
 from router.schema import (
     attachments,
@@ -181,6 +182,7 @@ class TicketService:
                 .order_by(events.c.id)
             )
         ]
+        data["forwards"] = forwards_json(conn, ticket_id)
         return data
 
     # ---- acting -------------------------------------------------------------------------
@@ -245,6 +247,14 @@ class TicketService:
             replies.announce(
                 conn, ticket_id, ref, f"{ref} is now with {target.name}: {reason}", now
             )
+            queue_forwards(
+                conn,
+                self.settings,
+                ticket_id,
+                "ticket.escalated",
+                now,
+                occasion=occasion("escalated"),
+            )
 
         await self._store.write(escalate)
         return await self.get(ref)  # read after commit: the writer only writes
@@ -278,6 +288,10 @@ class TicketService:
                 if status in ("resolved", "closed"):
                     said = f"{ref} is {status}" + (f": {note}" if note else ".")
                     replies.announce(conn, ticket_id, ref, said, now)
+                event = "ticket.resolved" if status == "resolved" else "ticket.updated"
+                queue_forwards(
+                    conn, self.settings, ticket_id, event, now, occasion=occasion("status")
+                )
 
         await self._store.write(set_status)
         return await self.get(ref)  # read after commit: the writer only writes

@@ -174,6 +174,16 @@ class EmailSender:
         msg = build_message(payload, loop_marker=self.settings.loop_marker)
         sender = _address(payload, "from_address")
         recipient = _address(payload, "to")
+        reply = await self.deliver(msg, sender, recipient)
+        log.info(
+            "email %s delivered to relay for %s",
+            msg["Message-ID"],
+            payload.get("ticket_ref") or "-",
+        )
+        return reply
+
+    async def deliver(self, msg: EmailMessage, sender: str, recipient: str) -> str:
+        """Hand one built message to the relay; the relay's reply, or DeliveryError."""
         settings = self.settings
         try:
             _, reply = await aiosmtplib.send(
@@ -207,9 +217,4 @@ class EmailSender:
             raise DeliveryError(
                 f"relay unreachable: {type(exc).__name__}: {exc}", permanent=False
             ) from exc
-        log.info(
-            "email %s delivered to relay for %s",
-            msg["Message-ID"],
-            payload.get("ticket_ref") or "-",
-        )
         return reply

@@ -9,6 +9,7 @@ from normalizer.contact import Channel, Kind
 from router.settings import (
     AckSettings,
     Category,
+    ForwardRule,
     Group,
     RouterSettings,
     RoutingRule,
@@ -17,7 +18,7 @@ from router.settings import (
 
 if TYPE_CHECKING:
     from gateway.config.model import Config
-    from gateway.config.sections import RoutingEntry
+    from gateway.config.sections import ForwardEntry, RoutingEntry
 
 
 def router_settings(config: Config) -> RouterSettings:
@@ -64,6 +65,21 @@ def router_settings(config: Config) -> RouterSettings:
             per_sender_per_hour=config.acks.per_sender_per_hour,
             global_per_minute=config.acks.global_per_minute,
         ),
+        forwards=tuple(_forward_rule(f) for f in config.forward),
+    )
+
+
+def _forward_rule(entry: ForwardEntry) -> ForwardRule:
+    when = entry.when
+    return ForwardRule(
+        name=entry.name,
+        kind=entry.kind,
+        group=when.group,
+        channel=when.channel,
+        category=when.category,
+        ticket_kind=when.kind,
+        priority=when.priority,
+        address=entry.to.casefold() if entry.to else None,
     )
 
 

@@ -56,6 +56,10 @@ class Secrets:
     forward_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     dashboard_secret: str | None = field(default=None, repr=False)
     dashboard_password_hash: str | None = field(default=None, repr=False)
+    # SPOC_FORWARD_<NAME>_TOKEN / _PASSWORD / _WEBHOOK_SECRET, by forward name
+    forward_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    forward_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    forward_webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def imap_password(self, mailbox: str) -> str | None:
         """``SPOC_IMAP_<NAME>_PASSWORD``, else ``SPOC_IMAP_PASSWORD``."""
@@ -63,6 +67,10 @@ class Secrets:
 
     def forward_secret(self, forward: str) -> str | None:
         return self.forward_secrets.get(forward)
+
+    def forward_webhook_secret(self, forward: str) -> str | None:
+        """What signs ``POST /hooks/<forward>``: ``SPOC_FORWARD_<NAME>_WEBHOOK_SECRET``."""
+        return self.forward_webhook_secrets.get(forward)
 
     @classmethod
     def from_environ(
@@ -72,7 +80,11 @@ class Secrets:
             return environ.get(key, "").strip() or None
 
         imap = {n: p for n in imap_names if (p := get(f"SPOC_IMAP_{env_name(n)}_PASSWORD"))}
-        forward = {n: s for n in forward_names if (s := get(f"SPOC_FORWARD_{env_name(n)}_SECRET"))}
+        names = tuple(forward_names)
+
+        def per_forward(suffix: str) -> dict[str, str]:
+            return {n: s for n in names if (s := get(f"SPOC_FORWARD_{env_name(n)}_{suffix}"))}
+
         tokens = tuple(t.strip() for t in environ.get("SPOC_API_TOKEN", "").split(",") if t.strip())
         return cls(
             twilio_auth_token=get("SPOC_TWILIO_AUTH_TOKEN"),
@@ -84,7 +96,10 @@ class Secrets:
             outbound_smtp_password=get("SPOC_OUTBOUND_SMTP_PASSWORD"),
             imap_default_password=get("SPOC_IMAP_PASSWORD"),
             imap_passwords=imap,
-            forward_secrets=forward,
+            forward_secrets=per_forward("SECRET"),
+            forward_tokens=per_forward("TOKEN"),
+            forward_passwords=per_forward("PASSWORD"),
+            forward_webhook_secrets=per_forward("WEBHOOK_SECRET"),
             dashboard_secret=get("SPOC_DASHBOARD_SECRET"),
             dashboard_password_hash=get("SPOC_DASHBOARD_PASSWORD_HASH"),
         )

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.outbound.email import OutboundSMTPSettings
 from channels.smtp import SMTPChannelSettings
 from gateway.config.values import (
     Address,
@@ -132,6 +133,10 @@ class OutboundSmtpSection(Section):
         if self.starttls and self.tls:
             raise ValueError("starttls and tls are both true; choose one")
         return self
+
+    def sender_settings(self, password: str | None) -> OutboundSMTPSettings:
+        """The relay as the email transport takes it (password from the environment)."""
+        return OutboundSMTPSettings(password=password, **self.model_dump())
 
 
 class AcksSection(Section):
@@ -335,6 +340,10 @@ class ForwardEntry(Section):
     to: Address | None = None  # email
     when: ForwardWhen = ForwardWhen()
     allow_private_network: StrictBool = False
+    username: StrictStr | None = None  # jira, zendesk: the agent's email; servicenow: a user
+    service_desk_id: Annotated[StrictStr, Field(pattern=r"^[0-9]+$")] | None = None  # jira
+    request_type_id: Annotated[StrictStr, Field(pattern=r"^[0-9]+$")] | None = None  # jira
+    timeout_seconds: PositiveFloat = 30.0
 
     @model_validator(mode="after")
     def _target_given(self) -> ForwardEntry:
@@ -342,4 +351,12 @@ class ForwardEntry(Section):
             raise ValueError("an email forward needs `to` (an email address)")
         if self.kind != "email" and not self.url:
             raise ValueError(f"a {self.kind} forward needs `url`")
+        needed = {
+            "jira": ("username", "service_desk_id", "request_type_id"),
+            "servicenow": ("username",),
+            "zendesk": ("username",),
+        }.get(self.kind, ())
+        missing = [key for key in needed if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"a {self.kind} forward needs {', '.join(missing)}")
         return self

@@ -362,12 +362,19 @@ class GatewayHarness:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    directory: Path, db_url: str, *, extra_config: str = "", email_keys: str = ""
+    directory: Path,
+    db_url: str,
+    *,
+    extra_config: str = "",
+    email_keys: str = "",
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[GatewayHarness]:
-    """A started gateway and its relay sink; both are stopped on the way out."""
+    """A started gateway and its relay sink; both are stopped on the way out. ``environ``
+    adds environment variables (secrets) to the gateway's."""
     sink = RelaySink()
     await sink.start()
     harness = GatewayHarness(directory, db_url, sink, extra_config, email_keys)
+    harness.environ.update(environ or {})
     try:
         await harness.start()
         yield harness

@@ -170,3 +170,28 @@ async def test_a_status_a_ticket_cannot_be_set_to_is_refused(desk: Desk) -> None
     with pytest.raises(ContactRejectedError) as err:
         await desk.tickets.set_status(ticket.ticket_ref, "new")
     assert err.value.field == "status"
+
+
+async def test_reply_references_keep_the_threads_root_first_however_long_the_thread(
+    desk: Desk,
+) -> None:
+    # The root's id sorts after every later one: sorted by text and capped, it fell off.
+    root = await desk.router.submit(email(message_id="zz-root@mail.example.org"))
+    previous = "zz-root@mail.example.org"
+    for n in range(25):
+        mid = f"a{n:02d}@mail.example.org"
+        await desk.router.submit(email(message_id=mid, in_reply_to=(previous,)))
+        previous = mid
+
+    await desk.tickets.reply(root.ticket_ref, "Looking into it.")
+
+    payload = desk.store.run_sync(
+        lambda c: c.execute(
+            sa.select(outbox.c.payload).where(outbox.c.kind == "email.reply")
+        ).scalar_one()
+    )
+    refs = payload["references"]
+    assert refs[0] == "zz-root@mail.example.org"
+    assert refs[-1] == payload["in_reply_to"] == "a24@mail.example.org"
+    assert refs[-2] == "a23@mail.example.org"  # in thread order
+    assert len(refs) <= 21

@@ -1,0 +1,116 @@
+"""Forward kind ``servicenow``: ServiceNow incidents through the Table API, and a business
+rule's Standard-Webhooks-signed answers back.
+
+What it does
+    The first event for a ticket creates an incident: the caller is looked up
+    (``GET /api/now/table/sys_user?sysparm_query=email=<email>``), then ``POST
+    /api/now/table/incident`` with ``short_description``, ``description``, ``caller_id`` (the
+    user's ``sys_id``, when found), ``urgency``/``impact`` from our priority (P1 1/1, P2 1/2,
+    P3 2/2, P4 2/3: ServiceNow's default matrix gives priorities 1-4) and ``correlation_id`` =
+    our ref; ``result.number`` (shown) and ``result.sys_id`` are kept. Later events: ``PATCH
+    /api/now/table/incident/{sys_id}`` with ``comments`` (customer-visible: the requester's
+    new message) or ``work_notes`` (internal: escalations and status changes).
+
+Config keys (``[[forward]]`` with ``kind = "servicenow"``)
+    ``url`` (``https://acme.service-now.com``), ``username``, ``when``,
+    ``allow_private_network``, ``timeout_seconds``; the password from
+    ``SPOC_FORWARD_<NAME>_PASSWORD`` (basic auth), the business rule's signing secret from
+    ``SPOC_FORWARD_<NAME>_WEBHOOK_SECRET``.
+
+The way back
+    A business rule (docs/forwarding.md has the script) POSTs ``{"type", "ref", "text",
+    "author"}`` signed per Standard Webhooks to ``/hooks/<name>``.
+
+Outcomes
+    2xx delivered; 408, 429 (``Retry-After``), 5xx, timeouts retried; 401/403 and other 4xx
+    dead-lettered with ServiceNow's ``error.message``/``error.detail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from channels.outbound import DeliveryError
+from channels.outbound.forward import (
+    Answer,
+    ForwardJob,
+    ForwardResult,
+    ToolClient,
+    ToolSettings,
+    first_text,
+    must_create,
+    object_at,
+    read_standard_hook,
+    update_text,
+)
+from normalizer.hooks import HookEvent
+
+URGENCY_IMPACT = {"P1": ("1", "1"), "P2": ("1", "2"), "P3": ("2", "2"), "P4": ("2", "3")}
+
+
+def servicenow_error(answer: Answer) -> str:
+    error = object_at(object_at(answer.json()).get("error"))
+    parts = [str(error[k]) for k in ("message", "detail") if error.get(k)]
+    return "; ".join(parts)[:500]
+
+
+class ServiceNowForwarder:
+    def __init__(self, settings: ToolSettings) -> None:
+        self.settings = settings
+        self._api = ToolClient("ServiceNow", settings, servicenow_error)
+        self._what = self._api.what
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        return object_at(await self._api.call(method, path, body)).get("result")
+
+    async def forward(self, job: ForwardJob) -> ForwardResult:
+        if must_create(job, self._what):
+            return await self._create(job)
+        assert job.external_id is not None
+        note = "comments" if job.event == "contact.added" else "work_notes"
+        await self._call(
+            "PATCH",
+            f"/api/now/table/incident/{quote(job.external_id)}",
+            {note: update_text(job)},
+        )
+        return ForwardResult(job.external_key, job.external_id)
+
+    async def _create(self, job: ForwardJob) -> ForwardResult:
+        ticket = job.ticket
+        urgency, impact = URGENCY_IMPACT.get(str(ticket.get("priority")), ("2", "2"))
+        body: dict[str, Any] = {
+            "short_description": f"[{ticket.get('ref')}] {ticket.get('subject') or ''}"[:160],
+            "description": first_text(ticket),
+            "urgency": urgency,
+            "impact": impact,
+            "correlation_id": ticket.get("ref"),
+            "correlation_display": "spoc",
+        }
+        email = object_at(ticket.get("requester")).get("email")
+        if email:
+            caller = await self._caller(str(email))
+            if caller:
+                body["caller_id"] = caller
+        created = object_at(await self._call("POST", "/api/now/table/incident", body))
+        if not created.get("sys_id"):
+            raise DeliveryError(f"{self._what}: the answer has no result.sys_id", permanent=False)
+        return ForwardResult(
+            str(created.get("number") or created["sys_id"]), str(created["sys_id"])
+        )
+
+    async def _caller(self, email: str) -> str | None:
+        if "^" in email:  # an encoded-query operator: never let an address widen the query
+            return None
+        query = urlencode(
+            {"sysparm_query": f"email={email}", "sysparm_fields": "sys_id", "sysparm_limit": "1"}
+        )
+        users = await self._call("GET", f"/api/now/table/sys_user?{query}")
+        for user in users if isinstance(users, list) else []:
+            if isinstance(user, dict) and user.get("sys_id"):
+                return str(user["sys_id"])
+        return None
+
+    async def read_hook(self, headers: Mapping[str, str], raw: bytes) -> list[HookEvent]:
+        return read_standard_hook(self.settings.webhook_secret, headers, raw)
