@@ -32,6 +32,7 @@ from gateway.config import Config
 from gateway.config.secrets import env_name
 from gateway.config.sections import ImapMailbox
 from gateway.dashboard import Dashboard, DashboardSettings
+from gateway.dashboard.queues import Queues
 from gateway.dashboard.session import Sessions, session_secret
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.http import bound_port, build_app, start_http
@@ -43,6 +44,7 @@ from normalizer.intake import Intake, IntakeResult
 from router.lookup import ChatLookup, PhoneLookup
 from router.mailboxes import MailboxCheckpoints, poller_lock
 from router.outbox import Outbox
+from router.outbox_admin import OutboxAdmin
 from router.quarantine import QuarantineStore
 from router.revisions import ContactRevisions
 from router.router import Router
@@ -146,7 +148,7 @@ class Gateway:
             api_tokens=config.secrets.api_tokens,
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
-            dashboard=self._dashboard(),
+            dashboard=self._dashboard(intake),
         )
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
         log.info(
@@ -190,7 +192,7 @@ class Gateway:
     def _secure_cookies(self) -> bool:
         return self.config.server.base_url.startswith("https://")
 
-    def _dashboard(self) -> Dashboard | None:
+    def _dashboard(self, intake: Intake) -> Dashboard | None:
         config = self.config
         if not config.dashboard.enabled:
             return None
@@ -211,7 +213,10 @@ class Gateway:
             secure_cookies=self._secure_cookies,
             groups=tuple(g.name for g in config.groups),
         )
-        return Dashboard(settings, sessions, self.tickets, Stats(self.store))
+        queues = Queues(
+            QuarantineStore(self.store), OutboxAdmin(self.store), intake, self.tickets.settings
+        )
+        return Dashboard(settings, sessions, self.tickets, Stats(self.store), queues=queues)
 
     def _webform(self, intake: Intake) -> WebFormChannel:
         config = self.config
