@@ -90,6 +90,7 @@ class Gateway:
         self.webhook_channels: list[WebhookChannel] = []
         self.imap_channels: list[IMAPChannel] = []
         self._http: web.AppRunner | None = None
+        self.dashboard: Dashboard | None = None
         # Signs dashboard sessions and form tokens; random per process unless configured.
         self._form_secret = session_secret(config.secrets.dashboard_secret)
 
@@ -140,6 +141,7 @@ class Gateway:
         self.imap_channels = self._imap_channels(intake)
         for imap in self.imap_channels:
             await imap.start()
+        self.dashboard = self._dashboard(intake)
         app = build_app(
             store=self.store,
             tickets=self.tickets,
@@ -148,7 +150,7 @@ class Gateway:
             api_tokens=config.secrets.api_tokens,
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
-            dashboard=self._dashboard(intake),
+            dashboard=self.dashboard,
         )
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
         log.info(

@@ -102,6 +102,7 @@ class Dashboard:
         app.router.add_get("/", self.overview)
         app.router.add_get(LOGIN_PATH, self.login_page)
         app.router.add_post(LOGIN_PATH, self.login)
+        app.router.add_get(LOGIN_PATH + "/link/{token}", self.login_link)
         app.router.add_post("/dashboard/logout", self.logout)
         app.router.add_get("/dashboard/tickets/{ref}", self.ticket)
         app.router.add_get(
@@ -166,6 +167,16 @@ class Dashboard:
         if operator is None:
             return self._login(request, error="That is not a valid token or password.", status=401)
         response = web.HTTPSeeOther(_safe_next(form.get("next")))
+        self.sessions.start(response, operator, secure=self._secure(request))
+        raise response
+
+    async def login_link(self, request: web.Request) -> web.Response:
+        operator = self.sessions.spend_link(request.match_info["token"])
+        if operator is None:
+            return self._login(
+                request, error="This login link is not valid or was used already.", status=401
+            )
+        response = web.HTTPSeeOther("/")
         self.sessions.start(response, operator, secure=self._secure(request))
         raise response
 
