@@ -58,6 +58,7 @@ async def drive_every_channel(desk: Desk) -> list[str]:
     """Send one contact per channel; the names of the channels driven, in order."""
     await asyncio.to_thread(_send_mail, desk, _email())
     await asyncio.to_thread(_send_mail, desk, _fax(), "scanner@fax.demo.example")
+    await asyncio.to_thread(_send_mail, desk, _out_of_office())  # kept in the quarantine
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         twilio = _Twilio(desk, http)
         await twilio.call()
@@ -93,6 +94,18 @@ def _fax() -> EmailMessage:
     message.add_attachment(
         document.getvalue(), maintype="application", subtype="pdf", filename="fax.pdf"
     )
+    return message
+
+
+def _out_of_office() -> EmailMessage:
+    """Automatic mail that answers no ticket of ours: the quarantine keeps it, no ticket opens."""
+    message = EmailMessage()
+    message["From"] = "Lee Away <lee@example.org>"
+    message["To"] = DESK
+    message["Subject"] = "Out of office: back on Monday"
+    message["Auto-Submitted"] = "auto-replied"
+    message["Message-ID"] = f"<ooo-{secrets.token_hex(6)}@example.org>"
+    message.set_content("I am out of the office until Monday.")
     return message
 
 

@@ -22,6 +22,7 @@ from gateway.demo.drive import SLACK_USER, DemoStepFailed, Desk, drive_every_cha
 from gateway.demo.fakes import FakeSlackAPI, FakeTwilioAPI, MailRelay
 from gateway.serve import Gateway, StartupError
 from router.outbox import Outbox
+from router.quarantine import QuarantineStore
 from router.tickets import TicketQuery
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,11 @@ async def run_demo(*, once: bool, out: TextIO = sys.stdout) -> int:
         await fakes.start()
         gateway: Gateway | None = None
         try:
-            gateway = await _start_gateway(Path(tmp), secrets, fakes)
+            try:
+                gateway = await _start_gateway(Path(tmp), secrets, fakes)
+            except (StartupError, OSError) as exc:
+                print(f"spoc demo: the gateway cannot start: {exc}", file=sys.stderr)
+                return EXIT_FAILED
             desk = Desk(
                 base_url=gateway.config.server.base_url,
                 smtp_port=gateway.smtp_port,
@@ -79,7 +84,7 @@ async def run_demo(*, once: bool, out: TextIO = sys.stdout) -> int:
                 print(f"spoc demo: a channel failed: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             await _settle(gateway)
-            await _report(gateway, desk, fakes, channels, out)
+            await _report(gateway, desk, fakes, channels, out, once=once)
             out.flush()
             if not once:
                 await stop.wait()
@@ -131,20 +136,31 @@ async def _settle(gateway: Gateway) -> None:
 
 
 async def _report(
-    gateway: Gateway, desk: Desk, fakes: _Fakes, channels: list[str], out: TextIO
+    gateway: Gateway,
+    desk: Desk,
+    fakes: _Fakes,
+    channels: list[str],
+    out: TextIO,
+    *,
+    once: bool,
 ) -> None:
     assert gateway.tickets is not None and gateway.dashboard is not None
+    assert gateway.store is not None
     page = await gateway.tickets.list(TicketQuery(limit=50))
+    kept = await QuarantineStore(gateway.store).items()
     link = gateway.dashboard.sessions.login_link()
     print(f"\nOne contact through each channel ({', '.join(channels)}):\n", file=out)
     out.write(render_table(list(reversed(page.items))))
     print(
         f"\nAcknowledgements sent: email {len(fakes.relay.envelopes)} (kept by the demo's "
         f"relay), Slack {len(fakes.slack.posted)} (to the built-in Slack API fake).",
+        f"Quarantine: {len(kept)} automatic mail kept, no ticket opened (an out-of-office reply "
+        f"that answers nothing of ours): {desk.base_url}/dashboard/quarantine",
         f"\nDashboard (this link logs in once): {desk.base_url}/dashboard/login/link/{link}",
         f"API:   curl -H 'Authorization: Bearer {desk.api_token}' {desk.base_url}/api/tickets",
         f"Mail:  SMTP on 127.0.0.1:{desk.smtp_port}, to servicedesk@example.com",
-        "\nPress Ctrl-C to stop; the demo's database goes with it.",
         sep="\n",
         file=out,
     )
+    if not once:
+        print("\nPress Ctrl-C to stop; the demo's database goes with it.", file=out)

@@ -52,6 +52,8 @@ def test_demo_once_prints_a_ticket_from_every_channel_and_leaves_nothing_behind(
     assert_a_ticket_per_channel(done.stdout)
     assert "Acknowledgements sent: email 3" in done.stdout  # email, web, api; never the fax
     assert "Slack 1" in done.stdout
+    assert "Quarantine: 1 automatic mail kept" in done.stdout  # the out-of-office reply
+    assert "Press Ctrl-C" not in done.stdout
     assert list(tmp_path.iterdir()) == []  # no ./var, no database, no spool left here
 
 
@@ -134,6 +136,8 @@ def test_demo_serves_until_a_signal_and_its_dashboard_link_logs_in_once(
     cookie = headers["Set-Cookie"].split(";", 1)[0]
     status, _, overview = visit(base + "/", cookie)
     assert status == 200 and "Laptop will not charge" in overview  # the session works
+    status, _, kept = visit(base + "/dashboard/quarantine", cookie)
+    assert status == 200 and "Out of office: back on Monday" in kept
 
     status, headers, page = visit(base + path)
     assert status == 401 and "used already" in page
