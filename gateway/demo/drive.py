@@ -70,14 +70,24 @@ async def drive_every_channel(desk: Desk) -> list[str]:
 
 
 # ---- mail ---------------------------------------------------------------------------------------
-def _email() -> EmailMessage:
+def _mail(sender: str, subject: str, text: str, **headers: str) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = "Dana Demo <dana@example.org>"
+    message["From"] = sender
     message["To"] = DESK
-    message["Subject"] = "Laptop will not charge"
-    message["Message-ID"] = f"<demo-{secrets.token_hex(6)}@example.org>"
-    message.set_content("Hello, my laptop stopped charging this morning. The light stays off.")
+    message["Subject"] = subject
+    message["Message-ID"] = f"<demo-{secrets.token_hex(6)}@{sender.rpartition('@')[2].strip('>')}>"
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(text)
     return message
+
+
+def _email() -> EmailMessage:
+    return _mail(
+        "Dana Demo <dana@example.org>",
+        "Laptop will not charge",
+        "Hello, my laptop stopped charging this morning. The light stays off.",
+    )
 
 
 def _fax() -> EmailMessage:
@@ -85,12 +95,11 @@ def _fax() -> EmailMessage:
     writer.add_blank_page(width=612, height=792)
     document = io.BytesIO()
     writer.write(document)
-    message = EmailMessage()
-    message["From"] = "Fax Service <scanner@fax.demo.example>"
-    message["To"] = DESK
-    message["Subject"] = f"Fax from {CALLER}"
-    message["Message-ID"] = f"<fax-{secrets.token_hex(6)}@fax.demo.example>"
-    message.set_content("You have received a 1 page fax.")
+    message = _mail(
+        "Fax Service <scanner@fax.demo.example>",
+        f"Fax from {CALLER}",
+        "You have received a 1 page fax.",
+    )
     message.add_attachment(
         document.getvalue(), maintype="application", subtype="pdf", filename="fax.pdf"
     )
@@ -99,14 +108,12 @@ def _fax() -> EmailMessage:
 
 def _out_of_office() -> EmailMessage:
     """Automatic mail that answers no ticket of ours: the quarantine keeps it, no ticket opens."""
-    message = EmailMessage()
-    message["From"] = "Lee Away <lee@example.org>"
-    message["To"] = DESK
-    message["Subject"] = "Out of office: back on Monday"
-    message["Auto-Submitted"] = "auto-replied"
-    message["Message-ID"] = f"<ooo-{secrets.token_hex(6)}@example.org>"
-    message.set_content("I am out of the office until Monday.")
-    return message
+    return _mail(
+        "Lee Away <lee@example.org>",
+        "Out of office: back on Monday",
+        "I am out of the office until Monday.",
+        Auto_Submitted="auto-replied",
+    )
 
 
 def _send_mail(desk: Desk, message: EmailMessage, envelope_from: str | None = None) -> None:
