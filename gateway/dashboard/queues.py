@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.parser
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 SHOWN_HEADERS: Final = 60
 MAX_HEADER_CHARS: Final = 2_000
 _ID: Final = "{id:[0-9]{1,18}}"
+_NUMBER: Final = re.compile(r"[0-9]{1,18}")
 REPLAYED: Final = {
     "stored": "Replayed: the mail is on a ticket now.",
     "duplicate": "Replayed: the mail was on a ticket already.",
@@ -90,7 +92,7 @@ class QueuePages:
         async def page() -> web.Response:
             if kind is not None and kind not in KINDS:
                 raise PageError(400, f"kind must be one of: {', '.join(KINDS)}.")
-            if before is not None and not (before.isascii() and before.isdigit()):
+            if before is not None and not _NUMBER.fullmatch(before):
                 raise PageError(400, "That page link is not valid.")
             size = self._dashboard.settings.page_size
             items = await self._queues.quarantine.items(
