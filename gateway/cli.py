@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)
+    if standalone is not None:  # needs no config file (``demo``)
+        return standalone(args)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -95,9 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("files", metavar="FILE.eml", nargs="+", type=Path)
     replay.set_defaults(run=_replay)
     demo = commands.add_parser(
-        "demo", parents=[common], help="not available yet: exits 2 (comes with the dashboard)"
+        "demo",
+        help="a throwaway gateway with one contact through every channel (ignores --config)",
     )
-    demo.set_defaults(run=_demo)
+    demo.add_argument("--once", action="store_true", help="exit after printing the tickets")
+    demo.set_defaults(standalone=_demo)
     from gateway.quarantine_cli import add_quarantine_commands  # it imports this module
 
     add_quarantine_commands(commands, common)
@@ -146,9 +151,10 @@ def _replay(args: argparse.Namespace, config: Config, path: Path) -> int:
     return asyncio.run(replay_files(config, args.files))
 
 
-def _demo(args: argparse.Namespace, config: Config, path: Path) -> int:
-    print("spoc demo: not yet available (comes with the dashboard work)", file=sys.stderr)
-    return EXIT_USAGE
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return asyncio.run(run_demo(once=args.once))
 
 
 def _tickets_list(args: argparse.Namespace, config: Config, path: Path) -> int:

@@ -32,6 +32,7 @@ from gateway.config import Config
 from gateway.config.secrets import env_name
 from gateway.config.sections import ImapMailbox
 from gateway.dashboard import Dashboard, DashboardSettings
+from gateway.dashboard.queues import Queues
 from gateway.dashboard.session import Sessions, session_secret
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.forwarding import ForwardSender, forwarders
@@ -49,6 +50,7 @@ from router.lookup import ChatLookup, PhoneLookup
 from router.mailboxes import MailboxCheckpoints, poller_lock
 from router.meaning import MeaningReader
 from router.outbox import Outbox
+from router.outbox_admin import OutboxAdmin
 from router.quarantine import QuarantineStore
 from router.revisions import ContactRevisions
 from router.router import Router
@@ -95,6 +97,7 @@ class Gateway:
         self.webhook_channels: list[WebhookChannel] = []
         self.imap_channels: list[IMAPChannel] = []
         self._http: web.AppRunner | None = None
+        self.dashboard: Dashboard | None = None
         # Signs dashboard sessions and form tokens; random per process unless configured.
         self._form_secret = session_secret(config.secrets.dashboard_secret)
 
@@ -149,6 +152,7 @@ class Gateway:
         self.imap_channels = self._imap_channels(intake)
         for imap in self.imap_channels:
             await imap.start()
+        self.dashboard = self._dashboard(intake)
         app = build_app(
             store=self.store,
             tickets=self.tickets,
@@ -157,7 +161,7 @@ class Gateway:
             api_tokens=config.secrets.api_tokens,
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
-            dashboard=self._dashboard(),
+            dashboard=self.dashboard,
         )
         add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(app, config.server.http_host, config.server.http_port)
@@ -202,7 +206,7 @@ class Gateway:
     def _secure_cookies(self) -> bool:
         return self.config.server.base_url.startswith("https://")
 
-    def _dashboard(self) -> Dashboard | None:
+    def _dashboard(self, intake: Intake) -> Dashboard | None:
         config = self.config
         if not config.dashboard.enabled:
             return None
@@ -223,7 +227,10 @@ class Gateway:
             secure_cookies=self._secure_cookies,
             groups=tuple(g.name for g in config.groups),
         )
-        return Dashboard(settings, sessions, self.tickets, Stats(self.store))
+        queues = Queues(
+            QuarantineStore(self.store), OutboxAdmin(self.store), intake, self.tickets.settings
+        )
+        return Dashboard(settings, sessions, self.tickets, Stats(self.store), queues=queues)
 
     def _webform(self, intake: Intake) -> WebFormChannel:
         config = self.config

@@ -113,6 +113,17 @@ class OutboxAdmin:
         next_cursor = encode_cursor(rows[query.limit - 1].id) if more else None
         return OutboxPage([item_json(r) for r in rows[: query.limit]], next_cursor)
 
+    async def get(self, item_id: int) -> dict[str, Any]:
+        """One row's item JSON, whatever its status. :class:`OutboxItemNotFound`."""
+
+        def get(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(sa.select(*_COLUMNS).where(outbox.c.id == item_id)).first()
+            if row is None:
+                raise OutboxItemNotFound(item_id)
+            return item_json(row)
+
+        return await self._store.read(get)
+
     async def retry(self, item_id: int) -> dict[str, Any]:
         """Make a row due now; a dead one is pending again with its attempts and lifetime
         starting over. :class:`OutboxItemNotFound`, :class:`OutboxRetryRefused`."""

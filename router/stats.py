@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from router.schema import attachments, blobs, contacts, events, outbox, tickets
+from router.schema import attachments, blobs, contacts, events, outbox, quarantine, tickets
 from router.store import Store
 
 FACETS = ("status", "channel", "group", "category", "priority")
@@ -80,6 +80,10 @@ class Stats:
     async def acks(self, since: datetime) -> AckShares:
         return await self._store.read(lambda c: ack_shares(c, since))
 
+    async def quarantined(self, since: datetime) -> dict[str, int]:
+        """Mail kept in the quarantine since a moment, per channel (``fax`` or ``email``)."""
+        return await self._store.read(lambda c: quarantined_by_channel(c, since))
+
     async def facets(self) -> dict[str, dict[str, int]]:
         return await self._store.read(queue_facets)
 
@@ -141,6 +145,18 @@ def ack_shares(conn: Connection, since: datetime) -> AckShares:
             reasons[outcome.removeprefix("suppressed:")] += count
     shares.reasons.update(reasons.most_common())
     return shares
+
+
+def quarantined_by_channel(conn: Connection, since: datetime) -> dict[str, int]:
+    """A system mail's source is its channel; a channel's own keeps (``smtp``, an IMAP
+    mailbox's name) are all mail."""
+    channel = sa.case((quarantine.c.source == "fax", "fax"), else_="email").label("channel")
+    rows = conn.execute(
+        sa.select(channel, sa.func.count())
+        .where(quarantine.c.received_at >= since)
+        .group_by(channel)
+    ).all()
+    return {str(name): int(n) for name, n in rows}
 
 
 def queue_facets(conn: Connection) -> dict[str, dict[str, int]]:

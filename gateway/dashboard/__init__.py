@@ -4,7 +4,9 @@ Routes (on the gateway's app): ``GET /`` (intake per channel over 24 hours and 7
 became of the acknowledgements, the queue with filters and pages), ``GET /dashboard/tickets/
 {ref}`` (a ticket's whole cross-channel timeline and the operator's actions), ``POST
 /dashboard/tickets/{ref}/reply|escalate|status`` (through ``TicketService``, the API's own code
-paths), ``GET/POST /dashboard/login``, ``POST /dashboard/logout``, ``/dashboard/static/``.
+paths), the quarantine and dead letters (``gateway.dashboard.queues``), ``GET/POST
+/dashboard/login``, ``GET /dashboard/login/link/{token}`` (a one-use link),
+``POST /dashboard/logout``, ``/dashboard/static/``.
 
 Without a session every page answers 303 to the login, never data. Every form that changes
 something carries the session's CSRF token. User content is autoescaped by Jinja2.

@@ -7,6 +7,11 @@ end when the process restarts) holding a session id and the session's CSRF token
 credential. It is HttpOnly, SameSite=Strict, Secure when the dashboard is served over https,
 and ends after ``[dashboard] session_hours`` or at logout (the id is revoked in this process).
 
+A one-use login link (``/dashboard/login/link/{token}``, what ``spoc demo`` prints) starts a
+session without typing a credential: :meth:`Sessions.login_link` issues a random token, kept
+only as its SHA-256 and only in this process; the first visit spends it, any later one is
+refused. ``spoc serve`` issues none.
+
 Failed logins are limited per client address (``limits``): an Argon2 check costs real CPU, and
 guessing a token should cost the guesser, not the desk.
 """
@@ -14,6 +19,7 @@ guessing a token should cost the guesser, not the desk.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -68,6 +74,7 @@ class Sessions:
         self._password_hash = password_hash
         self.max_age_seconds = max_age_seconds
         self._revoked: dict[str, float] = {}  # sid -> when its cookie would have expired
+        self._links: dict[str, float] = {}  # sha256 of an unspent login link -> its deadline
         self._hasher = PasswordHasher()
         self._failures = MovingWindowRateLimiter(MemoryStorage())
         self._failure_limit = RateLimitItemPerMinute(FAILED_LOGINS_PER_15_MINUTES, 15)
@@ -95,6 +102,21 @@ class Sessions:
             return None
         log.info("dashboard: an operator logged in (%s)", via)
         return Operator(secrets.token_urlsafe(16), secrets.token_urlsafe(32), via)
+
+    def login_link(self, ttl_seconds: float = 3600.0) -> str:
+        """A token for one login without a credential, valid once within ``ttl_seconds``."""
+        token = secrets.token_urlsafe(32)
+        self._links[_digest(token)] = time.monotonic() + ttl_seconds
+        return token
+
+    def spend_link(self, token: str) -> Operator | None:
+        """A new session for an unspent, unexpired link token; the token is spent either way."""
+        deadline = self._links.pop(_digest(token[:MAX_CREDENTIAL_CHARS]), None)
+        if deadline is None or deadline < time.monotonic():
+            log.info("dashboard: a login link was refused (unknown, spent or expired)")
+            return None
+        log.info("dashboard: an operator logged in (link)")
+        return Operator(secrets.token_urlsafe(16), secrets.token_urlsafe(32), "link")
 
     def _is_password(self, credential: str) -> bool:
         if not self._password_hash:
@@ -136,3 +158,7 @@ class Sessions:
         if operator is not None:
             self._revoked[operator.sid] = now + self.max_age_seconds
         response.del_cookie(SESSION_COOKIE, path="/")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()

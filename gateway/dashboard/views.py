@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from channels.forms import FormGuard, FormRefused, html_templates
 from gateway.dashboard.chart import stacked_bars
+from gateway.dashboard.queues import PageError, QueuePages, Queues
 from gateway.dashboard.session import Operator, Sessions
 from gateway.dashboard.timeline import timeline
 from normalizer.intake import ContactRejectedError, IntakeError
@@ -82,8 +83,10 @@ class Dashboard:
         tickets: TicketService,
         stats: Stats,
         clock: Callable[[], datetime] | None = None,
+        queues: Queues | None = None,
     ) -> None:
         self.settings = settings
+        self.queues = queues
         self.sessions = sessions
         self.tickets = tickets
         self.stats = stats
@@ -99,6 +102,7 @@ class Dashboard:
         app.router.add_get("/", self.overview)
         app.router.add_get(LOGIN_PATH, self.login_page)
         app.router.add_post(LOGIN_PATH, self.login)
+        app.router.add_get(LOGIN_PATH + "/link/{token}", self.login_link)
         app.router.add_post("/dashboard/logout", self.logout)
         app.router.add_get("/dashboard/tickets/{ref}", self.ticket)
         app.router.add_get(
@@ -107,26 +111,28 @@ class Dashboard:
         app.router.add_post("/dashboard/tickets/{ref}/reply", self.reply)
         app.router.add_post("/dashboard/tickets/{ref}/escalate", self.escalate)
         app.router.add_post("/dashboard/tickets/{ref}/status", self.set_status)
+        if self.queues is not None:
+            QueuePages(self, self.queues).add_routes(app)
         app.router.add_static("/dashboard/static", str(Path(__file__).parent / "static"))
 
     # ---- sessions ---------------------------------------------------------------------------
     def _secure(self, request: web.Request) -> bool:
         return self.settings.secure_cookies or request.secure
 
-    def _operator(self, request: web.Request) -> Operator:
+    def operator(self, request: web.Request) -> Operator:
         operator = self.sessions.read(request)
         if operator is None:
             target = request.path_qs if request.method == "GET" else "/"
             raise web.HTTPSeeOther(f"{LOGIN_PATH}?{urlencode({'next': target})}")
         return operator
 
-    async def _checked_form(self, request: web.Request) -> tuple[Operator, Mapping[str, str]]:
+    async def checked_form(self, request: web.Request) -> tuple[Operator, Mapping[str, str]]:
         """The session and the posted fields, once the form's CSRF token matches."""
-        operator = self._operator(request)
+        operator = self.operator(request)
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         given = form.get("csrf", "")
         if not hmac.compare_digest(given.encode(), operator.csrf.encode()):
-            raise _PageError(403, "This form has no valid security token: reload the page.")
+            raise PageError(403, "This form has no valid security token: reload the page.")
         return operator, form
 
     async def login_page(self, request: web.Request) -> web.Response:
@@ -136,7 +142,7 @@ class Dashboard:
 
     def _login(self, request: web.Request, *, error: str | None, status: int) -> web.Response:
         issued = self._login_forms.issue(request)
-        response = self._page(
+        response = self.page(
             "login.html",
             status=status,
             operator=None,
@@ -164,11 +170,21 @@ class Dashboard:
         self.sessions.start(response, operator, secure=self._secure(request))
         raise response
 
+    async def login_link(self, request: web.Request) -> web.Response:
+        operator = self.sessions.spend_link(request.match_info["token"])
+        if operator is None:
+            return self._login(
+                request, error="This login link is not valid or was used already.", status=401
+            )
+        response = web.HTTPSeeOther("/")
+        self.sessions.start(response, operator, secure=self._secure(request))
+        raise response
+
     async def logout(self, request: web.Request) -> web.Response:
         try:
-            operator, _ = await self._checked_form(request)
-        except _PageError as exc:
-            return self._message(exc, None)
+            operator, _ = await self.checked_form(request)
+        except PageError as exc:
+            return self.message(exc, None)
         response = web.HTTPSeeOther(LOGIN_PATH)
         self.sessions.end(response, operator)
         log.info("dashboard: an operator logged out")
@@ -176,7 +192,7 @@ class Dashboard:
 
     # ---- pages ------------------------------------------------------------------------------
     async def overview(self, request: web.Request) -> web.Response:
-        operator = self._operator(request)
+        operator = self.operator(request)
         filters = {k: request.query.get(k, "").strip()[:MAX_FILTER_CHARS] for k in FILTERS}
         cursor = request.query.get("cursor") or None
         now = self._now()
@@ -191,20 +207,23 @@ class Dashboard:
             day = await self.stats.intake(now, timedelta(hours=1), 24)
             week = await self.stats.intake(now, timedelta(days=1), 7)
             acks_week = await self.stats.acks(now - timedelta(days=7))
+            quarantined = await self.stats.quarantined(now - timedelta(days=7))
             facets = await self.stats.facets()
             dead = await self.stats.dead_letters(limit=20)
         except ValueError:
-            return self._message(_PageError(400, "That page link is not valid."), operator)
+            return self.message(PageError(400, "That page link is not valid."), operator)
         except IntakeError as exc:
             log.warning("dashboard: the ticket store is not answering: %s", exc)
-            return self._message(_PageError(503, "The ticket store is not answering."), operator)
-        channels = sorted(set(day.counts) | set(week.counts) | set(acks_week.tickets))
+            return self.message(PageError(503, "The ticket store is not answering."), operator)
+        channels = sorted(
+            set(day.counts) | set(week.counts) | set(acks_week.tickets) | set(quarantined)
+        )
         next_link = None
         if page.next:
             next_link = "/?" + urlencode(
                 {**{k: v for k, v in filters.items() if v}, "cursor": page.next}
             )
-        return self._page(
+        return self.page(
             "overview.html",
             operator=operator,
             filters=filters,
@@ -223,10 +242,12 @@ class Dashboard:
             all_channels=CHANNELS,
             groups=self.settings.groups,
             dead=dead,
+            quarantined=quarantined,
+            queue_pages=self.queues is not None,
         )
 
     async def ticket(self, request: web.Request) -> web.Response:
-        operator = self._operator(request)
+        operator = self.operator(request)
         return await self._ticket_page(request, operator, error=None, status=200)
 
     async def _ticket_page(
@@ -240,11 +261,11 @@ class Dashboard:
             deliveries = await self.stats.deliveries(ticket_id)
             messages = await self.stats.messages(ticket_id)
         except TicketNotFound:
-            return self._message(_PageError(404, f"There is no ticket {ref[:40]}."), operator)
+            return self.message(PageError(404, f"There is no ticket {ref[:40]}."), operator)
         except IntakeError as exc:
             log.warning("dashboard: the ticket store is not answering: %s", exc)
-            return self._message(_PageError(503, "The ticket store is not answering."), operator)
-        return self._page(
+            return self.message(PageError(503, "The ticket store is not answering."), operator)
+        return self.page(
             "ticket.html",
             status=status,
             operator=operator,
@@ -259,15 +280,15 @@ class Dashboard:
     async def file(self, request: web.Request) -> web.StreamResponse:
         """An attachment (a screenshot, a downloaded call recording), always as a download:
         never shown inline, so an HTML or SVG file cannot run in the dashboard's origin."""
-        operator = self._operator(request)
+        operator = self.operator(request)
         contact_id, sha256 = int(request.match_info["contact_id"]), request.match_info["sha256"]
         try:
             found = await self.stats.attachment(contact_id, sha256)
         except IntakeError as exc:
             log.warning("dashboard: the ticket store is not answering: %s", exc)
-            return self._message(_PageError(503, "The ticket store is not answering."), operator)
+            return self.message(PageError(503, "The ticket store is not answering."), operator)
         if found is None:
-            return self._message(_PageError(404, "There is no such file."), operator)
+            return self.message(PageError(404, "There is no such file."), operator)
         filename, data = found
         response = web.Response(body=data, content_type="application/octet-stream")
         response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
@@ -309,40 +330,32 @@ class Dashboard:
         action: Callable[[str, Mapping[str, str]], Any],
     ) -> web.Response:
         try:
-            operator, form = await self._checked_form(request)
-        except _PageError as exc:
-            return self._message(exc, self.sessions.read(request))
+            operator, form = await self.checked_form(request)
+        except PageError as exc:
+            return self.message(exc, self.sessions.read(request))
         ref = request.match_info["ref"]
         try:
             await action(ref, form)
         except TicketNotFound:
-            return self._message(_PageError(404, f"There is no ticket {ref[:40]}."), operator)
+            return self.message(PageError(404, f"There is no ticket {ref[:40]}."), operator)
         except ContactRejectedError as exc:
             return await self._ticket_page(request, operator, error=str(exc), status=400)
         except IntakeError as exc:
             log.warning("dashboard: %s on %s failed: %s", done, ref, exc)
-            return self._message(
-                _PageError(503, "The ticket store is not answering: nothing was changed."),
+            return self.message(
+                PageError(503, "The ticket store is not answering: nothing was changed."),
                 operator,
             )
         log.info("dashboard: %s %s", ref, done)
         raise web.HTTPSeeOther(f"/dashboard/tickets/{ref}?done={done}")
 
     # ---- rendering --------------------------------------------------------------------------
-    def _page(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    def page(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
         body = self._templates.get_template(template).render(**context)
         return web.Response(text=body, status=status, content_type="text/html")
 
-    def _message(self, error: _PageError, operator: Operator | None) -> web.Response:
-        return self._page(
-            "message.html", status=error.status, operator=operator, message=str(error)
-        )
-
-
-class _PageError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    def message(self, error: PageError, operator: Operator | None) -> web.Response:
+        return self.page("message.html", status=error.status, operator=operator, message=str(error))
 
 
 def _safe_next(value: str | None) -> str:

@@ -17,11 +17,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from channels.forms import FORM_COOKIE
 from gateway.dashboard import Dashboard, DashboardSettings
+from gateway.dashboard.queues import Queues
 from gateway.dashboard.session import SESSION_COOKIE, Sessions
 from gateway.http import build_app
 from gateway.metrics import MeteredIntake, Metrics
 from normalizer.contact import Attachment, Channel, Contact, Party, ThreadHints
 from normalizer.intake import IntakeResult
+from router.outbox_admin import OutboxAdmin
+from router.quarantine import QuarantineStore
 from router.router import Router
 from router.schema import outbox
 from router.settings import Group, RouterSettings
@@ -101,16 +104,19 @@ async def start_site(url: str, **settings: Any) -> Site:
     sessions = Sessions(
         b"s" * 32, tokens=(TOKEN.encode(),), password_hash=None, max_age_seconds=3600
     )
+    intake = MeteredIntake(router, metrics)
+    queues = Queues(QuarantineStore(store), OutboxAdmin(store), intake, SETTINGS)
     dashboard = Dashboard(
         DashboardSettings(groups=("service-desk", "l2-apps"), **settings),
         sessions,
         tickets,
         Stats(store),
+        queues=queues,
     )
     app = build_app(
         store=store,
         tickets=tickets,
-        intake=MeteredIntake(router, metrics),
+        intake=intake,
         metrics=metrics,
         api_tokens=(TOKEN,),
         api_enabled=True,
@@ -384,10 +390,16 @@ async def test_while_the_store_is_down_pages_say_so_and_actions_change_nothing(
         reply = await s.client.post(
             f"/dashboard/tickets/{ref}/reply", data={"csrf": csrf, "text": "hello"}
         )
+        quarantine = await s.client.get("/dashboard/quarantine")
+        dead_letters = await s.client.get("/dashboard/dead-letters")
+        replay = await s.client.post("/dashboard/quarantine/1/replay", data={"csrf": csrf})
+        retry = await s.client.post("/dashboard/dead-letters/1/retry", data={"csrf": csrf})
 
         assert overview.status == ticket.status == reply.status == 503
+        assert quarantine.status == dead_letters.status == replay.status == retry.status == 503
         assert "not answering" in await overview.text()
-        assert "nothing was changed" in await reply.text()
+        for action in (reply, replay, retry):
+            assert "nothing was changed" in await action.text()
     finally:
         await s.client.close()
 

@@ -2,10 +2,11 @@
 (``executable_path=/usr/bin/chromium``; never ``playwright install``), against a whole gateway
 on 127.0.0.1.
 
-An operator logs in, filters the queue, opens a ticket and replies; an end user sends the web
-form. Contacts on every channel carry XSS vectors in subjects, names, file names, Slack text,
-SMS and transcripts: no dialog may open and no console error may appear (a blocked inline
-script would log one: the Content-Security-Policy is the second line, escaping the first).
+An operator logs in, filters the queue, opens a ticket and replies, replays a quarantined mail
+and retries a dead letter; an end user sends the web form. Contacts on every channel carry XSS
+vectors in subjects, names, file names, Slack text, SMS and transcripts: no dialog may open and
+no console error may appear (a blocked inline script would log one: the Content-Security-Policy
+is the second line, escaping the first).
 
 Screenshots go to the test's tmp dir, and also to ``$SPOC_SCREENSHOT_DIR`` when it is set
 (``SPOC_SCREENSHOT_DIR=docs`` refreshes the README's pictures). Without chromium the tests skip,
@@ -25,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from normalizer.contact import Attachment, Channel, Contact, Party, ThreadHints
+from router.quarantine import QuarantineStore
+from router.schema import outbox
 from tests.integration.gateway_harness import API_TOKEN, GatewayHarness, running_gateway
 from tests.support.services import require_service
 
@@ -327,3 +331,63 @@ async def test_an_end_user_sends_the_web_form_and_gets_the_ref_and_an_email(
     assert ticket["contacts"][0]["attachments"][0]["filename"] == "screen.png"
     assert watch.dialogs == [] and watch.errors == []
     await context.close()
+
+
+async def test_an_operator_replays_a_quarantined_mail_and_retries_a_dead_letter(
+    chromium: Any, desk: GatewayHarness, tmp_path: Path
+) -> None:
+    store = desk.gw.store
+    assert store is not None
+    kept = html_mail(f"<p>{VECTORS[1]}</p>").replace(b"Subject: html", b"Subject: VPN is down")
+    kept = b"Message-ID: <kept-1@example.org>\r\nTo: servicedesk@example.com\r\n" + kept
+    await QuarantineStore(store).keep(kept, source="smtp", reason=f"routing failed {VECTORS[0]}")
+    await desk.send_mail(plain_mail("Printer jam"))
+    [ack] = await desk.settle()
+    store.run_sync(  # the relay refused it for good: a dead letter, as the dispatcher leaves one
+        lambda c: c.execute(
+            sa.update(outbox).values(status="dead", last_error=f"550 refused {VECTORS[2]}")
+        )
+    )
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    watch = Watch()
+    watch.attach(page)
+    await log_in(page, desk)
+
+    await page.click("a:has-text('look and replay')")
+    await page.wait_for_url("**/dashboard/quarantine")
+    assert await page.locator("#quarantine tbody tr").count() == 1
+    await page.click("#quarantine tbody a")
+    assert VECTORS[0] in await page.inner_text("#reason")  # as text
+    assert "<kept-1@example.org>" in await page.inner_text("#headers")
+    await screenshot(page, tmp_path, "dashboard-quarantine.png")
+    await page.click("button:has-text('Replay')")
+    await page.wait_for_selector("#done")
+    assert "on a ticket now" in await page.inner_text("#done")
+    await page.click("#replayed-as a")
+    await page.wait_for_url("**/dashboard/tickets/SD-*")
+    assert "VPN is down" in await page.inner_text("h1")
+
+    await page.goto(desk.base_url + "/")
+    await page.click("a:has-text('All dead letters')")
+    assert VECTORS[2] in await page.inner_text("#dead-letters")
+    await page.click("#dead-letters tbody td:first-child a")
+    await page.click("button:has-text('Retry')")
+    await page.wait_for_selector("#done")
+    assert "Queued again" in await page.inner_text("#done")
+    sent = await desk.sink.wait_for(3)  # the replayed mail's ack, and the dead one once more
+    assert [m["Subject"] for m in sent].count(ack["Subject"]) == 2
+
+    assert watch.dialogs == [], watch.dialogs
+    assert watch.errors == [], watch.errors
+    await context.close()
+
+
+def plain_mail(subject: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "alice@example.org"
+    message["To"] = "servicedesk@example.com"
+    message["Subject"] = subject
+    message["Message-ID"] = "<plain-1@example.org>"
+    message.set_content("It is stuck.")
+    return message.as_bytes()

@@ -174,17 +174,28 @@ def test_serve_runs_the_gateway_and_returns_its_exit_code(
     assert len(seen) == 1
 
 
-def test_demo_says_honestly_that_it_is_not_there_yet(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_demo_needs_no_config_file_and_hands_its_flag_to_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["demo", "--config", str(write(tmp_path))]) == 2
-    assert "not yet available" in capsys.readouterr().err
+    seen: list[bool] = []
+
+    async def run_demo(*, once: bool) -> int:
+        seen.append(once)
+        return 0
+
+    fake = types.ModuleType("gateway.demo")
+    fake.run_demo = run_demo  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gateway.demo", fake)
+    monkeypatch.chdir(tmp_path)  # no config.toml here: the demo brings its own
+    assert main(["demo", "--once"]) == 0
+    assert main(["demo"]) == 0
+    assert seen == [True, False]
 
 
-def test_help_does_not_list_demo_as_if_it_worked(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_demo_as_working(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     [line] = [line for line in capsys.readouterr().out.splitlines() if "demo" in line]
-    assert "not available yet" in line
+    assert "throwaway gateway" in line and "not available" not in line
 
 
 class FakeTicketService:

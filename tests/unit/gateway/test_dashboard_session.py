@@ -86,3 +86,22 @@ async def test_too_many_failed_logins_lock_out_that_client_only() -> None:
 @pytest.mark.parametrize("value", ["", "garbage", "a.b.c", "eyJzaWQiOjF9.x.y"])
 def test_a_malformed_cookie_is_no_session(value: str) -> None:
     assert sessions().read(with_cookie(value)) is None
+
+
+def test_a_login_link_starts_one_session_and_is_refused_the_second_time() -> None:
+    s = sessions()
+    token = s.login_link()
+
+    first = s.spend_link(token)
+    again = s.spend_link(token)
+
+    assert first is not None and first.via == "link"
+    assert again is None
+
+
+def test_a_login_link_nobody_issued_or_one_that_expired_is_refused() -> None:
+    s = sessions()
+    expired = s.login_link(ttl_seconds=-1)
+    assert s.spend_link("made-up-token") is None
+    assert s.spend_link(expired) is None
+    assert s.spend_link("") is None
