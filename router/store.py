@@ -10,7 +10,9 @@ as one transaction, so the fsync is shared. If any ``fn`` fails, the batch is ro
 each ``fn`` is run again in a transaction of its own, so one failing contact fails alone. Every
 caller is answered only after its COMMIT returned. An ``fn`` that lost a race on a unique key to
 another writer of the same database runs again at once (at most ``MAX_RACE_RETRIES`` times,
-logged at DEBUG): it then sees the winner's row, e.g. as a duplicate contact.
+logged at DEBUG): it then sees the winner's row, e.g. as a duplicate contact. The same goes
+for the side PostgreSQL aborts to break a deadlock (two batches' conversation locks,
+``router.thread_lock``).
 
 Durability on SQLite: WAL with ``synchronous=FULL`` -- a commit survives power loss.
 """
@@ -241,11 +243,12 @@ class Store:
                     job.error = _job_error(exc)
                 return
             job = pending[index]
-            if _unique_violation(exc) and job.races_lost < MAX_RACE_RETRIES:
+            if _lost_race(exc) and job.races_lost < MAX_RACE_RETRIES:
                 # Another writer (a second gateway, `spoc replay`) committed the same key
-                # between this job's check and its insert: not an outage, run it again.
+                # between this job's check and its insert, or PostgreSQL broke a deadlock
+                # between two batches' conversation locks: not an outage, run it again.
                 job.races_lost += 1
-                log.debug("lost a race on a unique key, running the job again: %s", exc.orig)
+                log.debug("lost a race, running the job again: %s", exc.orig)
                 continue
             job.error = _job_error(exc)
             del pending[index]
@@ -299,6 +302,20 @@ class Store:
         """Run ``fn`` in a transaction on the caller's thread (CLI tools, tests, migrations)."""
         with self._writer.connect() as conn, conn.begin():
             return fn(conn)
+
+
+# PostgreSQL aborts one side of a deadlock (two batches locking conversations in turn).
+_DEADLOCK_DETECTED = "40P01"
+
+
+def _lost_race(exc: Exception) -> TypeGuard[sa.exc.DBAPIError]:
+    """A duplicate key, or the losing side of a deadlock: running the job again succeeds."""
+    if _unique_violation(exc):
+        return True
+    return (
+        isinstance(exc, sa.exc.DBAPIError)
+        and getattr(exc.orig, "sqlstate", None) == _DEADLOCK_DETECTED
+    )
 
 
 def _unique_violation(exc: Exception) -> TypeGuard[sa.exc.IntegrityError]:
