@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BATCH = 64
+# Writes queued behind the running batch, at most: beyond it a write is refused at once as
+# temporary (SMTP 451, HTTP 503) instead of the queue, and the memory it holds, growing unbounded
+# while the database is slow.
+MAX_PENDING_WRITES = 4096
 # A job that lost a race on a unique key runs again at once (it then sees the winner's row).
 MAX_RACE_RETRIES = 3
 
@@ -129,6 +133,10 @@ class StoreClosedError(TemporaryIntakeError):
     """The store is closed (shutting down); the sender should retry later."""
 
 
+class StoreBusyError(TemporaryIntakeError):
+    """Too many writes are queued already; the sender should retry later."""
+
+
 class Store:
     """Owns the engines and the writer thread. Create with :meth:`from_url`; ``start``/``close``.
 
@@ -137,8 +145,11 @@ class Store:
     Database failures surface as :class:`TemporaryIntakeError`.
     """
 
-    def __init__(self, url: str, writer: Engine, reader: Engine) -> None:
+    def __init__(
+        self, url: str, writer: Engine, reader: Engine, max_pending: int = MAX_PENDING_WRITES
+    ) -> None:
         self.url = url
+        self._max_pending = max_pending
         self.dialect = writer.dialect.name
         self._writer = writer
         self._reader = reader
@@ -152,9 +163,9 @@ class Store:
         self._writer_conn: Connection | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
+    def from_url(cls, url: str, max_pending: int = MAX_PENDING_WRITES) -> Store:
         writer, reader = create_engines(url)
-        return cls(url, writer, reader)
+        return cls(url, writer, reader, max_pending)
 
     @property
     def is_postgres(self) -> bool:
@@ -181,6 +192,10 @@ class Store:
     async def write(self, fn: Callable[[Connection], T]) -> T:
         if self._closed or self._loop is None:
             raise StoreClosedError("the store is not accepting writes (shutting down)")
+        if len(self._batcher.pending) >= self._max_pending:
+            raise StoreBusyError(
+                f"{len(self._batcher.pending)} writes are queued already; try later"
+            )
         future: asyncio.Future[T] = self._loop.create_future()
         self._batcher.pending.append(_Job(fn, future))
         if not self._batcher.running:
