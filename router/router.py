@@ -33,6 +33,7 @@ from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
 from router.system_mail import is_system_mail, route_system_mail
+from router.thread_lock import lock_conversation
 from router.triage import check_category, triage
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Router:
     ) -> IntakeResult:
         now = self._now()
         prefix = self.settings.ticket_prefix
+        lock_conversation(conn, contact)  # another instance's contact of this thread goes first
         seen = conn.execute(
             _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
         ).first()

@@ -10,7 +10,9 @@ as one transaction, so the fsync is shared. If any ``fn`` fails, the batch is ro
 each ``fn`` is run again in a transaction of its own, so one failing contact fails alone. Every
 caller is answered only after its COMMIT returned. An ``fn`` that lost a race on a unique key to
 another writer of the same database runs again at once (at most ``MAX_RACE_RETRIES`` times,
-logged at DEBUG): it then sees the winner's row, e.g. as a duplicate contact.
+logged at DEBUG): it then sees the winner's row, e.g. as a duplicate contact. The same goes
+for the side PostgreSQL aborts to break a deadlock (two batches' conversation locks,
+``router.thread_lock``).
 
 Durability on SQLite: WAL with ``synchronous=FULL`` -- a commit survives power loss.
 """
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BATCH = 64
+# Writes queued behind the running batch, at most: beyond it a write is refused at once as
+# temporary (SMTP 451, HTTP 503) instead of the queue, and the memory it holds, growing unbounded
+# while the database is slow.
+MAX_PENDING_WRITES = 4096
 # A job that lost a race on a unique key runs again at once (it then sees the winner's row).
 MAX_RACE_RETRIES = 3
 
@@ -127,6 +133,10 @@ class StoreClosedError(TemporaryIntakeError):
     """The store is closed (shutting down); the sender should retry later."""
 
 
+class StoreBusyError(TemporaryIntakeError):
+    """Too many writes are queued already; the sender should retry later."""
+
+
 class Store:
     """Owns the engines and the writer thread. Create with :meth:`from_url`; ``start``/``close``.
 
@@ -135,8 +145,11 @@ class Store:
     Database failures surface as :class:`TemporaryIntakeError`.
     """
 
-    def __init__(self, url: str, writer: Engine, reader: Engine) -> None:
+    def __init__(
+        self, url: str, writer: Engine, reader: Engine, max_pending: int = MAX_PENDING_WRITES
+    ) -> None:
         self.url = url
+        self._max_pending = max_pending
         self.dialect = writer.dialect.name
         self._writer = writer
         self._reader = reader
@@ -150,9 +163,9 @@ class Store:
         self._writer_conn: Connection | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
+    def from_url(cls, url: str, max_pending: int = MAX_PENDING_WRITES) -> Store:
         writer, reader = create_engines(url)
-        return cls(url, writer, reader)
+        return cls(url, writer, reader, max_pending)
 
     @property
     def is_postgres(self) -> bool:
@@ -179,6 +192,10 @@ class Store:
     async def write(self, fn: Callable[[Connection], T]) -> T:
         if self._closed or self._loop is None:
             raise StoreClosedError("the store is not accepting writes (shutting down)")
+        if len(self._batcher.pending) >= self._max_pending:
+            raise StoreBusyError(
+                f"{len(self._batcher.pending)} writes are queued already; try later"
+            )
         future: asyncio.Future[T] = self._loop.create_future()
         self._batcher.pending.append(_Job(fn, future))
         if not self._batcher.running:
@@ -241,11 +258,12 @@ class Store:
                     job.error = _job_error(exc)
                 return
             job = pending[index]
-            if _unique_violation(exc) and job.races_lost < MAX_RACE_RETRIES:
+            if _lost_race(exc) and job.races_lost < MAX_RACE_RETRIES:
                 # Another writer (a second gateway, `spoc replay`) committed the same key
-                # between this job's check and its insert: not an outage, run it again.
+                # between this job's check and its insert, or PostgreSQL broke a deadlock
+                # between two batches' conversation locks: not an outage, run it again.
                 job.races_lost += 1
-                log.debug("lost a race on a unique key, running the job again: %s", exc.orig)
+                log.debug("lost a race, running the job again: %s", exc.orig)
                 continue
             job.error = _job_error(exc)
             del pending[index]
@@ -299,6 +317,20 @@ class Store:
         """Run ``fn`` in a transaction on the caller's thread (CLI tools, tests, migrations)."""
         with self._writer.connect() as conn, conn.begin():
             return fn(conn)
+
+
+# PostgreSQL aborts one side of a deadlock (two batches locking conversations in turn).
+_DEADLOCK_DETECTED = "40P01"
+
+
+def _lost_race(exc: Exception) -> TypeGuard[sa.exc.DBAPIError]:
+    """A duplicate key, or the losing side of a deadlock: running the job again succeeds."""
+    if _unique_violation(exc):
+        return True
+    return (
+        isinstance(exc, sa.exc.DBAPIError)
+        and getattr(exc.orig, "sqlstate", None) == _DEADLOCK_DETECTED
+    )
 
 
 def _unique_violation(exc: Exception) -> TypeGuard[sa.exc.IntegrityError]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.intake import TemporaryIntakeError
-from router.schema import requesters
-from router.store import MAX_RACE_RETRIES
+from router.schema import metadata, requesters
+from router.store import MAX_RACE_RETRIES, Store, StoreBusyError
 from tests.unit.router.conftest import Desk
 
 
@@ -58,3 +60,34 @@ async def test_other_jobs_of_the_batch_still_commit_beside_a_retried_one(desk: D
     ]
     ids = await desk.store.read(lambda c: c.execute(sa.select(requesters.c.id)).scalars().all())
     assert sorted(ids) == [8, 9]
+
+
+async def test_a_write_beyond_the_queue_bound_is_refused_as_temporary_not_queued(
+    tmp_path: Path,
+) -> None:
+    """A slow database must not let queued writes (each holding a message) grow without bound:
+    beyond ``max_pending`` the caller hears "try later" at once, and what was queued commits."""
+    store = Store.from_url(f"sqlite:///{tmp_path}/spoc.db", max_pending=2)
+    store.run_sync(lambda conn: metadata.create_all(conn))
+    await store.start()
+    release, running = threading.Event(), threading.Event()
+
+    def slow(conn: Connection) -> str:
+        running.set()
+        release.wait(30)  # a hang guard only
+        return "slow"
+
+    def quick(conn: Connection) -> str:
+        return "quick"
+
+    first = asyncio.ensure_future(store.write(slow))
+    await asyncio.to_thread(running.wait, 30)
+    queued = [asyncio.ensure_future(store.write(quick)) for _ in range(2)]
+    await asyncio.sleep(0)  # let both reach the queue
+
+    with pytest.raises(StoreBusyError, match="queued"):
+        await store.write(quick)
+    release.set()
+    assert await asyncio.gather(first, *queued) == ["slow", "quick", "quick"]
+    assert await store.write(quick) == "quick"  # the bound is on the queue, not for good
+    await store.close()
