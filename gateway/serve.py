@@ -365,7 +365,8 @@ def imap_mailbox_settings(
     mailbox: ImapMailbox, password: str, settings: RouterSettings
 ) -> IMAPMailboxSettings:
     """The IMAP channel's settings: the ``[[imap]]`` table as validated, plus the password and
-    the desk's addresses (mail is taken in as if sent to the desk address)."""
+    the desk's addresses. Mail written to the mailbox's own address (not journalled from the
+    desk address) reaches the router as sent to that legacy address (``router.legacy``)."""
     return IMAPMailboxSettings(
         **mailbox.model_dump(),
         password=password,

@@ -67,11 +67,11 @@ def read_caller_id(raw: str | None, default_region: str = "US") -> CallerId:
     text = clean_line(raw)
     if not text or text.casefold() in _WITHHELD_WORDS:
         return CallerId()
-    if _is_withheld_number(text):
-        return CallerId()
-    phone = to_e164(text, default_region)
+    phone = to_e164(text, default_region)  # None for a withheld stand-in number too
     if phone is not None:
         return CallerId(phone=phone)
+    if _is_withheld_number(text):
+        return CallerId()
     return CallerId(sender_id=text[:_MAX_SENDER_ID_CHARS])
 
 

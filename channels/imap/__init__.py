@@ -4,7 +4,8 @@ What it does
     One :class:`IMAPChannel` per ``[[imap]]`` table. It logs in (TLS, STARTTLS or plain),
     selects ``folder`` and takes in every message above its checkpoint, oldest first: fetch
     with ``BODY.PEEK[]`` (nothing is marked read), convert with
-    ``normalizer.email.contact_from_email`` as if sent to the desk address, commit through the
+    ``normalizer.email.contact_from_email`` as sent to the desk address (or to the mailbox's own
+    address, a legacy one, when that is where it was written), commit through the
     intake, and only then move it to ``processed_folder`` (``MOVE``; without it ``COPY`` +
     ``\\Deleted`` + ``UID EXPUNGE``). Then it waits in ``IDLE`` (re-issued every
     ``idle_seconds``, at most 10 minutes) or, where the server has no IDLE, polls every
