@@ -256,7 +256,8 @@ class Gateway:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
         config = self.config
         email = EmailSender(
-            config.outbound_smtp.sender_settings(config.secrets.outbound_smtp_password)
+            config.outbound_smtp.sender_settings(config.secrets.outbound_smtp_password),
+            config.email.wording(),
         )
         senders: dict[str, Sender] = {"email": email.send}
         if config.slack.enabled and config.secrets.slack_bot_token:

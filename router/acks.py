@@ -1,10 +1,12 @@
-"""When does a requester get an acknowledgement, and what does it say?
+"""When does a requester get an acknowledgement, and with what facts?
 
 Only a human's email that opened a ticket, written to our address (not Bcc'd), from a real
 person's address, gets one -- never auto-replies, bounces, lists, bulk mail, the null sender,
 role or no-reply addresses, or our own addresses. At most one per (sender, ticket), at most
 ``per_sender_per_hour`` per sender and ``global_per_minute`` in all, counted from the outbox.
-The ack is written to the outbox in the routing transaction; the dispatcher sends it later.
+The ack is written to the outbox in the routing transaction as an ``ack`` event (the ref, the
+subject, the requester's name, whether to tell them about the one address); the dispatcher
+sends it later, and ``channels.outbound`` words it for its transport.
 
 A Slack message, shortcut or modal that opened a ticket gets a ``slack.ack`` in its thread (or
 the user's DM for a modal) naming the ref -- when the Slack transport runs, never for an
@@ -22,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from normalizer.autoclass import is_role_address
 from normalizer.contact import Channel, Contact
-from router.legacy import SINGLE_ADDRESS, legacy_address, record_notice, single_address_notice
+from router.legacy import SINGLE_ADDRESS, legacy_address, owes_single_address_notice, record_notice
 from router.outbox import enqueue
 from router.schema import outbox
 from router.settings import RouterSettings
@@ -130,24 +132,6 @@ def new_message_id(settings: RouterSettings, ticket_id: int) -> str:
     return f"spoc.{ticket_id}.{secrets.token_hex(8)}@{settings.message_id_domain}"
 
 
-def tagged_subject(ref: str, subject: str) -> str:
-    tag = f"[{ref}]"
-    if tag.casefold() in subject.casefold():
-        return subject
-    return f"{tag} {subject}".rstrip() if subject else tag
-
-
-def ack_text(ref: str, subject: str, name: str | None, settings: RouterSettings) -> str:
-    hello = f"Hello {name}," if name else "Hello,"
-    about = f": {subject}" if subject else ""
-    return (
-        f"{hello}\n\n"
-        f"Thank you for contacting us. Your request is logged as {ref}{about}.\n\n"
-        f"To add information, reply to this email and keep [{ref}] in the subject.\n\n"
-        f"-- \n{settings.from_name}\n"
-    )
-
-
 def queue_ack(
     conn: Connection,
     contact: Contact,
@@ -172,17 +156,18 @@ def queue_ack(
         return None, reason
     message_id = new_message_id(settings, ticket_id)
     references = [*contact.thread.references, contact.thread.message_id]
-    text = ack_text(ref, contact.subject, contact.sender.name, settings)
     legacy = legacy_address(contact, settings)
-    notice = single_address_notice(conn, requester_id, legacy, settings) if legacy else None
-    if notice:
-        text = f"{notice}\n\n{text}"
+    notice = legacy is not None and owes_single_address_notice(conn, requester_id, settings)
     payload: dict[str, Any] = {
+        "event": "ack",
         "to": sender,
         "from_address": settings.desk_address,
         "from_name": settings.from_name,
-        "subject": tagged_subject(ref, contact.subject),
-        "text": text,
+        "ticket_subject": contact.subject,
+        "requester_name": contact.sender.name,
+        "single_address_notice": (
+            {"address": settings.desk_address, "legacy": legacy} if notice else None
+        ),
         "message_id": message_id,
         "in_reply_to": contact.thread.message_id,
         "references": [r for r in references if r][-20:],
@@ -244,14 +229,6 @@ def mail_safety_refusal(
     return None
 
 
-def slack_ack_text(ref: str, name: str | None) -> str:
-    hello = f"Thanks {name}" if name else "Thanks"
-    return (
-        f"{hello}: your request is logged as *{ref}*. "
-        "Reply in this thread to add information; answers from the desk will appear here."
-    )
-
-
 def queue_slack_ack(
     conn: Connection,
     contact: Contact,
@@ -271,9 +248,10 @@ def queue_slack_ack(
         return None, reason
     channel_id, _, thread_ts = thread.partition(":")
     payload: dict[str, Any] = {
+        "event": "ack",
         "channel": channel_id,
         "thread_ts": thread_ts or None,
-        "text": slack_ack_text(ref, contact.sender.name),
+        "requester_name": contact.sender.name,
         "ticket_ref": ref,
     }
     inserted = enqueue(

@@ -31,6 +31,7 @@ from router import replies
 from router.clock import Clock, utcnow
 from router.events import add_event
 from router.forwards import queue_forwards
+from router.replies import Said
 from router.schema import forwards, hook_deliveries, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
@@ -101,16 +102,17 @@ class HookInbox:
             public = event.type == "comment.public"
             detail.update(public=public, text=event.text)
             if public:
-                detail["sent"] = self._tell_requester(conn, ticket_id, ref, event.text, now)
+                said = Said.reply(event.text)
+                detail["sent"] = self._tell_requester(conn, ticket_id, ref, said, now)
             add_event(conn, ticket_id, "forward.comment", detail, now)
         return HookOutcome(ref, applied=True)
 
     def _tell_requester(
-        self, conn: Connection, ticket_id: int, ref: str, text: str, now: datetime
+        self, conn: Connection, ticket_id: int, ref: str, said: Said, now: datetime
     ) -> str:
-        """Queue ``text`` for the requester; what happened, for the event's detail."""
+        """Queue what is ``said`` for the requester; what happened, for the event's detail."""
         try:
-            return replies.queue_reply(conn, self.settings, ticket_id, ref, text, now)
+            return replies.queue_reply(conn, self.settings, ticket_id, ref, said, now)
         except replies.ReplyNotPossible as exc:  # raised before it wrote anything
             log.warning("hook answer for %s cannot reach the requester: %s", ref, exc)
             return f"not sent: {exc}"
@@ -138,7 +140,7 @@ class HookInbox:
         add_event(
             conn, ticket_id, "status.changed", {"from": status, "to": "resolved", "note": note}, now
         )
-        said = f"{ref} is resolved" + (f": {event.text}" if event.text else ".")
+        said = Said.status_change("resolved", event.text)
         detail["sent"] = self._tell_requester(conn, ticket_id, ref, said, now)
         add_event(conn, ticket_id, "forward.resolved", detail, now)
         queue_forwards(

@@ -3,7 +3,8 @@
 A desk that consolidates half a dozen old mailboxes keeps them working -- mail to an alias
 (``[email] aliases``) is handled exactly like mail to ``email.address`` -- but tells each
 requester, once, in the acknowledgement, that the desk's one address is ``email.address`` from
-now on. The contact records which address it reached (its ``to``), the contact event says
+now on (the ack carries the facts, ``single_address_notice``; the email transport words the
+paragraph). The contact records which address it reached (its ``to``), the contact event says
 ``legacy_address``, and the gateway counts contacts per legacy address (``/metrics``), so the
 desk can see when one can be retired.
 """
@@ -31,21 +32,19 @@ def legacy_address(contact: Contact, settings: RouterSettings) -> str | None:
     return next((r for r in contact.recipients if r in legacy), None)
 
 
-def single_address_notice(
-    conn: Connection, requester_id: int | None, legacy: str, settings: RouterSettings
-) -> str | None:
-    """The paragraph to add to this requester's ack, or None (told before, or turned off)."""
-    template = settings.single_address_notice
-    if not template or requester_id is None:
-        return None
+def owes_single_address_notice(
+    conn: Connection, requester_id: int | None, settings: RouterSettings
+) -> bool:
+    """Whether this requester's ack tells them about the one address (not told before, and
+    telling is on). The ack carries the facts; ``channels.outbound`` words the paragraph."""
+    if not settings.tell_single_address or requester_id is None:
+        return False
     told = conn.execute(
         sa.select(notices.c.at).where(
             notices.c.requester_id == requester_id, notices.c.notice == SINGLE_ADDRESS
         )
     ).first()
-    if told is not None:
-        return None
-    return template.format(address=settings.desk_address, legacy=legacy)
+    return told is None
 
 
 def record_notice(

@@ -1,15 +1,18 @@
 """Answering the requester on the channel they used last, through the outbox.
 
-| last channel | transport    | outbox kind | payload                                         |
-| ------------ | ------------ | ----------- | ----------------------------------------------- |
-| email        | email        | email.reply | threaded mail (see docs/architecture.md)        |
-| sms, phone   | SMS (Twilio) | sms.reply   | ``{"to": "+1…", "text", "ticket_ref"}``         |
-| slack        | Slack        | slack.reply | ``{"channel", "thread_ts", "text", "ticket_ref"}`` |
-| api, fax     | email        | email.reply | when the requester has an email address         |
+| last channel | transport    | outbox kind | payload (facts; the transport words them)    |
+| ------------ | ------------ | ----------- | -------------------------------------------- |
+| email        | email        | email.reply | threaded mail facts (docs/architecture.md)   |
+| sms, phone   | SMS (Twilio) | sms.reply   | ``{"event", "to", "text", "ticket_ref"}``    |
+| slack        | Slack        | slack.reply | ``{"event", "channel", "thread_ts", "text"}`` |
+| api, fax     | email        | email.reply | when the requester has an email address      |
 
-A caller is answered by SMS: a voice call can't be placed back automatically, a text can. Every
-reply is also recorded on the ticket as an outbound contact, so the timeline shows it.
-Status announcements (``slack.status``) go to a Slack ticket's thread.
+What is said is a :class:`Said`: an agent's reply, a status change or an escalation, as facts
+(``event`` and its fields, named in ``channels/outbound/events.py``); the router never words
+it. A caller is answered by SMS: a voice call can't be placed back automatically, a text can.
+Every reply is also recorded on the ticket as an outbound contact (the ticket's subject and
+the words an agent or a tool wrote), so the timeline shows it. Status announcements
+(``slack.status``) go to a Slack ticket's thread.
 """
 
 from __future__ import annotations
@@ -33,6 +36,38 @@ from router.settings import RouterSettings
 
 class ReplyNotPossible(ContactRejectedError):
     """Nothing can carry a reply to this ticket's requester."""
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What the requester is told, as facts: ``event`` (``reply``, ``status``, ``escalated``),
+    ``text`` (the agent's words, the status note or the escalation reason, as written) and the
+    new ``status`` or ``group``."""
+
+    event: str
+    text: str = ""
+    status: str | None = None
+    group: str | None = None
+
+    @classmethod
+    def reply(cls, text: str) -> Said:
+        return cls("reply", text)
+
+    @classmethod
+    def status_change(cls, status: str, note: str) -> Said:
+        return cls("status", note, status=status)
+
+    @classmethod
+    def escalation(cls, group: str, reason: str) -> Said:
+        return cls("escalated", reason, group=group)
+
+    def facts(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {"event": self.event, "text": self.text}
+        if self.status is not None:
+            facts["status"] = self.status
+        if self.group is not None:
+            facts["group"] = self.group
+        return facts
 
 
 _TRANSPORT = {"sms": "sms", "phone": "sms", "slack": "slack"}
@@ -102,9 +137,9 @@ def thread_references(conn: Connection, ticket_id: int) -> list[str]:
 
 
 def queue_reply(
-    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, text: str, now: datetime
+    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, said: Said, now: datetime
 ) -> str:
-    """Queue ``text`` for the requester; returns the channel it goes out on."""
+    """Queue what is ``said`` for the requester; returns the channel it goes out on."""
     row = conn.execute(
         sa.select(tickets.c.last_channel, tickets.c.subject, tickets.c.status).where(
             tickets.c.id == ticket_id
@@ -120,11 +155,11 @@ def queue_reply(
             field="channel",
         )
     if channel in ("sms", "phone"):
-        sent = _sms(conn, ticket_id, ref, text, now)
+        sent = _sms(conn, ticket_id, ref, said, now)
     elif channel == "slack":
-        sent = _slack(conn, ticket_id, ref, text, now, kind="slack.reply")
+        sent = _slack(conn, ticket_id, ref, said, now, kind="slack.reply")
     else:
-        sent = _email(conn, settings, ticket_id, ref, row.subject, text, now)
+        sent = _email(conn, settings, ticket_id, ref, row.subject, said, now)
     values: dict[str, Any] = {"updated_at": now}
     if row.status == "new":
         values["status"] = "open"
@@ -133,12 +168,12 @@ def queue_reply(
     return str(sent["channel"])
 
 
-def announce(conn: Connection, ticket_id: int, ref: str, text: str, now: datetime) -> bool:
+def announce(conn: Connection, ticket_id: int, ref: str, said: Said, now: datetime) -> bool:
     """Tell a Slack requester about a status change in their thread; False if not a Slack ticket."""
     last = conn.execute(sa.select(tickets.c.last_channel).where(tickets.c.id == ticket_id)).scalar()
     if last != "slack":
         return False
-    _slack(conn, ticket_id, ref, text, now, kind="slack.status", record=False)
+    _slack(conn, ticket_id, ref, said, now, kind="slack.status", record=False)
     return True
 
 
@@ -177,7 +212,7 @@ def _email(
     ticket_id: int,
     ref: str,
     subject: str,
-    text: str,
+    said: Said,
     now: datetime,
 ) -> dict[str, Any]:
     last = _last_inbound(conn, ticket_id, ("email",))
@@ -188,13 +223,12 @@ def _email(
     thread = thread_references(conn, ticket_id)
     in_reply_to = last.external_id if last is not None else None
     message_id = acks.new_message_id(settings, ticket_id)
-    tagged = acks.tagged_subject(ref, subject)
     payload = {
+        **said.facts(),
         "to": to,
         "from_address": settings.desk_address,
         "from_name": settings.from_name,
-        "subject": tagged if tagged.lower().startswith("re:") else f"Re: {tagged}",
-        "text": text,
+        "ticket_subject": subject,
         "message_id": message_id,
         "in_reply_to": in_reply_to,
         "references": [m for m in thread if m != in_reply_to]
@@ -217,8 +251,8 @@ def _email(
         "email",
         message_id,
         to,
-        str(payload["subject"]),
-        text,
+        subject,
+        said.text,
         None,
         settings.desk_address,
         now,
@@ -227,14 +261,14 @@ def _email(
     return {"channel": "email", "to": to, "message_id": message_id}
 
 
-def _sms(conn: Connection, ticket_id: int, ref: str, text: str, now: datetime) -> dict[str, Any]:
+def _sms(conn: Connection, ticket_id: int, ref: str, said: Said, now: datetime) -> dict[str, Any]:
     last = _last_inbound(conn, ticket_id, ("sms", "phone"))
     to = last.from_addr if last is not None and (last.from_addr or "").startswith("+") else None
     to = to or _requester_identity(conn, ticket_id, "phone")
     if not to:
         raise ReplyNotPossible(f"{ref} has no phone number to text", field="channel")
     out_id = f"out-{secrets.token_hex(8)}"
-    payload = {"to": to, "text": text, "ticket_ref": ref}
+    payload = {**said.facts(), "to": to, "ticket_ref": ref}
     enqueue(
         conn,
         "sms.reply",
@@ -244,7 +278,7 @@ def _sms(conn: Connection, ticket_id: int, ref: str, text: str, now: datetime) -
         recipient=to,
         now=now,
     )
-    _record_out(conn, ticket_id, "sms", out_id, to, "", text, None, None, now)
+    _record_out(conn, ticket_id, "sms", out_id, to, "", said.text, None, None, now)
     return {"channel": "sms", "to": to}
 
 
@@ -252,7 +286,7 @@ def _slack(
     conn: Connection,
     ticket_id: int,
     ref: str,
-    text: str,
+    said: Said,
     now: datetime,
     *,
     kind: str,
@@ -265,9 +299,9 @@ def _slack(
     channel_id, _, thread_ts = key.partition(":")
     out_id = f"out-{secrets.token_hex(8)}"
     payload = {
+        **said.facts(),
         "channel": channel_id,
         "thread_ts": thread_ts or None,
-        "text": text,
         "ticket_ref": ref,
     }
     enqueue(
@@ -280,5 +314,5 @@ def _slack(
         now=now,
     )
     if record:
-        _record_out(conn, ticket_id, "slack", out_id, channel_id, "", text, key, None, now)
+        _record_out(conn, ticket_id, "slack", out_id, channel_id, "", said.text, key, None, now)
     return {"channel": "slack", "to": channel_id, "thread_ts": thread_ts or None}

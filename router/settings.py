@@ -83,12 +83,6 @@ class TriageSettings:
     min_confidence: float = 0.45
 
 
-DEFAULT_SINGLE_ADDRESS_NOTICE = (
-    "Please note: the IT service desk has one address now, {address}. Your message to {legacy} "
-    "reached us, but please write to {address} from now on."
-)
-
-
 @dataclass(frozen=True, slots=True)
 class ForwardRule:
     """One ``[[forward]]`` target as the router sees it: its name, its kind and its ``when``
@@ -135,9 +129,10 @@ class RouterSettings:
     # [email] trusted_authserv_ids: the MX in front of the desk. When set, a first-time sender
     # is acknowledged only if that MX's Authentication-Results passed them (router.acks).
     trusted_authserv_ids: tuple[str, ...] = ()
-    # Told once per requester whose mail reached a legacy alias ({address}: the desk's, {legacy}:
-    # the one they used); None: never (router.legacy).
-    single_address_notice: str | None = DEFAULT_SINGLE_ADDRESS_NOTICE
+    # Tell each requester whose mail reached a legacy alias, once, in the ack, that the desk has
+    # one address (router.legacy); the wording is the email transport's ([email]
+    # single_address_notice, "" turns telling off).
+    tell_single_address: bool = True
     # [[forward]] targets (router.forwards): ticket events queue a forward.<kind> row for each.
     forwards: tuple[ForwardRule, ...] = ()
 

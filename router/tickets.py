@@ -20,6 +20,7 @@ from router.clock import Clock, utcnow
 from router.events import add_event
 from router.forwards import forwards_json, occasion, queue_forwards
 from router.linking import MEANING_EVENT, split_contact
+from router.replies import Said
 from router.schema import (
     attachments,
     contacts,
@@ -244,9 +245,7 @@ class TicketService:
                 },
                 now,
             )
-            replies.announce(
-                conn, ticket_id, ref, f"{ref} is now with {target.name}: {reason}", now
-            )
+            replies.announce(conn, ticket_id, ref, Said.escalation(target.name, reason), now)
             queue_forwards(
                 conn,
                 self.settings,
@@ -286,7 +285,7 @@ class TicketService:
                 detail = {"from": current, "to": status, "note": note}
                 add_event(conn, ticket_id, "status.changed", detail, now)
                 if status in ("resolved", "closed"):
-                    said = f"{ref} is {status}" + (f": {note}" if note else ".")
+                    said = Said.status_change(status, note)
                     replies.announce(conn, ticket_id, ref, said, now)
                 event = "ticket.resolved" if status == "resolved" else "ticket.updated"
                 queue_forwards(
@@ -303,7 +302,7 @@ class TicketService:
 
         def reply(conn: Connection) -> None:
             try:
-                replies.queue_reply(conn, self.settings, ticket_id, ref, text, now)
+                replies.queue_reply(conn, self.settings, ticket_id, ref, Said.reply(text), now)
             except LookupError as exc:
                 raise TicketNotFound(ref) from exc
 

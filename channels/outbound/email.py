@@ -2,7 +2,8 @@
 
 What it does
     Builds one RFC 5322 ``text/plain`` message per outbox payload (kinds ``email.ack`` and
-    ``email.reply``, shape in docs/architecture.md) and hands it to the relay with aiosmtplib.
+    ``email.reply``, shape in docs/architecture.md), worded by :mod:`channels.outbound.email_text`
+    from the payload's event, and hands it to the relay with aiosmtplib.
     Every message carries ``X-Loop: <desk address>`` and ``X-Auto-Response-Suppress: All``;
     acks also ``Auto-Submitted: auto-replied`` (RFC 3834). Replies thread to the requester's
     message with ``In-Reply-To`` and ``References``. The envelope sender is the desk address
@@ -11,7 +12,8 @@ What it does
 Config keys (:class:`OutboundSMTPSettings`)
     ``host``, ``port``, ``tls`` (implicit TLS), ``starttls``, ``username``, ``password``,
     ``timeout_seconds``, ``loop_marker`` (defaults to the payload's ``from_address``),
-    ``helo_hostname``, ``validate_certs``.
+    ``helo_hostname``, ``validate_certs``; and ``[email] single_address_notice`` for the wording
+    (:class:`channels.outbound.email_text.EmailWording`).
 
 Results
     :meth:`EmailSender.send` returns the relay's final reply text. It raises
@@ -42,6 +44,8 @@ from typing import Any
 import aiosmtplib
 
 from channels.outbound import DeliveryError
+from channels.outbound.email_text import EmailWording, mail_text
+from channels.outbound.events import UnknownEventError
 from normalizer.addresses import is_email_address
 
 log = logging.getLogger(__name__)
@@ -114,7 +118,12 @@ def _references(payload: Mapping[str, Any]) -> list[str]:
     return [bare for ref in refs if isinstance(ref, str) and (bare := _bare_id(ref))]
 
 
-def build_message(payload: Mapping[str, Any], *, loop_marker: str | None = None) -> EmailMessage:
+def build_message(
+    payload: Mapping[str, Any],
+    *,
+    loop_marker: str | None = None,
+    wording: EmailWording | None = None,
+) -> EmailMessage:
     """The MIME message for one outbox payload. Raises a permanent DeliveryError if malformed."""
     to = _address(payload, "to")
     from_address = _address(payload, "from_address")
@@ -126,6 +135,10 @@ def build_message(payload: Mapping[str, Any], *, loop_marker: str | None = None)
     in_reply_to = _bare_id(_field(payload, "in_reply_to", required=False))
     references = _references(payload)
     auto_submitted = payload.get("auto_submitted")
+    try:
+        words = mail_text(payload, wording or EmailWording())
+    except UnknownEventError as exc:
+        raise DeliveryError(f"outbound email payload: {exc}", permanent=True) from exc
 
     msg = EmailMessage(policy=email.policy.SMTP)
     try:
@@ -134,7 +147,7 @@ def build_message(payload: Mapping[str, Any], *, loop_marker: str | None = None)
             addr_spec=from_address,
         )
         msg["To"] = to
-        msg["Subject"] = _one_line(_field(payload, "subject", required=False))
+        msg["Subject"] = _one_line(words.subject)
         msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = f"<{message_id}>"
         if in_reply_to:
@@ -153,7 +166,7 @@ def build_message(payload: Mapping[str, Any], *, loop_marker: str | None = None)
             msg["Auto-Submitted"] = _one_line(str(auto_submitted))
         msg["X-Auto-Response-Suppress"] = "All"
         msg["X-Loop"] = _one_line(loop_marker or from_address)
-        text = _field(payload, "text", required=False)
+        text = words.text
         msg.set_content(text, charset="utf-8", cte=None if text.isascii() else "quoted-printable")
     except (ValueError, TypeError, email.errors.MessageError) as exc:
         raise DeliveryError(
@@ -165,13 +178,14 @@ def build_message(payload: Mapping[str, Any], *, loop_marker: str | None = None)
 class EmailSender:
     """Delivers ``email.*`` outbox payloads through the configured relay, one connection each."""
 
-    def __init__(self, settings: OutboundSMTPSettings) -> None:
+    def __init__(self, settings: OutboundSMTPSettings, wording: EmailWording | None = None) -> None:
         self.settings = settings
+        self.wording = wording or EmailWording()
 
     async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
         """``idempotency_key`` is accepted for the dispatcher's contract; mail has its own,
         the ``Message-ID``, which is the same on every retry."""
-        msg = build_message(payload, loop_marker=self.settings.loop_marker)
+        msg = build_message(payload, loop_marker=self.settings.loop_marker, wording=self.wording)
         sender = _address(payload, "from_address")
         recipient = _address(payload, "to")
         reply = await self.deliver(msg, sender, recipient)

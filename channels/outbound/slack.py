@@ -2,16 +2,19 @@
 
 What it does
     Posts one message per outbox payload (kinds ``slack.ack``, ``slack.reply``,
-    ``slack.status``) with ``chat.postMessage``. Payload::
+    ``slack.status``) with ``chat.postMessage``, worded here from the payload's event
+    (:mod:`channels.outbound.events`). Payload::
 
-        {"channel": "C123", "thread_ts": "1700000000.000100" | null, "text": "…",
-         "ticket_ref": "SD-42"}
+        {"event": "ack" | "reply" | "status" | "escalated", "channel": "C123",
+         "thread_ts": "1700000000.000100" | null, "ticket_ref": "SD-42", "text": "…",
+         "requester_name": …, "status": …, "group": …}
 
-    ``text`` is plain text: ``&``, ``<`` and ``>`` are escaped as Slack asks, so what an agent
-    or a requester wrote shows as written and never becomes a mention or a link (``*bold*``
-    still reads as bold). ``thread_ts`` is used only when it is a Slack timestamp; anything
-    else (a modal ticket's ``view-V…`` key) posts top-level. A ``channel`` that is a user id
-    (``U…``) posts in the app's DM with that user.
+    What people wrote (a reply, a name, a note, a reason) is plain text: ``&``, ``<`` and ``>``
+    are escaped as Slack asks, so it shows as written and never becomes a mention or a link.
+    Our own markup (the ref in ``*bold*``) is added after escaping. A payload written before
+    the transports worded (no ``event``) posts its ``text``, escaped. ``thread_ts`` is used
+    only when it is a Slack timestamp; anything else (a modal ticket's ``view-V…`` key) posts
+    top-level. A ``channel`` that is a user id (``U…``) posts in the app's DM with that user.
 
 Config keys (:class:`SlackSenderSettings`)
     ``bot_token`` (``SPOC_SLACK_BOT_TOKEN``), ``api_base_url`` (``[slack] api_base_url``),
@@ -41,6 +44,16 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
+from channels.outbound.events import (
+    ACK,
+    REPLY,
+    STATUS,
+    UnknownEventError,
+    escalation_sentence,
+    event_of,
+    fact,
+    status_sentence,
+)
 from normalizer.chat import is_slack_ts
 from normalizer.mrkdwn import escape
 
@@ -85,6 +98,26 @@ def _text_field(payload: Mapping[str, Any], key: str) -> str:
     return value
 
 
+def slack_text(payload: Mapping[str, Any]) -> str:
+    """The message text (mrkdwn) for one payload: what people wrote escaped, our markup added.
+    Raises UnknownEventError for an event this version cannot word."""
+    event = event_of(payload)
+    text = escape(fact(payload, "text"))  # a "<" someone wrote stays a "<"
+    if event is None or event == REPLY:
+        return text
+    ref = f"*{escape(fact(payload, 'ticket_ref'))}*"
+    if event == ACK:
+        name = fact(payload, "requester_name")
+        hello = f"Thanks {escape(name)}" if name else "Thanks"
+        return (
+            f"{hello}: your request is logged as {ref}. "
+            "Reply in this thread to add information; answers from the desk will appear here."
+        )
+    if event == STATUS:
+        return status_sentence(ref, escape(fact(payload, "status")), text)
+    return escalation_sentence(ref, escape(fact(payload, "group")), text)
+
+
 class SlackSender:
     """Delivers ``slack.*`` outbox payloads with ``chat.postMessage``."""
 
@@ -101,7 +134,12 @@ class SlackSender:
     async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
         """Post one payload; Slack takes no idempotency key (``idempotency_key`` is unused)."""
         channel = _text_field(payload, "channel")
-        text = escape(_text_field(payload, "text"))  # a "<" someone wrote stays a "<"
+        try:
+            text = slack_text(payload)
+        except UnknownEventError as exc:
+            raise DeliveryError(f"outbound Slack payload: {exc}", permanent=True) from exc
+        if not text.strip():
+            raise DeliveryError("outbound Slack payload: nothing to say", permanent=True)
         thread_ts = payload.get("thread_ts")
         kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
         if isinstance(thread_ts, str) and is_slack_ts(thread_ts):

@@ -3,8 +3,12 @@
 What it does
     ``POST {api_base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`` with HTTP basic auth
     (account SID, auth token) and the form ``To``, ``From`` (the desk's number) and ``Body``, for
-    outbox kind ``sms.reply`` (payload ``{"to": "+1…", "text": "…", "ticket_ref": "SD-42"}``).
-    The body starts with the ticket ref (``SD-42: …``) so the requester knows what it is about.
+    outbox kind ``sms.reply`` (payload ``{"event": "reply" | "status" | "escalated", "to":
+    "+1…", "ticket_ref": "SD-42", "text": "…", "status": …, "group": …}``, events in
+    :mod:`channels.outbound.events`). The body names the ticket once, so the requester knows
+    what it is about: ``SD-42: <reply>``, ``SD-42 is resolved: <note>``. A payload written
+    before the transports worded (no ``event``) is a reply. Bodies over Twilio's 1600
+    characters are cut with an ellipsis.
 
 Config keys (:class:`TwilioSMSSettings`, from ``[twilio]``)
     ``account_sid``, ``phone_number`` (From), ``api_base_url`` (tests point it at a local fake),
@@ -27,6 +31,17 @@ from typing import Any
 import aiohttp
 
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
+from channels.outbound.events import (
+    ACK,
+    ESCALATED,
+    REPLY,
+    STATUS,
+    UnknownEventError,
+    escalation_sentence,
+    event_of,
+    fact,
+    status_sentence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +69,13 @@ class TwilioSMSSender:
     async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
         """Send one ``sms.reply``; returns Twilio's message SID. The Messages API takes no
         idempotency key (``idempotency_key`` is unused)."""
-        to, text, ref = payload.get("to"), payload.get("text"), payload.get("ticket_ref")
-        if not isinstance(to, str) or not to.startswith("+") or not isinstance(text, str):
-            raise DeliveryError("sms payload needs `to` (E.164) and `text`", permanent=True)
-        body = f"{ref}: {text}" if isinstance(ref, str) and ref else text
-        if len(body) > MAX_BODY_CHARS:
-            body = body[: MAX_BODY_CHARS - 1] + "…"
+        to, ref = payload.get("to"), payload.get("ticket_ref")
+        if not isinstance(to, str) or not to.startswith("+"):
+            raise DeliveryError("sms payload needs `to` (E.164)", permanent=True)
+        try:
+            body = sms_body(payload)
+        except UnknownEventError as exc:
+            raise DeliveryError(f"sms payload: {exc}", permanent=True) from exc
         settings = self.settings
         form = {"To": to, "From": settings.from_number, "Body": body}
         auth = {
@@ -84,6 +100,24 @@ class TwilioSMSSender:
         raise DeliveryError(
             why.strip(), permanent=permanent_http_status(status), retry_after=retry_after
         )
+
+
+def sms_body(payload: Mapping[str, Any]) -> str:
+    """The text message for one payload, within Twilio's limit. Raises DeliveryError when the
+    payload says nothing, UnknownEventError for an event this version cannot word."""
+    event, ref, text = event_of(payload), fact(payload, "ticket_ref"), payload.get("text")
+    if event in (None, REPLY) and not isinstance(text, str):
+        raise DeliveryError("sms payload needs `text`", permanent=True)
+    said = fact(payload, "text")
+    if event == STATUS:
+        body = status_sentence(ref, fact(payload, "status"), said)
+    elif event == ESCALATED:
+        body = escalation_sentence(ref, fact(payload, "group"), said)
+    elif event == ACK:
+        raise DeliveryError("sms payload: SMS contacts are not acknowledged", permanent=True)
+    else:
+        body = f"{ref}: {said}" if ref else said
+    return body if len(body) <= MAX_BODY_CHARS else body[: MAX_BODY_CHARS - 1] + "…"
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def router_settings(config: Config) -> RouterSettings:
         link_similarity=config.triage.link_similarity,
         api_links_identities=config.api.link_identities,
         trusted_authserv_ids=tuple(i.casefold() for i in config.email.trusted_authserv_ids),
-        single_address_notice=config.email.single_address_notice or None,
+        tell_single_address=bool(config.email.single_address_notice),
         acks=AckSettings(
             enabled=config.acks.enabled,
             per_sender_per_hour=config.acks.per_sender_per_hour,

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from channels.outbound.email import OutboundSMTPSettings
+from channels.outbound.email_text import DEFAULT_SINGLE_ADDRESS_NOTICE, EmailWording
 from channels.smtp import SMTPChannelSettings
 from gateway.config.values import (
     Address,
@@ -39,7 +40,7 @@ from gateway.config.values import (
 )
 from gateway.dispatcher import DispatcherSettings
 from router.retry import RetryPolicy
-from router.settings import DEFAULT_SINGLE_ADDRESS_NOTICE, TriageSettings
+from router.settings import TriageSettings
 
 
 class Section(BaseModel):
@@ -103,6 +104,10 @@ class EmailSection(Section):
     def id_domain(self) -> str:
         """The right-hand side of the Message-IDs we write (default: the desk's domain)."""
         return self.message_id_domain or self.address.rpartition("@")[2]
+
+    def wording(self) -> EmailWording:
+        """How the desk's mails read (the outbound email transport's wording settings)."""
+        return EmailWording(single_address_notice=self.single_address_notice or None)
 
 
 # The SMTP channel declares its settings and their defaults once; [smtp] takes them from there

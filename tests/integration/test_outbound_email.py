@@ -15,6 +15,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.outbound import DeliveryError
 from channels.outbound.email import EmailSender, OutboundSMTPSettings
+from channels.outbound.email_text import EmailWording
 
 
 @dataclass
@@ -61,7 +62,7 @@ async def sink() -> AsyncIterator[Sink]:
     await server.wait_closed()
 
 
-def sender_for(port: int, **overrides: Any) -> EmailSender:
+def sender_for(port: int, wording: EmailWording | None = None, **overrides: Any) -> EmailSender:
     return EmailSender(
         OutboundSMTPSettings(
             host="127.0.0.1",
@@ -69,17 +70,21 @@ def sender_for(port: int, **overrides: Any) -> EmailSender:
             timeout_seconds=10,
             helo_hostname="spoc.test",
             **overrides,
-        )
+        ),
+        wording,
     )
 
 
 def ack_payload(**overrides: Any) -> dict[str, Any]:
+    """An ``email.ack`` as the router queues it: the facts, worded by the sender."""
     return {
+        "event": "ack",
         "to": "alice@example.org",
         "from_address": "servicedesk@example.com",
         "from_name": "IT Service Desk",
-        "subject": "[SD-42] Printer on fire",
-        "text": "We have your request SD-42.\nGrüße, the desk",
+        "ticket_subject": "Printer on fire",
+        "requester_name": "Jörg Grüße",
+        "single_address_notice": None,
         "message_id": "spoc.42.3.ab12@servicedesk.example.com",
         "in_reply_to": "orig@mail.example.org",
         "references": ["a@x", "orig@mail.example.org"],
@@ -108,9 +113,49 @@ async def test_ack_carries_threading_loop_and_auto_submitted_headers(sink: Sink)
     assert msg.get_content_type() == "text/plain"
     assert msg.get_content_charset() == "utf-8"
     assert msg["Content-Transfer-Encoding"] == "quoted-printable"  # 7-bit clean on the wire
-    assert (
-        msg.get_content().replace("\r\n", "\n") == "We have your request SD-42.\nGrüße, the desk\n"
-    )
+    body = msg.get_content().replace("\r\n", "\n")
+    assert body.startswith("Hello Jörg Grüße,\n\n")
+    assert "Your request is logged as SD-42: Printer on fire." in body
+    assert body.endswith("-- \nIT Service Desk\n")
+
+
+async def test_a_reply_is_threaded_under_re_with_the_agents_words(sink: Sink) -> None:
+    payload = ack_payload(event="reply", text="Unplug it.", auto_submitted=None)
+    await sender_for(sink.port).send(payload)
+    msg = sink.received()
+    assert msg["Subject"] == "Re: [SD-42] Printer on fire"
+    assert msg.get_content().strip() == "Unplug it."
+    assert msg["Auto-Submitted"] is None
+
+
+async def test_the_one_address_notice_is_worded_by_the_senders_settings(sink: Sink) -> None:
+    notice = {"address": "servicedesk@example.com", "legacy": "helpdesk@example.com"}
+    wording = EmailWording(single_address_notice="Only {address} now, not {legacy}.")
+    await sender_for(sink.port, wording).send(ack_payload(single_address_notice=notice))
+    body = sink.received().get_content().replace("\r\n", "\n")
+    assert body.startswith("Only servicedesk@example.com now, not helpdesk@example.com.\n\nHello")
+
+
+async def test_an_ack_queued_before_the_upgrade_is_still_delivered_as_worded(sink: Sink) -> None:
+    """A row pending in the database from an older version holds the finished wording."""
+    old = {
+        "to": "alice@example.org",
+        "from_address": "servicedesk@example.com",
+        "from_name": "IT Service Desk",
+        "subject": "[SD-42] Printer on fire",
+        "text": "We have your request SD-42.\nGrüße, the desk",
+        "message_id": "spoc.42.3.ab12@servicedesk.example.com",
+        "in_reply_to": "orig@mail.example.org",
+        "references": ["a@x", "orig@mail.example.org"],
+        "auto_submitted": "auto-replied",
+        "ticket_ref": "SD-42",
+    }
+    await sender_for(sink.port).send(old)
+    msg = sink.received()
+    assert msg["Subject"] == "[SD-42] Printer on fire"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    body = msg.get_content().replace("\r\n", "\n")
+    assert body == "We have your request SD-42.\nGrüße, the desk\n"
 
 
 async def test_reply_has_no_auto_submitted_and_uses_configured_loop_marker(sink: Sink) -> None:
@@ -129,10 +174,10 @@ async def test_in_reply_to_is_appended_to_references_when_missing(sink: Sink) ->
 
 
 async def test_line_breaks_in_subject_cannot_inject_headers(sink: Sink) -> None:
-    await sender_for(sink.port).send(ack_payload(subject="Help\r\nBcc: victim@evil.test"))
+    await sender_for(sink.port).send(ack_payload(ticket_subject="Help\r\nBcc: victim@evil.test"))
     msg = sink.received()
     assert msg["Bcc"] is None
-    assert msg["Subject"] == "Help Bcc: victim@evil.test"
+    assert msg["Subject"] == "[SD-42] Help Bcc: victim@evil.test"
     assert sink.envelopes[0].rcpt_tos == ["alice@example.org"]
 
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from channels.outbound import DeliveryError
-from channels.outbound.slack import SlackSender, SlackSenderSettings
+from channels.outbound.slack import SlackSender, SlackSenderSettings, slack_text
 from tests.unit.channels.slack_stubs import StubClient, api_error
 
 SETTINGS = SlackSenderSettings(bot_token="xoxb-test")
@@ -70,4 +70,44 @@ async def test_a_malformed_payload_is_permanent_and_nothing_is_posted(bad: dict[
     client = StubClient()
     with pytest.raises(DeliveryError) as caught:
         await SlackSender(SETTINGS, client).send(bad)  # type: ignore[arg-type]
+    assert caught.value.permanent and client.calls == []
+
+
+# ---- wording (slack_text): the router's facts as Slack mrkdwn ---------------------------------
+
+
+def test_a_payload_worded_before_the_upgrade_is_posted_escaped_as_it_was() -> None:
+    old = {"channel": "C1", "text": "Thanks: logged as *SD-1*. <Ctrl>", "ticket_ref": "SD-1"}
+    assert slack_text(old) == "Thanks: logged as *SD-1*. &lt;Ctrl&gt;"
+
+
+def test_the_ack_names_the_ref_in_bold_and_escapes_the_name() -> None:
+    said = slack_text(payload(event="ack", text=None, requester_name="Bob <admin>"))
+    assert said.startswith("Thanks Bob &lt;admin&gt;: your request is logged as *SD-1*.")
+    assert "<" not in said
+
+
+def test_a_reply_with_markup_characters_round_trips() -> None:
+    said = slack_text(payload(event="reply", text="Try <Ctrl> & <@U0BOB>"))
+    assert said == "Try &lt;Ctrl&gt; &amp; &lt;@U0BOB&gt;"
+
+
+def test_a_status_change_and_an_escalation_read_as_sentences_with_the_ref_bold() -> None:
+    status = payload(event="status", status="resolved", text="swapped <the> board")
+    assert slack_text(status) == "*SD-1* is resolved: swapped &lt;the&gt; board"
+    assert slack_text(payload(event="status", status="closed", text="")) == "*SD-1* is closed."
+    moved = payload(event="escalated", group="network & <infra>", text="needs l2")
+    assert slack_text(moved) == "*SD-1* is now with network &amp; &lt;infra&gt;: needs l2"
+
+
+async def test_an_ack_is_posted_worded_not_as_raw_facts() -> None:
+    client = StubClient()
+    await SlackSender(SETTINGS, client).send(payload(event="ack", text=None))  # type: ignore[arg-type]
+    assert "*SD-1*" in client.calls[0][1]["text"]
+
+
+async def test_an_unknown_event_is_permanent_and_nothing_is_posted() -> None:
+    client = StubClient()
+    with pytest.raises(DeliveryError) as caught:
+        await SlackSender(SETTINGS, client).send(payload(event="survey"))  # type: ignore[arg-type]
     assert caught.value.permanent and client.calls == []

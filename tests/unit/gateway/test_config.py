@@ -487,10 +487,13 @@ def test_trusted_authserv_ids_reach_the_router_and_bad_ones_name_the_key(tmp_pat
 
 def test_the_single_address_notice_may_only_name_its_placeholders(tmp_path: Path) -> None:
     text = '[email]\nsingle_address_notice = "Write to {address}, not {legacy}."\n'
-    settings = load_config(write(tmp_path, text), {}).router_settings()
-    assert settings.single_address_notice == "Write to {address}, not {legacy}."
+    config = load_config(write(tmp_path, text), {})
+    # The wording is the email transport's; the router only knows whether to tell at all.
+    assert config.email.wording().single_address_notice == "Write to {address}, not {legacy}."
+    assert config.router_settings().tell_single_address is True
     off = load_config(write(tmp_path, '[email]\nsingle_address_notice = ""\n'), {})
-    assert off.router_settings().single_address_notice is None
+    assert off.email.wording().single_address_notice is None
+    assert off.router_settings().tell_single_address is False
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, '[email]\nsingle_address_notice = "Hi {name}"\n'), {})
     assert any(p.startswith("email.single_address_notice") for p in caught.value.problems)

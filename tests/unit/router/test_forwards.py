@@ -210,11 +210,14 @@ async def test_resolution_in_the_tool_resolves_the_ticket_and_tells_others(
     result = await _forwarded_to_jira(desk)
     inbox = HookInbox(desk.store, settings, desk.clock)
 
-    await inbox.apply("l2-jira", HookEvent("d4", "ticket.resolved", external_key="HELP-7"))
+    resolution = HookEvent("d4", "ticket.resolved", text="patched", external_key="HELP-7")
+    await inbox.apply("l2-jira", resolution)
 
     ticket = await desk.tickets.get(result.ticket_ref)
     assert ticket["status"] == "resolved"
-    assert len(await _replies(desk)) == 1  # the requester hears it
+    [told] = await _replies(desk)  # the requester hears it, as facts the transport words
+    assert (told["event"], told["status"], told["text"]) == ("status", "resolved", "patched")
+    assert ticket["contacts"][-1]["text"] == "patched"  # the tool's words on the timeline
     resolved = [r.recipient for r in await _rows(desk) if r.payload["event"] == "ticket.resolved"]
     assert resolved == ["all-hook"]  # not back to Jira, where it happened
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -327,12 +328,42 @@ async def test_new_ticket_gets_one_threaded_acknowledgement_naming_the_ref(desk:
     assert result.acknowledged
     payload = desk.store.run_sync(lambda c: c.execute(sa.select(outbox.c.payload)).scalar_one())
     assert payload["to"] == "alice@example.org"
-    assert payload["subject"] == "[SD-1] Printer on fire"
-    assert "SD-1" in payload["text"]
+    assert payload["event"] == "ack" and payload["ticket_ref"] == "SD-1"
+    assert payload["ticket_subject"] == "Printer on fire"  # the facts: the transport words them
     assert payload["in_reply_to"] == "orig@x" and payload["references"] == ["older@x", "orig@x"]
     assert payload["auto_submitted"] == "auto-replied"
     await desk.router.submit(email(in_reply_to=("orig@x",)))
     assert acks(desk) == 1
+
+
+def ack_payloads(desk: Desk) -> list[dict[str, Any]]:
+    query = sa.select(outbox.c.payload).where(outbox.c.kind == "email.ack").order_by(outbox.c.id)
+    return desk.store.run_sync(lambda c: [r.payload for r in c.execute(query)])
+
+
+def to_alias(subject: str) -> Contact:
+    alias = ("helpdesk@example.com",)
+    return email(subject=subject, to=alias, recipients=alias)
+
+
+async def test_mail_to_an_alias_asks_for_the_one_address_notice_once(desk: Desk) -> None:
+    await desk.router.submit(to_alias("Printer on fire"))
+    await desk.router.submit(to_alias("Second problem"))
+    first, second = ack_payloads(desk)
+    assert first["single_address_notice"] == {
+        "address": "servicedesk@example.com",
+        "legacy": "helpdesk@example.com",
+    }
+    assert second["single_address_notice"] is None  # told once per requester
+
+
+async def test_with_telling_off_no_notice_is_asked_for_nor_recorded(desk: Desk) -> None:
+    desk.router.settings = make_settings(tell_single_address=False)
+    await desk.router.submit(to_alias("Printer on fire"))
+    desk.router.settings = make_settings()
+    await desk.router.submit(to_alias("Second problem"))
+    # Not recorded as told while telling was off: the next ack (telling on) still tells.
+    assert [p["single_address_notice"] is None for p in ack_payloads(desk)] == [True, False]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -183,7 +184,7 @@ async def test_ack_never_goes_to_a_reply_to_in_a_third_domain(desk: Desk) -> Non
 
 async def test_ack_never_echoes_the_body(desk: Desk) -> None:
     await desk.router.submit(email(text="BUY CHEAP PILLS AT pills.example"))
-    assert "PILLS" not in ack_payloads(desk)[0]["text"]
+    assert "PILLS" not in json.dumps(ack_payloads(desk)[0])
 
 
 async def test_trusted_mx_unauthenticated_first_time_sender_gets_no_ack(desk: Desk) -> None:

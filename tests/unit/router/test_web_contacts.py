@@ -30,7 +30,7 @@ async def test_a_web_report_is_acknowledged_by_email_naming_its_ref(desk: Desk) 
     assert result.created and result.acknowledged
     rows = desk.store.run_sync(lambda c: c.execute(outbox.select()).all())
     assert [(r.kind, r.recipient) for r in rows] == [("email.ack", "bob@example.org")]
-    assert "SD-1" in rows[0].payload["text"]
+    assert (rows[0].payload["event"], rows[0].payload["ticket_ref"]) == ("ack", "SD-1")
     ticket = await desk.tickets.get("SD-1")
     assert ticket["channel"] == "web" and ticket["requester"]["email"] == "bob@example.org"
 
