@@ -38,6 +38,20 @@ from router.store import Store
 log = logging.getLogger(__name__)
 
 
+def tell_requester(
+    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, text: str, now: datetime
+) -> str:
+    """Queue a tool's answer for the requester; what happened, for the event's detail (the
+    channel it goes out on, or ``not sent: <why>``)."""
+    try:
+        return replies.queue_reply(conn, settings, ticket_id, ref, text, now)
+    except replies.ReplyNotPossible as exc:  # raised before it wrote anything
+        log.warning(
+            "an answer from a forward target cannot reach the requester of %s: %s", ref, exc
+        )
+        return f"not sent: {exc}"
+
+
 class HookTicketUnknown(LookupError):
     """The hook names no ticket this target holds."""
 
@@ -108,12 +122,7 @@ class HookInbox:
     def _tell_requester(
         self, conn: Connection, ticket_id: int, ref: str, text: str, now: datetime
     ) -> str:
-        """Queue ``text`` for the requester; what happened, for the event's detail."""
-        try:
-            return replies.queue_reply(conn, self.settings, ticket_id, ref, text, now)
-        except replies.ReplyNotPossible as exc:  # raised before it wrote anything
-            log.warning("hook answer for %s cannot reach the requester: %s", ref, exc)
-            return f"not sent: {exc}"
+        return tell_requester(conn, self.settings, ticket_id, ref, text, now)
 
     def _resolve(
         self,

@@ -35,6 +35,7 @@ from router.store import Store
 from router.system_mail import is_system_mail, route_system_mail
 from router.thread_lock import lock_conversation
 from router.triage import check_category, triage
+from router.vendor_mail import relay_vendor_reply, vendor_target
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,10 @@ class Router:
         match, link, new_events = linking.relink(
             conn, contact, match, who, meaning, now, self.settings
         )  # new_events: written in one statement
+        vendor = vendor_target(self.settings, contact)  # an email target answering by mail
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False
-            self._continue_ticket(conn, contact, match, now, new_events)
+            self._continue_ticket(conn, contact, match, now, new_events, vendor is None)
         else:
             ticket_id = self._open_ticket(conn, contact, who, match, now, new_events, meaning)
             created = True
@@ -206,6 +208,10 @@ class Router:
             suppressed = None if acked else refusal
             detail["ack"] = "queued" if acked else f"suppressed:{refusal}"
         remember_ids(conn, ticket_id, thread_ids)
+        if vendor is not None and not created:
+            detail["relay"] = relay_vendor_reply(
+                conn, self.settings, vendor, ticket_id, ref, contact, now
+            )
         new_events.append((ticket_id, "contact.added", detail))
         add_events(conn, new_events, now)
         queue_forwards(
@@ -299,9 +305,12 @@ class Router:
         match: ThreadMatch,
         now: datetime,
         new_events: list[tuple[int, str, dict[str, Any]]],
+        from_requester: bool = True,
     ) -> None:
         assert match.ticket is not None
-        values: dict[str, Any] = {"updated_at": now, "last_channel": contact.channel.value}
+        values: dict[str, Any] = {"updated_at": now}
+        if from_requester:  # a forward target's mail leaves the requester's channel alone
+            values["last_channel"] = contact.channel.value
         if match.reopen:
             values.update(status="open", closed_at=None)
             new_events.append(

@@ -344,6 +344,7 @@ class ForwardEntry(Section):
     service_desk_id: Annotated[StrictStr, Field(pattern=r"^[0-9]+$")] | None = None  # jira
     request_type_id: Annotated[StrictStr, Field(pattern=r"^[0-9]+$")] | None = None  # jira
     timeout_seconds: PositiveFloat = 30.0
+    relay_replies: StrictBool = True  # email: the target's answers by mail go to the requester
 
     @model_validator(mode="after")
     def _target_given(self) -> ForwardEntry:
