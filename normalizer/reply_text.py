@@ -1,10 +1,11 @@
 """The newest part of an email reply: what the writer added above the history they quoted.
 
 ``newest_reply`` cuts off the quoted history (``On … wrote:``, ``-----Original Message-----``,
-Outlook's ``From:``/``Sent:`` block, ``>`` lines) and well-known disclaimers with
-``mail-parser-reply``, reading English, German, French and Spanish headers. The signature
-stays: it says who answered. A body the parser finds nothing in, or fails on, comes back
-whole -- stripping is a courtesy, never a reason to lose text.
+Outlook's ``From:``/``Sent:`` block, ``>`` lines), and from a common sign-off (``Best
+regards``, ``Sent from my iPhone``) or disclaimer on, with ``mail-parser-reply``, reading
+English, German, French and Spanish headers; any other closing line stays. A body the parser
+finds nothing in, or fails on, comes back whole -- stripping is a courtesy, never a reason to
+lose text.
 """
 
 from __future__ import annotations
