@@ -11,7 +11,9 @@ What it does
     Before creating, the ticket may exist already -- an earlier attempt created it and died
     before its id was stored (Zendesk takes no idempotency key) -- so it is looked up by our
     ref first: ``GET /api/v2/tickets.json?external_id=SD-42`` (List Tickets; any agent may
-    call it); the oldest ticket whose ``external_id`` is exactly the ref is kept instead.
+    call it); the oldest ticket whose ``external_id`` is exactly the ref is kept instead, and
+    its first comment -- the one spoc created it with -- is remembered as ours (``GET
+    /api/v2/tickets/{id}/comments.json``), so its webhook is not relayed to the requester.
 
 Config keys (``[[forward]]`` with ``kind = "zendesk"``)
     ``url`` (``https://acme.zendesk.com``), ``username`` (the agent's email), ``when``,
@@ -132,7 +134,13 @@ class ZendeskForwarder:
             for t in (tickets if isinstance(tickets, list) else [])
             if isinstance(t, dict) and t.get("external_id") == ref and isinstance(t.get("id"), int)
         )
-        return ForwardResult(str(ids[0]), str(ids[0])) if ids else None
+        if not ids:
+            return None
+        key = str(ids[0])
+        listed = await self._call("GET", f"/api/v2/tickets/{key}/comments.json?sort_order=asc")
+        comments = listed.get("comments")
+        first = object_at(comments[0]) if isinstance(comments, list) and comments else {}
+        return ForwardResult(key, key, (f"comment:{first['id']}",) if first.get("id") else ())
 
     # ---- the way back -----------------------------------------------------------------------
     async def read_hook(self, headers: Mapping[str, str], raw: bytes) -> list[HookEvent]:
