@@ -352,6 +352,11 @@ class ForwardEntry(Section):
             raise ValueError("an email forward needs `to` (an email address)")
         if self.kind != "email" and not self.url:
             raise ValueError(f"a {self.kind} forward needs `url`")
+        if self.kind != "email" and "relay_replies" in self.model_fields_set:
+            raise ValueError(
+                "`relay_replies` is for email forwards (a tool's public comments are relayed, "
+                "its internal ones never)"
+            )
         needed = {
             "jira": ("username", "service_desk_id", "request_type_id"),
             "servicenow": ("username",),
