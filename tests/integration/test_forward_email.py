@@ -1,5 +1,7 @@
 """``kind = "email"`` over real sockets: the original mail with its attachments forwarded to a
-vendor's helpdesk address, tagged with our ref, and the vendor's reply threaded back."""
+vendor's helpdesk address, tagged with our ref, the vendor's reply threaded back and relayed to
+the requester with only its new text (not with ``relay_replies = false``, never an
+out-of-office)."""
 
 from __future__ import annotations
 
@@ -99,11 +101,11 @@ def _vendor_reply(ref: str, forwarded: EmailMessage, *, auto: bool = False) -> b
 
 
 async def _forward_then_vendor_answers(
-    tmp_path: Path, sqlite_url: str, config: str, *, auto: bool = False
+    tmp_path: Path, db_url: str, config: str, *, auto: bool = False
 ) -> tuple[str, list[EmailMessage], dict[str, Any]]:
     """Alice's mail forwarded, the vendor's mail back; what Alice got after the vendor's mail
     (the ack before it left out), and the ticket."""
-    async with forwarding_gateway(tmp_path, sqlite_url, config, {}) as gw:
+    async with forwarding_gateway(tmp_path, db_url, config, {}) as gw:
         ref = (await gw.send_mail(FIRST)).queued_as
         await wait_for_state(gw, ref, "vendor-acme", "delivered")
         before = await gw.settle()
@@ -117,9 +119,9 @@ async def _forward_then_vendor_answers(
 
 
 async def test_vendors_answer_reaches_the_requester_threaded_with_only_the_new_text(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, db_url: str
 ) -> None:
-    ref, to_alice, ticket = await _forward_then_vendor_answers(tmp_path, sqlite_url, CONFIG)
+    ref, to_alice, ticket = await _forward_then_vendor_answers(tmp_path, db_url, CONFIG)
 
     (relayed,) = to_alice
     assert relayed["Subject"] == f"Re: [{ref}] SAP is down"
