@@ -8,6 +8,7 @@ hears back only after COMMIT.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import replace
@@ -35,7 +36,7 @@ from router.store import Store
 from router.system_mail import is_system_mail, route_system_mail
 from router.thread_lock import lock_conversation
 from router.triage import check_category, triage
-from router.vendor_mail import relay_vendor_reply, vendor_target
+from router.vendor_mail import relay_vendor_reply, vendor_answer, vendor_target
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,19 @@ class Router:
             raise ContactRejectedError("the contact has no external id", field="external_id")
         check_category(contact, self.settings)
         meaning = await self._meaning.read(contact) if self._meaning is not None else None
-        return await self._store.write(lambda conn: self.ingest(conn, contact, meaning))
+        vendor = vendor_target(self.settings, contact)
+        answer = None  # a vendor's mail: its new text, cut here, not in the write transaction
+        if vendor is not None and vendor.relay_replies:
+            answer = await asyncio.to_thread(vendor_answer, contact.text)
+        return await self._store.write(lambda conn: self.ingest(conn, contact, meaning, answer))
 
     # Runs on the store's writer thread, inside the contact's transaction.
     def ingest(
-        self, conn: Connection, contact: Contact, meaning: Meaning | None = None
+        self,
+        conn: Connection,
+        contact: Contact,
+        meaning: Meaning | None = None,
+        vendor_text: str | None = None,
     ) -> IntakeResult:
         now = self._now()
         prefix = self.settings.ticket_prefix
@@ -210,7 +219,7 @@ class Router:
         remember_ids(conn, ticket_id, thread_ids)
         if vendor is not None and not created:
             detail["relay"] = relay_vendor_reply(
-                conn, self.settings, vendor, ticket_id, ref, contact, now
+                conn, self.settings, vendor, ticket_id, ref, contact, vendor_text, now
             )
         new_events.append((ticket_id, "contact.added", detail))
         add_events(conn, new_events, now)
