@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from normalizer.contact import AutoClass
 from normalizer.hooks import HookEvent
 from router.forward_hooks import HookInbox, HookTicketUnknown
 from router.forwards import ForwardRecord, ForwardRecords, matches
@@ -295,8 +296,9 @@ async def test_public_comment_reaches_a_chat_requester_in_their_conversation(
 VENDOR = ForwardRule(name="vendor-acme", kind="email", address="support@acme-vendor.example")
 
 
+@pytest.mark.parametrize("auto", [AutoClass.HUMAN, AutoClass.BULK, AutoClass.LIST])
 async def test_a_vendors_mail_is_relayed_to_a_slack_requester_in_their_thread(
-    tmp_path: Any,
+    tmp_path: Any, auto: AutoClass
 ) -> None:
     """The vendor's mail is the tool's voice: it does not make the ticket an email ticket, so
     its answer goes to the requester's Slack thread, and nothing goes back to the vendor."""
@@ -312,6 +314,7 @@ async def test_a_vendors_mail_is_relayed_to_a_slack_requester_in_their_thread(
             subject=f"RE: [{result.ticket_ref}] VPN broken",
             subject_refs=(result.ticket_ref,),
             text="Reset your token.\n\nOn Mon, Desk <servicedesk@example.com> wrote:\n> VPN broken",
+            auto=auto,
         )
         assert (await router.submit(answer)).ticket_ref == result.ticket_ref
         sent = await store.read(
@@ -325,10 +328,13 @@ async def test_a_vendors_mail_is_relayed_to_a_slack_requester_in_their_thread(
     finally:
         await store.close()
 
+    assert last_channel == "slack"
+    if auto is not AutoClass.HUMAN:  # bulk or list mail: recorded, never relayed
+        assert sent == []
+        return
     ((kind, payload),) = sent
     assert (kind, payload["channel"], payload["text"]) == (
         "slack.reply",
         "C42",
         "Reset your token.",
     )
-    assert last_channel == "slack"
