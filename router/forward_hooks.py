@@ -39,6 +39,20 @@ from router.store import Store
 log = logging.getLogger(__name__)
 
 
+def tell_requester(
+    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, said: Said, now: datetime
+) -> str:
+    """Queue what a tool ``said`` for the requester; what happened, for the event's detail (the
+    channel it goes out on, or ``not sent: <why>``)."""
+    try:
+        return replies.queue_reply(conn, settings, ticket_id, ref, said, now)
+    except replies.ReplyNotPossible as exc:  # raised before it wrote anything
+        log.warning(
+            "an answer from a forward target cannot reach the requester of %s: %s", ref, exc
+        )
+        return f"not sent: {exc}"
+
+
 class HookTicketUnknown(LookupError):
     """The hook names no ticket this target holds."""
 
@@ -103,19 +117,9 @@ class HookInbox:
             detail.update(public=public, text=event.text)
             if public:
                 said = Said.reply(event.text)
-                detail["sent"] = self._tell_requester(conn, ticket_id, ref, said, now)
+                detail["sent"] = tell_requester(conn, self.settings, ticket_id, ref, said, now)
             add_event(conn, ticket_id, "forward.comment", detail, now)
         return HookOutcome(ref, applied=True)
-
-    def _tell_requester(
-        self, conn: Connection, ticket_id: int, ref: str, said: Said, now: datetime
-    ) -> str:
-        """Queue what is ``said`` for the requester; what happened, for the event's detail."""
-        try:
-            return replies.queue_reply(conn, self.settings, ticket_id, ref, said, now)
-        except replies.ReplyNotPossible as exc:  # raised before it wrote anything
-            log.warning("hook answer for %s cannot reach the requester: %s", ref, exc)
-            return f"not sent: {exc}"
 
     def _resolve(
         self,
@@ -141,7 +145,7 @@ class HookInbox:
             conn, ticket_id, "status.changed", {"from": status, "to": "resolved", "note": note}, now
         )
         said = Said.status_change("resolved", event.text)
-        detail["sent"] = self._tell_requester(conn, ticket_id, ref, said, now)
+        detail["sent"] = tell_requester(conn, self.settings, ticket_id, ref, said, now)
         add_event(conn, ticket_id, "forward.resolved", detail, now)
         queue_forwards(
             conn,

@@ -14,23 +14,21 @@ The text read: an email's (or fax's) subject and body with quoted replies and si
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
 from normalizer.contact import Channel, Contact, Party
+from normalizer.reply_text import newest_reply
 from router.classifier import CategoryModel, Guess, Vectors
 
 log = logging.getLogger(__name__)
 
 _TRANSCRIPT = "Transcript: "
-_REPLY_LANGUAGES = ("en", "de", "fr", "es")
 # The meaning of a message is in its first lines; reading more costs CPU (about 0.5 ms per 1,000
 # characters to strip replies, 0.3 ms to embed) and adds nothing. The parser reads a little more
 # than the model: a quote or signature that starts later is cut off by the model's limit anyway.
@@ -62,21 +60,8 @@ def similarity(a: bytes, b: bytes) -> float:
     return float(x @ y) / norm if norm else 0.0
 
 
-@functools.cache
-def _reply_parser() -> Any:
-    from mailparser_reply import EmailReplyParser
-
-    return EmailReplyParser(languages=list(_REPLY_LANGUAGES))
-
-
 def _strip_reply(body: str) -> str:
-    body = body[:MAX_BODY_CHARS]
-    try:
-        replies = _reply_parser().read(text=body).replies
-    except Exception:  # a parser failure costs the stripping, never the contact
-        log.debug("reply parser failed; reading the whole body", exc_info=True)
-        return body
-    return replies[0].body if replies and replies[0].body.strip() else body
+    return newest_reply(body[:MAX_BODY_CHARS])
 
 
 def text_for_meaning(contact: Contact) -> str:

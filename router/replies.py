@@ -81,7 +81,12 @@ class _Last:
     thread_key: str | None
 
 
-def _last_inbound(conn: Connection, ticket_id: int, channels: tuple[str, ...]) -> _Last | None:
+def _last_inbound(
+    conn: Connection,
+    ticket_id: int,
+    channels: tuple[str, ...],
+    not_from: frozenset[str] = frozenset(),  # a forward target's mail is not the requester's
+) -> _Last | None:
     row = conn.execute(
         sa.select(
             contacts.c.channel, contacts.c.from_addr, contacts.c.external_id, contacts.c.thread_key
@@ -90,6 +95,9 @@ def _last_inbound(conn: Connection, ticket_id: int, channels: tuple[str, ...]) -
             contacts.c.ticket_id == ticket_id,
             contacts.c.direction == "in",
             contacts.c.channel.in_(channels),
+            sa.func.lower(sa.func.coalesce(contacts.c.from_addr, "")).not_in(sorted(not_from))
+            if not_from
+            else sa.true(),
         )
         .order_by(contacts.c.id.desc())
         .limit(1)
@@ -215,7 +223,7 @@ def _email(
     said: Said,
     now: datetime,
 ) -> dict[str, Any]:
-    last = _last_inbound(conn, ticket_id, ("email",))
+    last = _last_inbound(conn, ticket_id, ("email",), settings.forward_addresses)
     to = last.from_addr if last is not None and last.from_addr and "@" in last.from_addr else None
     to = to or _requester_identity(conn, ticket_id, "email")
     if not to:

@@ -8,6 +8,7 @@ hears back only after COMMIT.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import replace
@@ -35,6 +36,7 @@ from router.store import Store
 from router.system_mail import is_system_mail, route_system_mail
 from router.thread_lock import lock_conversation
 from router.triage import check_category, triage
+from router.vendor_mail import relay_vendor_reply, vendor_answer, vendor_target
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +111,19 @@ class Router:
             raise ContactRejectedError("the contact has no external id", field="external_id")
         check_category(contact, self.settings)
         meaning = await self._meaning.read(contact) if self._meaning is not None else None
-        return await self._store.write(lambda conn: self.ingest(conn, contact, meaning))
+        vendor = vendor_target(self.settings, contact)
+        answer = None  # a vendor's mail: its new text, cut here, not in the write transaction
+        if vendor is not None and vendor.relay_replies:
+            answer = await asyncio.to_thread(vendor_answer, contact.text)
+        return await self._store.write(lambda conn: self.ingest(conn, contact, meaning, answer))
 
     # Runs on the store's writer thread, inside the contact's transaction.
     def ingest(
-        self, conn: Connection, contact: Contact, meaning: Meaning | None = None
+        self,
+        conn: Connection,
+        contact: Contact,
+        meaning: Meaning | None = None,
+        vendor_text: str | None = None,
     ) -> IntakeResult:
         now = self._now()
         prefix = self.settings.ticket_prefix
@@ -148,9 +158,10 @@ class Router:
         match, link, new_events = linking.relink(
             conn, contact, match, who, meaning, now, self.settings
         )  # new_events: written in one statement
+        vendor = vendor_target(self.settings, contact)  # an email target answering by mail
         if match.ticket is not None:
             ticket_id, created = match.ticket.id, False
-            self._continue_ticket(conn, contact, match, now, new_events)
+            self._continue_ticket(conn, contact, match, now, new_events, vendor is None)
         else:
             ticket_id = self._open_ticket(conn, contact, who, match, now, new_events, meaning)
             created = True
@@ -206,6 +217,10 @@ class Router:
             suppressed = None if acked else refusal
             detail["ack"] = "queued" if acked else f"suppressed:{refusal}"
         remember_ids(conn, ticket_id, thread_ids)
+        if vendor is not None and not created:
+            detail["relay"] = relay_vendor_reply(
+                conn, self.settings, vendor, ticket_id, ref, contact, vendor_text, now
+            )
         new_events.append((ticket_id, "contact.added", detail))
         add_events(conn, new_events, now)
         queue_forwards(
@@ -299,9 +314,12 @@ class Router:
         match: ThreadMatch,
         now: datetime,
         new_events: list[tuple[int, str, dict[str, Any]]],
+        from_requester: bool = True,
     ) -> None:
         assert match.ticket is not None
-        values: dict[str, Any] = {"updated_at": now, "last_channel": contact.channel.value}
+        values: dict[str, Any] = {"updated_at": now}
+        if from_requester:  # a forward target's mail leaves the requester's channel alone
+            values["last_channel"] = contact.channel.value
         if match.reopen:
             values.update(status="open", closed_at=None)
             new_events.append(

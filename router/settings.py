@@ -96,6 +96,7 @@ class ForwardRule:
     ticket_kind: str | None = None
     priority: str | None = None
     address: str | None = None  # an email target's address: its replies are not sent back to it
+    relay_replies: bool = True  # an email target's answers by mail go on to the requester
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,12 @@ class RouterSettings:
     tell_single_address: bool = True
     # [[forward]] targets (router.forwards): ticket events queue a forward.<kind> row for each.
     forwards: tuple[ForwardRule, ...] = ()
+
+    @property
+    def forward_addresses(self) -> frozenset[str]:
+        """The addresses of ``kind = "email"`` targets (case-folded): mail from them is the
+        tool's voice, never the requester's, and no reply is addressed to them."""
+        return frozenset(r.address for r in self.forwards if r.address)
 
     @property
     def our_addresses(self) -> frozenset[str]:

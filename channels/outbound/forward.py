@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import ipaddress
 import json
+import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from yarl import URL
 
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,26 @@ def must_create(job: ForwardJob, what: str) -> bool:
         f"{what}: waiting for {job.ticket.get('ref')} to be created there first",
         permanent=False,
     )
+
+
+def adopted(what: str, ref: str, result: ForwardResult | None) -> ForwardResult | None:
+    """``result`` (the record the tool holds for ``ref`` already), logged: a create that is
+    about to run found that an earlier attempt -- one that died before its key was stored --
+    made the record, and keeps that one instead of making a second."""
+    if result is not None:
+        log.warning(
+            "%s already holds %s as %s (created by an attempt whose answer was lost); "
+            "keeping it instead of creating another",
+            what,
+            ref,
+            result.external_key,
+        )
+    return result
+
+
+def tagged(ref: str, subject: str, limit: int) -> str:
+    """The title a tool's record gets: ``[SD-42] subject``; the lookup by ref relies on it."""
+    return f"[{ref}] {subject}"[:limit]
 
 
 def update_text(job: ForwardJob) -> str:

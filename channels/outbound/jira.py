@@ -8,11 +8,17 @@ What it does
     found: the integration user raises it), then ``POST
     /rest/servicedeskapi/request`` with ``serviceDeskId``, ``requestTypeId``,
     ``requestFieldValues.summary/description`` and ``raiseOnBehalfOf`` (the accountId).
-    ``issueKey`` and ``issueId`` are kept. Later events become comments on that request
-    (``POST /rest/servicedeskapi/request/{key}/comment``): a contact from the requester
-    ``public: true``, a status change or escalation ``public: false``; the comment's id is
-    remembered so its webhook coming back is not taken for an agent's answer. An event
-    before the request exists waits (temporary failure) until the request is created.
+    ``issueKey`` and ``issueId`` are kept. Before raising it, the request may exist already
+    -- an earlier attempt raised it and died before its key was stored (Jira takes no
+    idempotency key) -- so it is looked up first: ``GET /rest/api/3/search/jql`` with
+    ``jql=summary ~ "\\"SD-42\\"" ORDER BY created ASC`` and ``fields=summary``; the oldest
+    issue whose summary starts with ``[SD-42]`` is kept instead of raising another (needs
+    *Browse projects* on the service project, which its agents have). Later events become
+    comments on that request (``POST /rest/servicedeskapi/request/{key}/comment``): a
+    contact from the requester ``public: true``, a status change or escalation ``public:
+    false``; the comment's id is remembered so its webhook coming back is not taken for an
+    agent's answer. An event before the request exists waits (temporary failure) until the
+    request is created.
 
 Config keys (``[[forward]]`` with ``kind = "jira"``)
     ``url`` (``https://acme.atlassian.net``), ``username`` (the integration user's email),
@@ -40,7 +46,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from channels.outbound import DeliveryError
 from channels.outbound.forward import (
@@ -49,9 +55,11 @@ from channels.outbound.forward import (
     ForwardResult,
     ToolClient,
     ToolSettings,
+    adopted,
     first_text,
     must_create,
     object_at,
+    tagged,
     update_text,
 )
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
@@ -96,11 +104,15 @@ class JiraForwarder:
 
     async def _create(self, job: ForwardJob) -> ForwardResult:
         ticket = job.ticket
+        ref = str(ticket.get("ref"))
+        found = adopted(self._what, ref, await self._existing(ref))
+        if found is not None:
+            return found
         body: dict[str, Any] = {
             "serviceDeskId": self.settings.service_desk_id,
             "requestTypeId": self.settings.request_type_id,
             "requestFieldValues": {
-                "summary": f"[{ticket.get('ref')}] {ticket.get('subject') or '(no subject)'}"[:255],
+                "summary": tagged(ref, str(ticket.get("subject") or "(no subject)"), 255),
                 "description": first_text(ticket),
             },
         }
@@ -115,6 +127,25 @@ class JiraForwarder:
         if not isinstance(created, dict) or not created.get("issueKey"):
             raise DeliveryError(f"{self._what}: the answer has no issueKey", permanent=False)
         return ForwardResult(str(created["issueKey"]), str(created.get("issueId") or "") or None)
+
+    async def _existing(self, ref: str) -> ForwardResult | None:
+        """The request raised for ``ref`` already (its summary starts ``[ref]``), if any. The
+        text search only narrows: the summary is checked exactly here."""
+        query = urlencode(
+            {
+                "jql": f'summary ~ "\\"{ref}\\"" ORDER BY created ASC',
+                "fields": "summary",
+                "maxResults": "20",
+            }
+        )
+        found = object_at(await self._call("GET", f"/rest/api/3/search/jql?{query}"))
+        issues = found.get("issues")
+        for issue in issues if isinstance(issues, list) else []:
+            issue = object_at(issue)
+            summary = str(object_at(issue.get("fields")).get("summary") or "")
+            if issue.get("key") and summary.startswith(f"[{ref}]"):
+                return ForwardResult(str(issue["key"]), str(issue.get("id") or "") or None)
+        return None
 
     async def _customer(self, email: str, name: str) -> str | None:
         """The accountId of the customer with ``email``, created when Jira has none; None when

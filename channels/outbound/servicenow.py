@@ -7,7 +7,12 @@ What it does
     /api/now/table/incident`` with ``short_description``, ``description``, ``caller_id`` (the
     user's ``sys_id``, when found), ``urgency``/``impact`` from our priority (P1 1/1, P2 1/2,
     P3 2/2, P4 2/3: ServiceNow's default matrix gives priorities 1-4) and ``correlation_id`` =
-    our ref; ``result.number`` (shown) and ``result.sys_id`` are kept. Later events: ``PATCH
+    our ref; ``result.number`` (shown) and ``result.sys_id`` are kept. Before creating, the
+    incident may exist already -- an earlier attempt created it and died before its sys_id was
+    stored (the Table API takes no idempotency key) -- so it is looked up first: ``GET
+    /api/now/table/incident?sysparm_query=correlation_id=SD-42^ORDERBYsys_created_on`` with
+    ``sysparm_fields=sys_id,number,correlation_id`` and ``sysparm_limit=1`` (needs read access
+    to ``incident``, e.g. the ``itil`` role); the incident found is kept. Later events: ``PATCH
     /api/now/table/incident/{sys_id}`` with ``comments`` (customer-visible: the requester's
     new message) or ``work_notes`` (internal: escalations and status changes).
 
@@ -39,6 +44,7 @@ from channels.outbound.forward import (
     ForwardResult,
     ToolClient,
     ToolSettings,
+    adopted,
     first_text,
     must_create,
     object_at,
@@ -79,6 +85,9 @@ class ServiceNowForwarder:
 
     async def _create(self, job: ForwardJob) -> ForwardResult:
         ticket = job.ticket
+        found = adopted(self._what, str(ticket.get("ref")), await self._existing(ticket))
+        if found is not None:
+            return found
         urgency, impact = URGENCY_IMPACT.get(str(ticket.get("priority")), ("2", "2"))
         body: dict[str, Any] = {
             "short_description": f"[{ticket.get('ref')}] {ticket.get('subject') or ''}"[:160],
@@ -100,17 +109,39 @@ class ServiceNowForwarder:
             str(created.get("number") or created["sys_id"]), str(created["sys_id"])
         )
 
+    async def _existing(self, ticket: Mapping[str, Any]) -> ForwardResult | None:
+        """The incident created for the ticket already (``correlation_id`` == our ref), if any."""
+        ref = str(ticket.get("ref"))
+        if "^" in ref:  # never widen the encoded query (refs are letters, digits and a hyphen)
+            return None
+        query = urlencode(
+            {
+                "sysparm_query": f"correlation_id={ref}^ORDERBYsys_created_on",
+                "sysparm_fields": "sys_id,number,correlation_id",
+                "sysparm_limit": "1",
+            }
+        )
+        for found in _records(await self._call("GET", f"/api/now/table/incident?{query}")):
+            if found.get("sys_id") and found.get("correlation_id") == ref:
+                sys_id = str(found["sys_id"])
+                return ForwardResult(str(found.get("number") or sys_id), sys_id)
+        return None
+
     async def _caller(self, email: str) -> str | None:
         if "^" in email:  # an encoded-query operator: never let an address widen the query
             return None
         query = urlencode(
             {"sysparm_query": f"email={email}", "sysparm_fields": "sys_id", "sysparm_limit": "1"}
         )
-        users = await self._call("GET", f"/api/now/table/sys_user?{query}")
-        for user in users if isinstance(users, list) else []:
-            if isinstance(user, dict) and user.get("sys_id"):
+        for user in _records(await self._call("GET", f"/api/now/table/sys_user?{query}")):
+            if user.get("sys_id"):
                 return str(user["sys_id"])
         return None
 
     async def read_hook(self, headers: Mapping[str, str], raw: bytes) -> list[HookEvent]:
         return read_standard_hook(self.settings.webhook_secret, headers, raw)
+
+
+def _records(result: Any) -> list[dict[str, Any]]:
+    """A Table API list's ``result`` records (objects only)."""
+    return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else []

@@ -8,6 +8,12 @@ What it does
     with a ``comment`` (the requester's new message public; escalations and status changes
     private notes). The ids of the comments we wrote (the answer's ``audit.events`` of type
     ``Comment``) are remembered so their webhooks are not taken for an agent's answer.
+    Before creating, the ticket may exist already -- an earlier attempt created it and died
+    before its id was stored (Zendesk takes no idempotency key) -- so it is looked up by our
+    ref first: ``GET /api/v2/tickets.json?external_id=SD-42`` (List Tickets; any agent may
+    call it); the oldest ticket whose ``external_id`` is exactly the ref is kept instead, and
+    its first comment -- the one spoc created it with -- is remembered as ours (``GET
+    /api/v2/tickets/{id}/comments.json``), so its webhook is not relayed to the requester.
 
 Config keys (``[[forward]]`` with ``kind = "zendesk"``)
     ``url`` (``https://acme.zendesk.com``), ``username`` (the agent's email), ``when``,
@@ -36,6 +42,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from channels.outbound import DeliveryError
 from channels.outbound.forward import (
@@ -44,9 +51,11 @@ from channels.outbound.forward import (
     ForwardResult,
     ToolClient,
     ToolSettings,
+    adopted,
     first_text,
     must_create,
     object_at,
+    tagged,
     update_text,
 )
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
@@ -78,7 +87,7 @@ class ZendeskForwarder:
         self._api = ToolClient("Zendesk", settings, zendesk_error, login)
         self._what = self._api.what
 
-    async def _call(self, method: str, path: str, body: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         return object_at(await self._api.call(method, path, body))
 
     async def forward(self, job: ForwardJob) -> ForwardResult:
@@ -93,11 +102,15 @@ class ZendeskForwarder:
 
     async def _create(self, job: ForwardJob) -> ForwardResult:
         ticket = job.ticket
+        ref = str(ticket.get("ref"))
+        found = adopted(self._what, ref, await self._existing(ref))
+        if found is not None:
+            return found
         body: dict[str, Any] = {
-            "subject": f"[{ticket.get('ref')}] {ticket.get('subject') or '(no subject)'}"[:255],
+            "subject": tagged(ref, str(ticket.get("subject") or "(no subject)"), 255),
             "comment": {"body": first_text(ticket), "public": True},
             "priority": PRIORITIES.get(str(ticket.get("priority")), "normal"),
-            "external_id": ticket.get("ref"),
+            "external_id": ref,
         }
         requester = object_at(ticket.get("requester"))
         if requester.get("email"):
@@ -111,6 +124,23 @@ class ZendeskForwarder:
             raise DeliveryError(f"{self._what}: the answer has no ticket.id", permanent=False)
         key = str(created["id"])
         return ForwardResult(key, key, _own_comments(answer))
+
+    async def _existing(self, ref: str) -> ForwardResult | None:
+        """The ticket created for ``ref`` already (``external_id`` == ref), if any."""
+        listed = await self._call("GET", f"/api/v2/tickets.json?{urlencode({'external_id': ref})}")
+        tickets = listed.get("tickets")
+        ids = sorted(
+            int(t["id"])
+            for t in (tickets if isinstance(tickets, list) else [])
+            if isinstance(t, dict) and t.get("external_id") == ref and isinstance(t.get("id"), int)
+        )
+        if not ids:
+            return None
+        key = str(ids[0])
+        listed = await self._call("GET", f"/api/v2/tickets/{key}/comments.json?sort_order=asc")
+        comments = listed.get("comments")
+        first = object_at(comments[0]) if isinstance(comments, list) and comments else {}
+        return ForwardResult(key, key, (f"comment:{first['id']}",) if first.get("id") else ())
 
     # ---- the way back -----------------------------------------------------------------------
     async def read_hook(self, headers: Mapping[str, str], raw: bytes) -> list[HookEvent]:

@@ -80,6 +80,7 @@ def _forward_rule(entry: ForwardEntry) -> ForwardRule:
         ticket_kind=when.kind,
         priority=when.priority,
         address=entry.to.casefold() if entry.to else None,
+        relay_replies=entry.relay_replies,
     )
 
 

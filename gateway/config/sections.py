@@ -349,6 +349,7 @@ class ForwardEntry(Section):
     service_desk_id: Annotated[StrictStr, Field(pattern=r"^[0-9]+$")] | None = None  # jira
     request_type_id: Annotated[StrictStr, Field(pattern=r"^[0-9]+$")] | None = None  # jira
     timeout_seconds: PositiveFloat = 30.0
+    relay_replies: StrictBool = True  # email: the target's answers by mail go to the requester
 
     @model_validator(mode="after")
     def _target_given(self) -> ForwardEntry:
@@ -356,6 +357,11 @@ class ForwardEntry(Section):
             raise ValueError("an email forward needs `to` (an email address)")
         if self.kind != "email" and not self.url:
             raise ValueError(f"a {self.kind} forward needs `url`")
+        if self.kind != "email" and "relay_replies" in self.model_fields_set:
+            raise ValueError(
+                "`relay_replies` is for email forwards (a tool's public comments are relayed, "
+                "its internal ones never)"
+            )
         needed = {
             "jira": ("username", "service_desk_id", "request_type_id"),
             "servicenow": ("username",),

@@ -13,6 +13,11 @@ Endpoints (basic auth ``username:token``; a wrong one gets 401 with ``errorMessa
     ``POST /rest/servicedeskapi/request/{key}/comment`` ``{"body", "public"}`` -> 201 with
     ``id``, ``body``, ``public``, ``author``; an unknown key -> 404.
     ``GET /rest/servicedeskapi/request/{key}/comment/{id}`` -> that comment.
+    ``GET /rest/api/3/search/jql`` with ``fields=summary`` and
+    ``jql=summary ~ "\\"<phrase>\\"" [ORDER BY created ASC]`` (the enhanced JQL search)
+    -> 200 ``{"issues": [{"id", "key", "self", "fields": {"summary"}}], "isLast": true}``:
+    the issues whose summary contains the phrase (case-folded, as a text search would),
+    oldest first; any other JQL -> 400 ``{"errorMessages": [...]}``.
 
 ``script`` holds answers to give first, one per call (``(status, headers)``): 429 with a
 ``Retry-After``, 503... Every call is in ``calls``.
@@ -30,6 +35,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +48,9 @@ USERNAME = "spoc@example.com"
 TOKEN = "jira-test-api-token"
 WEBHOOK_SECRET = "jira-test-webhook-secret"
 AGENT = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Agent Bo", "active": True}
+
+
+_SUMMARY_PHRASE = re.compile(r'summary ~ "\\"(.+?)\\""(?: ORDER BY created ASC)?')
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -70,6 +79,7 @@ class FakeJira(FakeSaaS):
         app.router.add_post(sd + "/request", self._request)
         app.router.add_post(sd + "/request/{key}/comment", self._add_comment)
         app.router.add_get(sd + "/request/{key}/comment/{id}", self._get_comment)
+        app.router.add_get("/rest/api/3/search/jql", self._search)
 
     def refused(self, status: int) -> web.Response:
         if status == 401:
@@ -133,7 +143,31 @@ class FakeJira(FakeSaaS):
         }
         self.requests[key] = created
         self.comments[key] = []
+        await self.after_create()
         return web.json_response(created, status=201)
+
+    async def _search(self, request: web.Request) -> web.Response:
+        jql = request.query.get("jql", "")
+        match = _SUMMARY_PHRASE.fullmatch(jql.strip())
+        if match is None:
+            body = {"errorMessages": [f"Error in the JQL Query: cannot read {jql!r}"], "errors": {}}
+            return web.json_response(body, status=400)
+        phrase = match.group(1).casefold()
+        issues = []
+        for key, created in self.requests.items():  # in creation order
+            summary = next(
+                str(f["value"]) for f in created["requestFieldValues"] if f["fieldId"] == "summary"
+            )
+            if phrase in summary.casefold():
+                issues.append(
+                    {
+                        "id": created["issueId"],
+                        "key": key,
+                        "self": f"{self.base_url}/rest/api/3/issue/{created['issueId']}",
+                        "fields": {"summary": summary},
+                    }
+                )
+        return web.json_response({"issues": issues, "isLast": True})
 
     def _comment(self, key: str, body: str, public: bool, author: dict[str, Any]) -> dict[str, Any]:
         comment = {

@@ -5,10 +5,14 @@ Zendesk sends, from Zendesk's documented shapes.
 {name, email}, priority, external_id}}`` -> 201 ``{"ticket": {...id...}, "audit": {"events":
 [{"id", "type": "Comment", ...}]}}``; no comment body -> 422 ``RecordInvalid``. ``PUT
 /api/v2/tickets/{id}.json`` ``{"ticket": {"comment": {...}}}`` -> 200, same shape; unknown id
--> 404 ``RecordNotFound``. Basic auth ``{email}/token:{token}``; else 401 ``{"error":
-"Couldn't authenticate you"}``. :meth:`FakeZendesk.agent_comment` / :meth:`solve` give the
-``zen:event-type:…`` webhook bodies; :meth:`deliver` signs them as Zendesk does
-(``X-Zendesk-Webhook-Signature`` = base64 HMAC-SHA256 of timestamp + body).
+-> 404 ``RecordNotFound``. ``GET /api/v2/tickets.json?external_id=<id>`` (List Tickets) ->
+200 ``{"tickets": [...], "next_page": null, "previous_page": null, "count": n}``, the tickets
+with that ``external_id``, lowest id first. ``GET /api/v2/tickets/{id}/comments.json`` ->
+``{"comments": [{"id", "type", "body", "public", "author_id"}], "next_page": null,
+"previous_page": null, "count": n}``, oldest first. Basic auth ``{email}/token:{token}``; else 401
+``{"error": "Couldn't authenticate you"}``. :meth:`FakeZendesk.agent_comment` /
+:meth:`solve` give the ``zen:event-type:…`` webhook bodies; :meth:`deliver` signs them as
+Zendesk does (``X-Zendesk-Webhook-Signature`` = base64 HMAC-SHA256 of timestamp + body).
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ class FakeZendesk(FakeSaaS):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/tickets.json", self._create)
+        app.router.add_get("/api/v2/tickets.json", self._list)
         app.router.add_put("/api/v2/tickets/{id}.json", self._update)
+        app.router.add_get("/api/v2/tickets/{id}/comments.json", self._comments)
 
     def refused(self, status: int) -> web.Response:
         body = _ERRORS.get(status, {"error": "ServerError", "description": "scripted"})
@@ -83,9 +89,38 @@ class FakeZendesk(FakeSaaS):
         stored = {**ticket, "id": int(ticket_id), "status": "new"}
         self.tickets[ticket_id], self.comments[ticket_id] = stored, []
         event = self._comment(ticket_id, comment, "spoc")
+        await self.after_create()
         return web.json_response(
             {"ticket": stored, "audit": {"id": next(self._ids), "events": [event]}}, status=201
         )
+
+    async def _list(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("external_id")
+        found = [
+            t for t in self.tickets.values() if wanted is None or t.get("external_id") == wanted
+        ]
+        found.sort(key=lambda t: int(t["id"]))
+        body = {"tickets": found, "next_page": None, "previous_page": None, "count": len(found)}
+        return web.json_response(body)
+
+    async def _comments(self, request: web.Request) -> web.Response:
+        ticket_id = request.match_info["id"]
+        if ticket_id not in self.tickets:
+            return self.refused(404)
+        listed = [
+            {
+                "id": c["id"],
+                "type": "Comment",
+                "body": c["body"],
+                "public": c["public"],
+                "author_id": 900 if c["author"] != "spoc" else 1,
+            }
+            for c in self.comments[ticket_id]
+        ]
+        if request.query.get("sort_order") == "desc":
+            listed.reverse()
+        body = {"comments": listed, "next_page": None, "previous_page": None, "count": len(listed)}
+        return web.json_response(body)
 
     async def _update(self, request: web.Request) -> web.Response:
         ticket_id = request.match_info["id"]

@@ -117,7 +117,7 @@ async def test_429_with_retry_after_and_5xx_are_retried_and_the_request_made_onc
         record = await wait_for_state(gw, ref, "l2-jira", "delivered", seconds=30)
 
     assert list(jira.requests) == [record["external_key"]]
-    assert len(jira.calls) == 3 + 2  # three refused, then customer + request
+    assert len(jira.calls) == 3 + 3  # three refused, then the lookup, customer + request
 
 
 @pytest.mark.parametrize("status", [401, 403])

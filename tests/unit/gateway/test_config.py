@@ -150,6 +150,17 @@ def test_forward_needs_a_target_and_a_known_kind(tmp_path: Path) -> None:
     assert problem.startswith("forward[0].kind: ")
 
 
+def test_relay_replies_belongs_to_email_forwards_only(tmp_path: Path) -> None:
+    hook = '[[forward]]\nname = "x"\nkind = "webhook"\nurl = "https://h/"\nrelay_replies = false\n'
+    [problem] = problems(tmp_path, hook)
+    assert problem.startswith("forward[0]: `relay_replies` is for email forwards")
+    vendor = '[[forward]]\nname = "v"\nkind = "email"\nto = "a@vendor.example"\nrelay_replies = 1\n'
+    [problem] = problems(tmp_path, vendor)
+    assert problem.startswith("forward[0].relay_replies: ")
+    config = load_config(write(tmp_path, vendor.replace("= 1", "= false")), {})
+    assert [f.relay_replies for f in config.forward] == [False]
+
+
 @pytest.mark.parametrize(
     ("text", "key", "env_var"),
     [

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from normalizer.contact import AutoClass
 from normalizer.hooks import HookEvent
 from router.forward_hooks import HookInbox, HookTicketUnknown
 from router.forwards import ForwardRecord, ForwardRecords, matches
 from router.outbox import Outbox
 from router.router import Router
-from router.schema import metadata, outbox
+from router.schema import metadata, outbox, tickets
 from router.settings import ForwardRule, RouterSettings, RoutingRule
 from router.store import Store
 from tests.unit.router.conftest import Desk, email, make_settings
@@ -293,3 +294,50 @@ async def test_public_comment_reaches_a_chat_requester_in_their_conversation(
     else:
         assert (kind, payload["to"]) == ("sms.reply", "+14155552671")
     assert payload["text"] == "Try now."
+
+
+VENDOR = ForwardRule(name="vendor-acme", kind="email", address="support@acme-vendor.example")
+
+
+@pytest.mark.parametrize("auto", [AutoClass.HUMAN, AutoClass.BULK, AutoClass.LIST])
+async def test_a_vendors_mail_is_relayed_to_a_slack_requester_in_their_thread(
+    tmp_path: Any, auto: AutoClass
+) -> None:
+    """The vendor's mail is the tool's voice: it does not make the ticket an email ticket, so
+    its answer goes to the requester's Slack thread, and nothing goes back to the vendor."""
+    settings = make_settings(forwards=(VENDOR,), outbound_transports=frozenset({"email", "slack"}))
+    store = Store.from_url(f"sqlite:///{tmp_path}/spoc.db")
+    store.run_sync(lambda conn: metadata.create_all(conn))
+    await store.start()
+    try:
+        router = Router(store, settings)
+        result = await router.submit(slack("VPN broken", "Ev1"))
+        answer = email(
+            sender=VENDOR.address or "",
+            subject=f"RE: [{result.ticket_ref}] VPN broken",
+            subject_refs=(result.ticket_ref,),
+            text="Reset your token.\n\nOn Mon, Desk <servicedesk@example.com> wrote:\n> VPN broken",
+            auto=auto,
+        )
+        assert (await router.submit(answer)).ticket_ref == result.ticket_ref
+        sent = await store.read(
+            lambda c: c.execute(
+                sa.select(outbox.c.kind, outbox.c.payload).where(outbox.c.kind.like("%.reply"))
+            ).all()
+        )
+        last_channel = await store.read(
+            lambda c: c.execute(sa.select(tickets.c.last_channel)).scalar()
+        )
+    finally:
+        await store.close()
+
+    assert last_channel == "slack"
+    if auto is not AutoClass.HUMAN:  # bulk or list mail: recorded, never relayed
+        assert sent == []
+        return
+    ((kind, payload),) = sent
+    assert (kind, payload["channel"], payload["text"]) == (
+        "slack.reply",
+        "C42",
+        "Reset your token.",
+    )
