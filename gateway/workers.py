@@ -107,14 +107,16 @@ class _Supervisor:
             if received is not None and received.si_signo in _STOP_SIGNALS:
                 log.info("signal received: stopping %d workers", len(self._workers))
                 return self._stop_all()
-            self._take_ready_messages()
             if not self._replace_dead():
                 self._stop_all()
                 return EXIT_FAILED
 
     def _start(self, index: int) -> None:
         role = (self._config, index, self._form_secret, self._ready_writer)
-        process = self._context.Process(target=_worker_main, args=role, name=f"spoc-{index}")
+        # daemon: should the parent itself fail, its exit sends the workers SIGTERM.
+        process = self._context.Process(
+            target=_worker_main, args=role, name=f"spoc-{index}", daemon=True
+        )
         process.start()
         self._workers[index] = _Worker(process)
         log.info("worker %d started (pid %s)", index, process.pid)
@@ -131,6 +133,7 @@ class _Supervisor:
 
     def _replace_dead(self) -> bool:
         """Replace each worker that died once ready; False if one died before it was ready."""
+        self._take_ready_messages()  # a worker that died has written all it ever will
         for index, worker in list(self._workers.items()):
             code = worker.process.exitcode
             if code is None:
