@@ -190,6 +190,34 @@ def test_a_worker_killed_hard_is_replaced_and_the_ports_keep_answering(
 
 
 @pytest.mark.postgres
+def test_workers_stop_when_their_parent_is_killed_hard(
+    tmp_path: Path, pg_url: str, running_gateways: list[Gateway]
+) -> None:
+    gateway, pids = start_workers(tmp_path, pg_url)
+    running_gateways.append(gateway)
+
+    gateway.process.kill()  # SIGKILL to the parent only
+
+    deadline = time.monotonic() + READY_SECONDS
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = [pid for pid in pids if _alive(pid)]
+    for pid in orphans:  # a failed run leaves nothing behind
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, gateway.process.log_tail()
+    with pytest.raises(OSError):  # nobody holds the SMTP port any more
+        socket.create_connection((HOST, gateway.ready.smtp_port), timeout=SOCKET_SECONDS).close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
 def test_a_worker_that_cannot_start_stops_the_others_and_the_parent_exits_1(
     tmp_path: Path, pg_url: str
 ) -> None:
