@@ -24,13 +24,17 @@ Signals and exit codes
     (a crash, kill -9, the OOM killer) is replaced at once, logged at ERROR. A worker that exits
     before it is ready (a port taken by something else, the database gone) stops the others and
     the parent exits 1: that is a configuration or environment problem a restart will not mend.
+    Should the parent itself be killed (SIGKILL), each worker gets SIGTERM from the kernel
+    (``PR_SET_PDEATHSIG``) and stops as above: no orphan keeps the ports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED = 0, 1
 STOP_SECONDS: Final = STOP_GRACE_SECONDS + 15.0  # a worker's own grace, then its clean-up
 POLL_SECONDS: Final = 0.2  # how often the parent looks for ready messages between signals
+_PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
 _STOP_SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT})
 _PARENT_SIGNALS: Final = _STOP_SIGNALS | {signal.SIGCHLD}
 
@@ -112,7 +117,7 @@ class _Supervisor:
                 return EXIT_FAILED
 
     def _start(self, index: int) -> None:
-        role = (self._config, index, self._form_secret, self._ready_writer)
+        role = (self._config, index, self._form_secret, self._ready_writer, os.getpid())
         # daemon: should the parent itself fail, its exit sends the workers SIGTERM.
         process = self._context.Process(
             target=_worker_main, args=role, name=f"spoc-{index}", daemon=True
@@ -172,12 +177,26 @@ class _Supervisor:
         return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
-def _worker_main(config: Config, index: int, form_secret: bytes, ready: Connection) -> None:
+def _worker_main(
+    config: Config, index: int, form_secret: bytes, ready: Connection, parent: int
+) -> None:
     """A forked worker: a whole gateway on the shared ports, until SIGTERM."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    _stop_with_the_parent(parent)
 
     def tell_ready() -> None:
         ready.send_bytes(str(index).encode("ascii"))
 
     role = WorkerRole(index=index, form_secret=form_secret, ready=tell_ready)
     raise SystemExit(asyncio.run(serve(config, role)))
+
+
+def _stop_with_the_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies (Linux ``prctl``), so a
+    parent killed with SIGKILL leaves no worker holding the ports. SIGTERM is still blocked
+    here; the gateway takes it once its handlers are in place and stops as usual."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("worker cannot follow its parent: prctl failed (errno %d)", ctypes.get_errno())
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
