@@ -1,9 +1,10 @@
 """The ``spoc`` command line (also ``python -m gateway``).
 
 ``spoc [--config F] COMMAND``; the config path comes from ``--config``, else ``$SPOC_CONFIG``, else
-``./config.toml``. Commands: ``serve``, ``check-config``, ``tickets list|show``, ``db upgrade``,
-``replay FILE.eml...``, ``demo``, ``outbox list|retry`` (``gateway.cli_outbox``). Exit codes:
-0 success, 1 the thing asked for failed (unknown ticket, database error), 2 usage or config
+``./config.toml``. Commands: ``serve [--workers N]`` (``gateway.workers``), ``check-config``,
+``tickets list|show``, ``db upgrade``, ``replay FILE.eml...``, ``demo``, ``outbox list|retry``
+(``gateway.cli_outbox``). Exit codes: 0 success, 1 the thing asked for failed (unknown ticket,
+database error), 2 usage or config
 error (one line per problem on stderr).
 """
 
