@@ -4,8 +4,7 @@
 ``./config.toml``. Commands: ``serve [--workers N]`` (``gateway.workers``), ``check-config``,
 ``tickets list|show``, ``db upgrade``, ``replay FILE.eml...``, ``demo``, ``outbox list|retry``
 (``gateway.cli_outbox``). Exit codes: 0 success, 1 the thing asked for failed (unknown ticket,
-database error), 2 usage or config
-error (one line per problem on stderr).
+database error), 2 usage or config error (one line per problem on stderr).
 """
 
 from __future__ import annotations
