@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import smtplib
 import threading
@@ -75,6 +76,7 @@ RACES = 50 if FULL else 8  # of each shape, all at once
 LOAD_CLIENTS, LOAD_PER_CLIENT = (8, 100) if FULL else (4, 30)
 PER_SENDER_PER_HOUR = 3
 PUBLIC = "https://desk.example.test"
+_DELIVERED = re.compile(r"outbox (\d+): \S+ delivered")
 WAIT_SECONDS = 60.0 if FULL else 30.0
 ENV = {
     "SPOC_API_TOKEN": API_TOKEN,
@@ -352,6 +354,10 @@ async def test_the_same_contacts_sent_to_both_instances_at_once_are_one_contact_
     assert acks >= 3 * RACES  # both mails and the API contact of each round
     message_ids = Counter(str(m["Message-ID"]) for m in desk.sink.messages)
     assert len(message_ids) == acks and set(message_ids.values()) == {1}
+    # Each row was delivered by one dispatcher or the other, never by both.
+    delivered = [set(map(int, _DELIVERED.findall(i.process.log()))) for i in desk.instances]
+    assert not delivered[0] & delivered[1]
+    assert len(delivered[0] | delivered[1]) == desk.count("SELECT count(*) FROM outbox")
 
 
 async def test_a_sender_mailing_both_instances_gets_at_most_the_hourly_acks_in_all(
