@@ -15,7 +15,9 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
-    ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``).
+    ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``),
+    ``reuse_port`` (bind with SO_REUSEPORT, so the workers of ``spoc serve --workers N`` share
+    the port; not a config key).
 
 Replies
     ``250 2.0.0 Ok: queued as SD-42``   committed (also for a duplicate: the earlier ticket)
@@ -116,6 +118,7 @@ class SMTPChannelSettings:
     max_received_headers: int = 30
     accept_abuse: bool = False  # also take abuse@ at our domains (postmaster@ always)
     trusted_authserv_ids: tuple[str, ...] = ()  # [email]: the MX whose Authentication-Results count
+    reuse_port: bool = False  # SO_REUSEPORT: processes share the port (spoc serve --workers)
 
     def __post_init__(self) -> None:
         for key in ("max_message_bytes", "max_recipients", "max_connections"):
@@ -393,7 +396,10 @@ class SMTPChannel(Channel):
         self.in_flight()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._make_protocol, self.settings.host, self.settings.port
+            self._make_protocol,
+            self.settings.host,
+            self.settings.port,
+            reuse_port=self.settings.reuse_port or None,
         )
         log.info("SMTP listening on %s:%d", self.settings.host, self.port)
 

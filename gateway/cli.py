@@ -1,10 +1,10 @@
 """The ``spoc`` command line (also ``python -m gateway``).
 
 ``spoc [--config F] COMMAND``; the config path comes from ``--config``, else ``$SPOC_CONFIG``, else
-``./config.toml``. Commands: ``serve``, ``check-config``, ``tickets list|show``, ``db upgrade``,
-``replay FILE.eml...``, ``demo``, ``outbox list|retry`` (``gateway.cli_outbox``). Exit codes:
-0 success, 1 the thing asked for failed (unknown ticket, database error), 2 usage or config
-error (one line per problem on stderr).
+``./config.toml``. Commands: ``serve [--workers N]`` (``gateway.workers``), ``check-config``,
+``tickets list|show``, ``db upgrade``, ``replay FILE.eml...``, ``demo``, ``outbox list|retry``
+(``gateway.cli_outbox``). Exit codes: 0 success, 1 the thing asked for failed (unknown ticket,
+database error), 2 usage or config error (one line per problem on stderr).
 """
 
 from __future__ import annotations
@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     serve = commands.add_parser("serve", parents=[common], help="run every enabled channel")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="N processes sharing the SMTP and HTTP ports (SO_REUSEPORT); PostgreSQL only",
+    )
     serve.set_defaults(run=_serve)
     check = commands.add_parser("check-config", parents=[common], help="validate the config")
     check.set_defaults(run=_check_config)
@@ -132,6 +139,14 @@ def _check_config(args: argparse.Namespace, config: Config, path: Path) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config, path: Path) -> int:
+    if args.workers > 1:
+        from gateway.workers import run_workers, workers_refused
+
+        refused = workers_refused(config.database_url, args.workers)
+        if refused is not None:
+            print(f"spoc: {refused}", file=sys.stderr)
+            return EXIT_USAGE
+        return run_workers(config, args.workers)
     from gateway.serve import serve
 
     return asyncio.run(serve(config))

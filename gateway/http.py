@@ -100,11 +100,14 @@ def build_app(
     return app
 
 
-async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` in the running loop; ``await runner.cleanup()`` to stop."""
+async def start_http(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` in the running loop; ``await runner.cleanup()`` to stop.
+    ``reuse_port``: bind with SO_REUSEPORT, sharing the port with other processes that do."""
     runner = web.AppRunner(app, logger=ClientErrorLogger())
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     try:
         await site.start()
     except BaseException:

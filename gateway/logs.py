@@ -38,10 +38,12 @@ __all__ = [
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKERS_TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
-def configure_logging(log_format: str = "text") -> None:
+def configure_logging(log_format: str = "text", *, process_ids: bool = False) -> None:
     """The process's logging for ``spoc serve``: INFO to stderr as text lines or JSON lines.
+    ``process_ids`` puts the pid on every record (``spoc serve --workers N``: whose line it is).
 
     A root logger that has handlers already (an embedding program, a test) is left as it is,
     apart from the control-character filter, which every handler gets.
@@ -51,8 +53,9 @@ def configure_logging(log_format: str = "text") -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
+        text_format = WORKERS_TEXT_FORMAT if process_ids else TEXT_FORMAT
         handler.setFormatter(
-            json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+            json_formatter(process_ids) if log_format == "json" else logging.Formatter(text_format)
         )
         root.addHandler(handler)
         root.setLevel(logging.INFO)
@@ -62,10 +65,13 @@ def configure_logging(log_format: str = "text") -> None:
     install_filters(root)
 
 
-def json_formatter() -> logging.Formatter:
-    """One JSON object per record: time, level, logger, message, exc_info (a string)."""
+def json_formatter(process_ids: bool = False) -> logging.Formatter:
+    """One JSON object per record: time, level, logger, message, exc_info (a string), and
+    with ``process_ids`` the pid as ``process``."""
     return JsonFormatter(
-        "%(levelname)s %(name)s %(message)s",
+        "%(levelname)s %(process)d %(name)s %(message)s"
+        if process_ids
+        else "%(levelname)s %(name)s %(message)s",
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp="time",
     )

@@ -5,6 +5,10 @@ Start order: database (SQLite is migrated in place; PostgreSQL must be at head),
 dispatcher, SMTP, IMAP pollers, HTTP. Stop order on SIGTERM/SIGINT: stop accepting (SMTP and
 HTTP listeners close, IMAP pollers finish the message in hand, leave IDLE and log out), let
 in-flight contacts finish and commit, stop the dispatcher, close the store; exit 0.
+
+A worker of ``spoc serve --workers N`` (``gateway.workers``) is the same gateway with a
+:class:`WorkerRole`: its listeners share their ports with the other workers (SO_REUSEPORT), the
+parent checked the schema once already, and the dashboard's secret is the parent's.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -68,6 +72,15 @@ class StartupError(Exception):
     """The gateway cannot start; the message says what to do."""
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """What makes a gateway one of the workers of ``spoc serve --workers N``."""
+
+    index: int  # 1..N, for the logs
+    form_secret: bytes  # drawn once by the parent: a login on one worker holds on all of them
+    ready: Callable[[], None]  # tells the parent this worker is listening
+
+
 @dataclass(slots=True)
 class _WakeDispatcher:
     """Wakes the dispatcher as soon as a contact may have queued something to send."""
@@ -85,8 +98,9 @@ class _WakeDispatcher:
 class Gateway:
     """Everything ``spoc serve`` runs, startable in-process (tests, ``spoc demo``)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, worker: WorkerRole | None = None) -> None:
         self.config = config
+        self.worker = worker
         self.metrics = Metrics()
         self.store: Store | None = None
         self.router: Router | None = None
@@ -99,7 +113,10 @@ class Gateway:
         self._http: web.AppRunner | None = None
         self.dashboard: Dashboard | None = None
         # Signs dashboard sessions and form tokens; random per process unless configured.
-        self._form_secret = session_secret(config.secrets.dashboard_secret)
+        if worker is not None:
+            self._form_secret = worker.form_secret
+        else:
+            self._form_secret = session_secret(config.secrets.dashboard_secret)
 
     @property
     def smtp_port(self) -> int:
@@ -116,10 +133,8 @@ class Gateway:
         url = config.database_url
         for section in config.inert_sections():
             log.info("[%s] is configured but not active in this version; it is ignored", section)
-        if is_sqlite(url):
-            await asyncio.to_thread(upgrade, url)
-        elif not await asyncio.to_thread(check, url):
-            raise StartupError("the database schema is not up to date: run `spoc db upgrade`")
+        if self.worker is None:  # a worker's parent did this once for all of them
+            await asyncio.to_thread(bring_schema_up, url)
         self.store = Store.from_url(url)
         await self.store.start()
         senders = self._outbound_senders()
@@ -142,8 +157,9 @@ class Gateway:
         self.webhook_channels = self._webhook_channels(intake)
         for channel in self.webhook_channels:
             await channel.start()
+        shared_ports = self.worker is not None
         self.smtp = SMTPChannel(
-            config.smtp_settings(),
+            replace(config.smtp_settings(), reuse_port=shared_ports),
             intake,
             MeteredQuarantine(QuarantineStore(self.store), self.metrics),
             steps=config.mail_steps(),
@@ -164,7 +180,9 @@ class Gateway:
             dashboard=self.dashboard,
         )
         add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
-        self._http = await start_http(app, config.server.http_host, config.server.http_port)
+        self._http = await start_http(
+            app, config.server.http_host, config.server.http_port, reuse_port=shared_ports
+        )
         log.info(
             "spoc ready: SMTP on %s:%d, HTTP on %s:%d, database %s",
             config.smtp.host,
@@ -362,6 +380,14 @@ class Gateway:
         log.info("spoc stopped")
 
 
+def bring_schema_up(url: str) -> None:
+    """SQLite is migrated in place; PostgreSQL must be at head already (``spoc db upgrade``)."""
+    if is_sqlite(url):
+        upgrade(url)
+    elif not check(url):
+        raise StartupError("the database schema is not up to date: run `spoc db upgrade`")
+
+
 def imap_mailbox_settings(
     mailbox: ImapMailbox, password: str, settings: RouterSettings
 ) -> IMAPMailboxSettings:
@@ -376,19 +402,24 @@ def imap_mailbox_settings(
     )
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, worker: WorkerRole | None = None) -> int:
     configure_logging(config.server.log_format)
-    gateway = Gateway(config)
+    gateway = Gateway(config, worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in stop_signals:
         loop.add_signal_handler(sig, stop.set)
+    # A worker is forked with these blocked (gateway.workers): one sent before now stops it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
     try:
         await gateway.start()
     except (StartupError, OSError) as exc:
         log.error("spoc cannot start: %s", exc)
         await gateway.stop(grace_seconds=0)
         return 1
+    if worker is not None:
+        worker.ready()
     await stop.wait()
     log.info("signal received: stopping (finishing in-flight contacts)")
     await gateway.stop()

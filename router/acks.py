@@ -6,7 +6,9 @@ role or no-reply addresses, or our own addresses. At most one per (sender, ticke
 ``per_sender_per_hour`` per sender and ``global_per_minute`` in all, counted from the outbox.
 The ack is written to the outbox in the routing transaction as an ``ack`` event (the ref, the
 subject, the requester's name, whether to tell them about the one address); the dispatcher
-sends it later, and ``channels.outbound`` words it for its transport.
+sends it later, and ``channels.outbound`` words it for its transport. On PostgreSQL the
+per-sender count is taken under an advisory lock on the recipient, held to COMMIT, so gateways
+sharing the database count each other's acks (``router.thread_lock``).
 
 A Slack message, shortcut or modal that opened a ticket gets a ``slack.ack`` in its thread (or
 the user's DM for a modal) naming the ref -- when the Slack transport runs, never for an
@@ -29,6 +31,7 @@ from router.outbox import enqueue
 from router.schema import outbox
 from router.settings import RouterSettings
 from router.system_mail import is_undeliverable
+from router.thread_lock import lock_names
 
 ACK = "email.ack"
 # Mail to these reports a problem with mail itself (RFC 5321 section 4.5.1, RFC 2142): often a
@@ -113,6 +116,8 @@ def rate_refusal(
     by this very contact, so it has had no ack yet and its count is skipped (a statement saved
     on every first contact)."""
     if not new_sender:
+        # Another gateway may be counting this sender's acks now: wait for its COMMIT.
+        lock_names(conn, [f"acks:{kind}:{sender}"])
         per_sender = conn.execute(
             _SENT_TO, {"kind": kind, "recipient": sender, "since": now - timedelta(hours=1)}
         ).scalar_one()

@@ -20,6 +20,7 @@ writers of one file are serial already.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -49,7 +50,13 @@ def lock_key(name: str) -> int:
 
 def lock_conversation(conn: Connection, contact: Contact) -> None:
     """Wait for, then hold until COMMIT, the locks on ``contact``'s conversation (PostgreSQL)."""
+    lock_names(conn, conversation_keys(contact))
+
+
+def lock_names(conn: Connection, names: Iterable[str]) -> None:
+    """Wait for, then hold until COMMIT, an advisory lock on each name (PostgreSQL only; on
+    SQLite the one writer is serial already)."""
     if conn.dialect.name != "postgresql":
         return
-    keys = sorted({lock_key(k) for k in conversation_keys(contact)})
+    keys = sorted({lock_key(name) for name in names})
     conn.execute(_LOCK, {"keys": keys})

@@ -115,6 +115,8 @@ class TwilioIngest:
                 except ValueError as exc:
                     await asyncio.to_thread(self.spool.reject, path, str(exc))
                     continue
+                if record is None:  # another worker replayed it meanwhile
+                    continue
                 try:
                     if isinstance(record, CallEvent):
                         await self.call(record, spool=False)

@@ -27,7 +27,9 @@ Record = CallEvent | SmsMessage
 
 
 class Spool:
-    """A directory of pending records. Safe against crashes, not shared between processes."""
+    """A directory of pending records. Safe against crashes, and shared by the workers of
+    ``spoc serve --workers N``: a record another worker replayed and removed meanwhile is
+    skipped (one that two workers both submitted is a duplicate the intake dedupes)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -60,10 +62,15 @@ class Spool:
             return []
         return sorted(self.directory.glob("[0-9]*.json"))
 
-    def load(self, path: Path) -> Record:
-        """Read one record; ValueError when the file is not a record."""
+    def load(self, path: Path) -> Record | None:
+        """Read one record; None when it is gone (another worker replayed it), ValueError when
+        the file is not a record."""
         try:
-            return decode(json.loads(path.read_bytes()))
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return decode(json.loads(data))
         except (OSError, json.JSONDecodeError, TypeError, KeyError) as exc:
             raise ValueError(f"{path.name} is not a spooled record: {exc}") from exc
 
@@ -74,7 +81,10 @@ class Spool:
         """Move a record the intake refuses out of the way, so it is not retried forever."""
         rejected = self.directory / "rejected"
         rejected.mkdir(exist_ok=True)
-        os.replace(path, rejected / path.name)
+        try:
+            os.replace(path, rejected / path.name)
+        except FileNotFoundError:  # another worker took it first
+            return
         log.error("spooled record %s refused for good (%s): moved to rejected/", path.name, reason)
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,9 +129,10 @@ class ServeProcess:
         config: Path | None,
         log_path: Path,
         extra_env: Mapping[str, str] | None = None,
+        serve_args: Sequence[str] = (),
     ) -> None:
         self.log_path = log_path
-        args = [sys.executable, "-m", "gateway", "serve"]
+        args = [sys.executable, "-m", "gateway", "serve", *serve_args]
         if config is not None:
             args += ["--config", str(config)]
         with log_path.open("wb") as log_file:
@@ -199,15 +200,20 @@ class Gateway:
 
 
 def start_gateway(
-    directory: Path, db_url: str, attempts: int = 3, extra_env: Mapping[str, str] | None = None
+    directory: Path,
+    db_url: str,
+    attempts: int = 3,
+    extra_env: Mapping[str, str] | None = None,
+    serve_args: Sequence[str] = (),
 ) -> Gateway:
     """Start ``spoc serve`` on free ports; picks new ones if another process took them first.
-    ``extra_env`` is set for the child on top of :func:`child_environment` (a token, say)."""
+    ``extra_env`` is set for the child on top of :func:`child_environment` (a token, say);
+    ``serve_args`` follow ``serve`` (``--workers 2``)."""
     directory.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, attempts + 1):
         config = write_config(directory, db_url, free_port(), free_port())
         log_path = directory / f"serve-{time.monotonic_ns()}.log"
-        process = ServeProcess(directory, config, log_path, extra_env)
+        process = ServeProcess(directory, config, log_path, extra_env, serve_args)
         ready = process.wait_ready()
         if ready is not None:
             return Gateway(process, ready, config)

@@ -100,3 +100,24 @@ async def test_replay_keeps_everything_while_the_intake_is_down_then_sends_it_in
     assert intake.got == ["SM1", "SM3"]
     assert ingest.spool.pending() == []
     assert len(list((tmp_path / "rejected").iterdir())) == 1
+
+
+async def test_a_record_another_worker_replayed_meanwhile_is_skipped_not_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intake = _Intake()
+    intake.down = False
+    ingest = TwilioIngest(intake, IngestSettings(spool_dir=tmp_path))
+    ingest.spool.put(SmsMessage("SM1", "+12025550100", AT, "one"))
+    other_worker = Spool(tmp_path)
+    read = ingest.spool.load
+
+    def load_after_the_other_worker(path: Path) -> object:
+        other_worker.remove(path)  # it replayed the record between our listing and our read
+        return read(path)
+
+    monkeypatch.setattr(ingest.spool, "load", load_after_the_other_worker)
+
+    assert await ingest.replay() == 0
+    assert intake.got == []
+    assert not (tmp_path / "rejected").exists()
