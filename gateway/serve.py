@@ -44,6 +44,7 @@ from gateway.migrate import check, upgrade
 from gateway.triage import start_meaning_reader
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
+from router.calls import CallJournalStore
 from router.forward_hooks import HookInbox
 from router.forwards import ForwardRecords
 from router.lookup import ChatLookup, PhoneLookup
@@ -337,7 +338,8 @@ class Gateway:
                 )
                 assert self.store is not None
                 lookup = PhoneLookup(self.store, config.tickets.prefix)
-                channels.append(TwilioChannel(twilio_settings, intake, lookup))
+                journal = CallJournalStore(self.store)  # any instance may get the hang-up
+                channels.append(TwilioChannel(twilio_settings, intake, lookup, journal=journal))
         return channels
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
