@@ -355,3 +355,15 @@ def upsert(
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
     )
+
+
+def upsert_counting(
+    conn: Connection, table: sa.Table, keys: tuple[str, ...], counter: str, update: tuple[str, ...]
+) -> Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET counter = counter + 1`` and the ``update``
+    columns to the new values: count an event in one statement, safe between instances."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table)
+    changes: dict[str, Any] = {c: stmt.excluded[c] for c in update}
+    changes[counter] = table.c[counter] + 1
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
