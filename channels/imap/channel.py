@@ -30,6 +30,10 @@ T = TypeVar("T")
 
 IDLE_CHECK_SECONDS = 1.0  # how soon a stop request is seen while in IDLE
 LOCK_CHECK_SECONDS = 30.0  # how often the poller lock is confirmed while in IDLE
+# How often a gateway waiting for another one's mailbox tries the poller lock again: the
+# mailbox is taken over within about this long after its poller dies (not poll_interval_seconds,
+# 60 s by default, which would make failover slower than the 30 s promised).
+LOCK_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +174,10 @@ class IMAPChannel(Channel):
                     if not waiting_logged:
                         log.info("IMAP %s: another gateway polls this mailbox; waiting", name)
                         waiting_logged = True
-                    await self._sleep(self.settings.poll_interval_seconds)
+                    await self._sleep(min(LOCK_RETRY_SECONDS, self.settings.poll_interval_seconds))
                     continue
+                if waiting_logged:
+                    log.info("IMAP %s: took over the mailbox from another gateway", name)
                 waiting_logged = False
                 await self._connected()
             except _LockLost:
