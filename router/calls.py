@@ -4,8 +4,9 @@
 menu steps write the caller's choice as they answer, and the call-status step -- on whichever
 instance the load balancer sent it to -- reads it to word a call-back contact. Writes go
 through the store's writer (a row per call, upserted); every write of a choice also deletes
-rows older than :data:`MAX_AGE` (calls whose status callback never came), through the index on
-``updated_at``, so the table holds about a day of calls.
+rows older than :data:`MAX_AGE`, through the index on ``updated_at``, so the table holds about a
+day of calls. A row stays after the call ended: a status callback Twilio sends again finds the
+call finished.
 
 ``wait_finished`` polls the row (every :data:`POLL_SECONDS`): it runs only for a caller who
 hung up while recording, for at most the IVR's grace of a couple of seconds.
@@ -36,7 +37,6 @@ _GET = sa.select(
     call_progress.c.recording,
     call_progress.c.finished,
 ).where(call_progress.c.call_sid == sa.bindparam("sid"))
-_FORGET = sa.delete(call_progress).where(call_progress.c.call_sid == sa.bindparam("sid"))
 _EXPIRE = sa.delete(call_progress).where(
     call_progress.c.updated_at < sa.bindparam("before", type_=call_progress.c.updated_at.type)
 )
@@ -102,9 +102,3 @@ class CallJournalStore:
             if left <= 0:
                 return False
             await asyncio.sleep(min(POLL_SECONDS, left))
-
-    async def forget(self, call_sid: str) -> None:
-        def write(conn: Connection) -> None:
-            conn.execute(_FORGET, {"sid": call_sid})
-
-        await self._store.write(write)

@@ -47,9 +47,6 @@ class MemoryCallJournal:
         if call_sid in self._finished:
             self._finished[call_sid].set()
 
-    async def forget(self, call_sid: str) -> None:
-        self._calls.pop(call_sid, None)
-
     async def wait_finished(self, call_sid: str, timeout: float) -> bool:  # noqa: ASYNC109
         entry = self._calls.get(call_sid)
         if entry is not None and entry.progress.finished:

@@ -236,7 +236,6 @@ class VoiceWebhooks:
             waited = journal.wait_finished(call_sid, grace)
             await self._keep("wait for", call_sid, waited, False, grace + JOURNAL_TIMEOUT_SECONDS)
             progress = await self._keep("read", call_sid, journal.get(call_sid), None) or progress
-        await self._keep("forget", call_sid, journal.forget(call_sid), None)
         if progress is not None and progress.finished:
             return twiml(VoiceResponse())
         if await self._call_has_ticket(call_sid):
@@ -260,6 +259,8 @@ class VoiceWebhooks:
             after_hours=progress.after_hours if progress is not None else False,
         )
         await self.ingest.call(event)
+        # Done: a retried status callback finds the call finished and makes nothing more.
+        await self._keep("finish", call_sid, journal.finish(call_sid), None)
         return twiml(VoiceResponse())
 
     # ---- TwiML --------------------------------------------------------------------------------

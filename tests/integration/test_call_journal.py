@@ -33,8 +33,6 @@ async def test_a_choice_is_read_back_and_a_finish_keeps_it(store: Store) -> None
     await journal.finish("CA1")
     await journal.chose("CA1", CallProgress(path="1"))  # a late step does not undo the finish
     assert await journal.get("CA1") == CallProgress("1", finished=True)
-    await journal.forget("CA1")
-    assert await journal.get("CA1") is None
 
 
 async def test_wait_finished_sees_a_finish_written_through_another_store(
