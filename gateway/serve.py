@@ -37,7 +37,7 @@ from gateway.config.secrets import env_name
 from gateway.config.sections import ImapMailbox
 from gateway.dashboard import Dashboard, DashboardSettings
 from gateway.dashboard.queues import Queues
-from gateway.dashboard.session import Sessions, session_secret
+from gateway.dashboard.session import Sessions
 from gateway.dispatcher import Dispatcher, Sender
 from gateway.forwarding import ForwardSender, forwarders
 from gateway.hooks import add_hook_routes
@@ -48,6 +48,7 @@ from gateway.migrate import check, upgrade
 from gateway.triage import start_meaning_reader
 from normalizer.contact import Contact
 from normalizer.intake import Intake, IntakeResult
+from router.calls import CallJournalStore
 from router.forward_hooks import HookInbox
 from router.forwards import ForwardRecords
 from router.lookup import ChatLookup, PhoneLookup
@@ -56,9 +57,12 @@ from router.meaning import MeaningReader
 from router.outbox import Outbox
 from router.outbox_admin import OutboxAdmin
 from router.quarantine import QuarantineStore
+from router.rate_limits import RateLimits
 from router.revisions import ContactRevisions
 from router.router import Router
+from router.sessions import RevokedSessions
 from router.settings import RouterSettings
+from router.shared_secrets import shared_secret
 from router.stats import Stats
 from router.store import Store, is_sqlite
 from router.tickets import TicketService
@@ -77,7 +81,6 @@ class WorkerRole:
     """What makes a gateway one of the workers of ``spoc serve --workers N``."""
 
     index: int  # 1..N, for the logs
-    form_secret: bytes  # drawn once by the parent: a login on one worker holds on all of them
     ready: Callable[[], None]  # tells the parent this worker is listening
 
 
@@ -112,11 +115,9 @@ class Gateway:
         self.imap_channels: list[IMAPChannel] = []
         self._http: web.AppRunner | None = None
         self.dashboard: Dashboard | None = None
-        # Signs dashboard sessions and form tokens; random per process unless configured.
-        if worker is not None:
-            self._form_secret = worker.form_secret
-        else:
-            self._form_secret = session_secret(config.secrets.dashboard_secret)
+        # Signs dashboard sessions and form tokens: SPOC_DASHBOARD_SECRET, else the one kept
+        # in the database (the same on every instance); set in start().
+        self._form_secret = b""
 
     @property
     def smtp_port(self) -> int:
@@ -137,6 +138,7 @@ class Gateway:
             await asyncio.to_thread(bring_schema_up, url)
         self.store = Store.from_url(url)
         await self.store.start()
+        self._form_secret = await self._signing_secret(self.store)
         senders = self._outbound_senders()
         # Agents may reply only on transports that actually run (router.replies).
         settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
@@ -192,6 +194,16 @@ class Gateway:
             self.store.dialect,
         )
 
+    async def _signing_secret(self, store: Store) -> bytes:
+        configured = self.config.secrets.dashboard_secret
+        if configured:
+            return configured.encode("utf-8")
+        log.info(
+            "SPOC_DASHBOARD_SECRET is not set: dashboard sessions and form tokens are signed "
+            "with a secret kept in the database, shared by every instance"
+        )
+        return await shared_secret(store, "dashboard")
+
     def _imap_channels(self, intake: Intake) -> list[IMAPChannel]:
         """One poller per ``[[imap]]`` mailbox that has a password; the others stay off, loudly."""
         config, store = self.config, self.store
@@ -234,6 +246,8 @@ class Gateway:
             tokens=encode_tokens(config.secrets.api_tokens),
             password_hash=config.secrets.dashboard_password_hash,
             max_age_seconds=int(config.dashboard.session_hours * 3600),
+            limiter=RateLimits(self.store),  # failed logins counted across instances
+            revocations=RevokedSessions(self.store),  # a logout ends the session everywhere
         )
         if not sessions.can_log_in:
             log.warning(
@@ -268,7 +282,8 @@ class Gateway:
             max_reports_per_hour=form.max_reports_per_hour,
             secure_cookies=self._secure_cookies,
         )
-        return WebFormChannel(settings, intake)
+        assert self.store is not None
+        return WebFormChannel(settings, intake, limiter=RateLimits(self.store))
 
     def _outbound_senders(self) -> dict[str, Sender]:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
@@ -356,7 +371,8 @@ class Gateway:
                 )
                 assert self.store is not None
                 lookup = PhoneLookup(self.store, config.tickets.prefix)
-                channels.append(TwilioChannel(twilio_settings, intake, lookup))
+                journal = CallJournalStore(self.store)  # any instance may get the hang-up
+                channels.append(TwilioChannel(twilio_settings, intake, lookup, journal=journal))
         return channels
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:

@@ -9,8 +9,9 @@ What it does
     with several processes: outbox rows are claimed with ``FOR UPDATE SKIP LOCKED`` and fenced
     claim tokens, an IMAP mailbox is polled only by the worker holding its advisory lock, and
     two contacts of one conversation take the same conversation lock (``router.thread_lock``).
-    Without ``SPOC_DASHBOARD_SECRET`` the parent draws the dashboard's secret once, so a login
-    or a form token from one worker is good on all of them. Every log line carries its pid.
+    Without ``SPOC_DASHBOARD_SECRET`` every worker reads the one signing secret kept in the
+    database, so a login or a form token from one worker is good on all of them (and on other
+    hosts). Every log line carries its pid.
 
 SQLite
     Refused for N > 1 (:func:`workers_refused`): each process would run its own writer thread
@@ -43,7 +44,6 @@ from multiprocessing.process import BaseProcess
 from typing import Final
 
 from gateway.config import Config
-from gateway.dashboard.session import session_secret
 from gateway.logs import configure_logging
 from gateway.serve import STOP_GRACE_SECONDS, StartupError, WorkerRole, bring_schema_up, serve
 from router.store import is_sqlite
@@ -100,7 +100,6 @@ class _Supervisor:
         self._count = workers
         self._context = multiprocessing.get_context("fork")
         self._ready_reader, self._ready_writer = self._context.Pipe(duplex=False)
-        self._form_secret = session_secret(config.secrets.dashboard_secret)
         self._workers: dict[int, _Worker] = {}
         self._all_ready_logged = False
 
@@ -117,7 +116,7 @@ class _Supervisor:
                 return EXIT_FAILED
 
     def _start(self, index: int) -> None:
-        role = (self._config, index, self._form_secret, self._ready_writer, os.getpid())
+        role = (self._config, index, self._ready_writer, os.getpid())
         # daemon: should the parent itself fail, its exit sends the workers SIGTERM.
         process = self._context.Process(
             target=_worker_main, args=role, name=f"spoc-{index}", daemon=True
@@ -177,9 +176,7 @@ class _Supervisor:
         return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
-def _worker_main(
-    config: Config, index: int, form_secret: bytes, ready: Connection, parent: int
-) -> None:
+def _worker_main(config: Config, index: int, ready: Connection, parent: int) -> None:
     """A forked worker: a whole gateway on the shared ports, until SIGTERM."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     _stop_with_the_parent(parent)
@@ -187,7 +184,7 @@ def _worker_main(
     def tell_ready() -> None:
         ready.send_bytes(str(index).encode("ascii"))
 
-    role = WorkerRole(index=index, form_secret=form_secret, ready=tell_ready)
+    role = WorkerRole(index=index, ready=tell_ready)
     raise SystemExit(asyncio.run(serve(config, role)))
 
 

@@ -26,12 +26,18 @@ class Checkpoint:
 
 
 class Checkpoints(Protocol):
-    """Checkpoints by ``(mailbox, folder)``, stored in the database. Both return after commit;
-    both raise :class:`~normalizer.intake.TemporaryIntakeError` when the database is down."""
+    """Checkpoints by ``(mailbox, folder)`` and failed attempts by message, stored in the
+    database, so whichever gateway polls the mailbox next goes on from them. All return after
+    commit; all raise :class:`~normalizer.intake.TemporaryIntakeError` when the database is
+    down. Saving a checkpoint forgets the failures of the messages it passed."""
 
     async def load(self, mailbox: str, folder: str) -> Checkpoint | None: ...
 
     async def save(self, mailbox: str, folder: str, checkpoint: Checkpoint) -> None: ...
+
+    async def count_failure(self, mailbox: str, folder: str, uidvalidity: int, uid: int) -> int:
+        """Count one more failed attempt at a message; the attempts so far, by every poller."""
+        ...
 
 
 class PollerLock(Protocol):

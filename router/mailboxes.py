@@ -1,8 +1,12 @@
-"""IMAP pollers' state in the database: checkpoints, and the one-poller-per-mailbox lock.
+"""IMAP pollers' state in the database: checkpoints, failure counts, and the one-poller-per-
+mailbox lock.
 
 Checkpoints (:class:`MailboxCheckpoints`): one row per ``(mailbox, folder)`` in
 ``imap_checkpoints`` with the folder's UIDVALIDITY and the last UID taken in, written through
-the store's writer (so a checkpoint commits like a contact does).
+the store's writer (so a checkpoint commits like a contact does). Failed attempts at a message
+are counted in ``imap_failures``, so a message that keeps failing reaches ``max_failures`` and
+``failed_folder`` even when the mailbox passes from one gateway to another between attempts;
+saving a checkpoint deletes the rows of the messages it passed (or of an old UIDVALIDITY).
 
 The lock (:func:`poller_lock`): on PostgreSQL a session-level advisory lock
 (``pg_try_advisory_lock``) on a connection of its own, held while the poller runs; another
@@ -28,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from normalizer.mailbox import Checkpoint
 from router.clock import Clock, utcnow
-from router.schema import imap_checkpoints, upsert
+from router.schema import imap_checkpoints, imap_failures, upsert, upsert_counting
 from router.store import Store, engine_url, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,14 @@ log = logging.getLogger(__name__)
 _LOAD = sa.select(imap_checkpoints.c.uidvalidity, imap_checkpoints.c.last_uid).where(
     imap_checkpoints.c.mailbox == sa.bindparam("mailbox"),
     imap_checkpoints.c.folder == sa.bindparam("folder"),
+)
+_PASSED = sa.delete(imap_failures).where(
+    imap_failures.c.mailbox == sa.bindparam("mailbox"),
+    imap_failures.c.folder == sa.bindparam("folder"),
+    sa.or_(
+        imap_failures.c.uidvalidity != sa.bindparam("uidvalidity"),
+        imap_failures.c.uid <= sa.bindparam("last_uid"),
+    ),
 )
 
 
@@ -70,8 +82,26 @@ class MailboxCheckpoints:
                 ("uidvalidity", "last_uid", "updated_at"),
             )
             conn.execute(stmt, row)
+            conn.execute(_PASSED, row)
 
         await self._store.write(write)
+
+    async def count_failure(self, mailbox: str, folder: str, uidvalidity: int, uid: int) -> int:
+        row = {
+            "mailbox": mailbox,
+            "folder": folder,
+            "uidvalidity": uidvalidity,
+            "uid": uid,
+            "attempts": 1,
+            "updated_at": self._clock(),
+        }
+
+        def write(conn: Connection) -> int:
+            keys = ("mailbox", "folder", "uidvalidity", "uid")
+            stmt = upsert_counting(conn, imap_failures, keys, "attempts", ("updated_at",))
+            return int(conn.execute(stmt.returning(imap_failures.c.attempts), row).scalar_one())
+
+        return await self._store.write(write)
 
 
 def advisory_key(mailbox: str) -> int:

@@ -271,6 +271,70 @@ hook_deliveries = sa.Table(
     sa.Column("received_at", UTCDateTime(), nullable=False),
 )
 
+# State every gateway sharing the database must see alike (docs/architecture.md, "State across
+# instances"): nothing a second instance needs lives only in one process.
+
+# Where each phone call is in the IVR (router/calls.py), for its call-status callback, which
+# may reach another instance than the menu steps did. Rows older than a day are deleted.
+call_progress = sa.Table(
+    "call_progress",
+    metadata,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("path", sa.String(8)),  # the menu digits chosen; NULL: no choice yet
+    sa.Column("offered_ref", sa.String(32)),  # the caller chose to add to this ticket
+    sa.Column("after_hours", sa.Boolean(), nullable=False),
+    sa.Column("recording", sa.Boolean(), nullable=False),  # reached <Record>
+    sa.Column("finished", sa.Boolean(), nullable=False),  # a message taken, or put through
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "updated_at"),
+)
+
+# Secrets the gateways generate once and share (router/shared_secrets.py): the key that signs
+# dashboard sessions and form tokens when SPOC_DASHBOARD_SECRET is not set.
+shared_secrets = sa.Table(
+    "shared_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One row per counted event of a rate limit (router/rate_limits.py): web form reports, failed
+# dashboard logins. ``key_hash`` is a SHA-256 of the client address or email address.
+rate_hits = sa.Table(
+    "rate_hits",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index(None, "scope", "key_hash", "at"),
+    sa.Index(None, "at"),
+)
+
+# Dashboard sessions ended by logout before their cookie expires (router/rate_limits.py).
+revoked_sessions = sa.Table(
+    "revoked_sessions",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "expires_at"),
+)
+
+# Failed attempts at one IMAP message (router/mailboxes.py), counted across pollers: after
+# ``max_failures`` it goes to failed_folder whichever gateway polls. Rows at or below the
+# folder's checkpoint are deleted when the checkpoint moves.
+imap_failures = sa.Table(
+    "imap_failures",
+    metadata,
+    sa.Column("mailbox", sa.String(100), primary_key=True),
+    sa.Column("folder", sa.String(1000), primary_key=True),
+    sa.Column("uidvalidity", sa.BigInteger(), primary_key=True),
+    sa.Column("uid", sa.BigInteger(), primary_key=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 
 def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO NOTHING`` for the connection's dialect.
@@ -291,3 +355,15 @@ def upsert(
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
     )
+
+
+def upsert_counting(
+    conn: Connection, table: sa.Table, keys: tuple[str, ...], counter: str, update: tuple[str, ...]
+) -> Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET counter = counter + 1`` and the ``update``
+    columns to the new values: count an event in one statement, safe between instances."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table)
+    changes: dict[str, Any] = {c: stmt.excluded[c] for c in update}
+    changes[counter] = table.c[counter] + 1
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)

@@ -32,12 +32,14 @@ Checkpoints
 Failures
     A message the intake refuses for good (``ContactRejectedError``) is kept in the quarantine
     and moved to ``failed_folder`` at once; one that fails otherwise ``max_failures`` times in
-    a row likewise. The messages behind it go on meanwhile. A database outage
+    a row likewise (counted in the database, ``Checkpoints.count_failure``, whichever gateway
+    made the attempts). The messages behind it go on meanwhile. A database outage
     (``TemporaryIntakeError``) counts against no message: the poller backs off and retries.
 
 One poller per mailbox
     A ``PollerLock`` (PostgreSQL advisory lock; a file lock beside a SQLite database) keeps
-    other gateways on the same database off a mailbox that one of them polls.
+    other gateways on the same database off a mailbox that one of them polls. They try it
+    every ``LOCK_RETRY_SECONDS`` (5 s) and take the mailbox over when its poller dies.
 
 Idempotency key
     The Message-ID (``(channel email, external_id)``), shared with SMTP: a message that came by

@@ -30,6 +30,10 @@ T = TypeVar("T")
 
 IDLE_CHECK_SECONDS = 1.0  # how soon a stop request is seen while in IDLE
 LOCK_CHECK_SECONDS = 30.0  # how often the poller lock is confirmed while in IDLE
+# How often a gateway waiting for another one's mailbox tries the poller lock again: the
+# mailbox is taken over within about this long after its poller dies (not poll_interval_seconds,
+# 60 s by default, which would make failover slower than the 30 s promised).
+LOCK_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,9 @@ class IMAPChannel(Channel):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"spoc-imap-{settings.name}")
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failures: dict[tuple[int, int], int] = {}
+        # Messages that failed here and are still in the folder: a hint to poll, not IDLE. The
+        # counts themselves are in the database (``Checkpoints.count_failure``), shared.
+        self._failing: set[tuple[int, int]] = set()
         self._checkpoint: Checkpoint | None = None
         self._backoff = min(1.0, settings.reconnect_max_seconds)
         self.cycles = 0  # completed poll cycles (tests and logs)
@@ -168,8 +174,10 @@ class IMAPChannel(Channel):
                     if not waiting_logged:
                         log.info("IMAP %s: another gateway polls this mailbox; waiting", name)
                         waiting_logged = True
-                    await self._sleep(self.settings.poll_interval_seconds)
+                    await self._sleep(min(LOCK_RETRY_SECONDS, self.settings.poll_interval_seconds))
                     continue
+                if waiting_logged:
+                    log.info("IMAP %s: took over the mailbox from another gateway", name)
                 waiting_logged = False
                 await self._connected()
             except _LockLost:
@@ -207,7 +215,7 @@ class IMAPChannel(Channel):
             self._backoff = min(1.0, self.settings.reconnect_max_seconds)
             if more or self._stopping.is_set():
                 continue
-            if idle and not self._failures:  # a failed message is retried after the interval
+            if idle and not self._failing:  # a failed message is retried after the interval
                 await self._idle()
             else:
                 await self._sleep(self.settings.poll_interval_seconds)
@@ -229,7 +237,7 @@ class IMAPChannel(Channel):
                 )
             checkpoint = Checkpoint(uidvalidity, 0)
             await self._save(checkpoint)
-            self._failures.clear()
+            self._failing.clear()
         uids = await self._call(self._session.pending, checkpoint.last_uid)
         batch = uids[: settings.max_messages_per_cycle]
         sizes = await self._call(self._session.sizes, batch)
@@ -286,8 +294,11 @@ class IMAPChannel(Channel):
     async def _attempt_failed(
         self, uid: int, uidvalidity: int, raw: bytes | None, reason: str
     ) -> bool:
-        key = (uidvalidity, uid)
-        self._failures[key] = attempts = self._failures.get(key, 0) + 1
+        settings = self.settings
+        attempts = await self._checkpoints.count_failure(
+            settings.name, settings.folder, uidvalidity, uid
+        )
+        self._failing.add((uidvalidity, uid))
         if attempts < self.settings.max_failures:
             log.warning(
                 "IMAP %s: UID %d failed (%d of %d): %s",
@@ -372,7 +383,7 @@ class IMAPChannel(Channel):
 
     async def _move_out(self, uid: int, uidvalidity: int, folder: str) -> None:
         await self._call(self._session.move, uid, folder)
-        self._failures.pop((uidvalidity, uid), None)
+        self._failing.discard((uidvalidity, uid))
 
     async def _save(self, checkpoint: Checkpoint) -> None:
         await self._checkpoints.save(self.settings.name, self.settings.folder, checkpoint)

@@ -44,6 +44,7 @@ from channels.twilio.ivr import BusinessHours, Menu, MenuOption
 from channels.twilio.signature import TwilioWebhook
 from channels.twilio.sms import SmsWebhook
 from channels.twilio.voice import TicketLookup, VoiceWebhooks
+from normalizer.calls import CallJournal
 from normalizer.intake import Intake
 
 __all__ = [
@@ -74,7 +75,12 @@ class TwilioSettings:
 
 
 class TwilioChannel(WebhookChannel):
-    """``/twilio/voice…`` and ``/twilio/sms`` on the gateway's app, plus the spool replayer."""
+    """``/twilio/voice…`` and ``/twilio/sms`` on the gateway's app, plus the spool replayer.
+
+    ``journal`` keeps each call's progress for the call-status step: the gateway passes the
+    database's (``router.calls``) so any instance can take that step; without one, it is kept
+    in this process only.
+    """
 
     name = "twilio"
 
@@ -84,6 +90,7 @@ class TwilioChannel(WebhookChannel):
         intake: Intake,
         lookup: TicketLookup | None = None,
         clock: Callable[[], datetime] | None = None,
+        journal: CallJournal | None = None,
     ) -> None:
         self.settings = settings
         now = clock or (lambda: datetime.now(UTC))
@@ -108,6 +115,7 @@ class TwilioChannel(WebhookChannel):
             now,
             settings.default_region,
             settings.hangup_grace_seconds,
+            journal,
         )
         self.sms = SmsWebhook(webhook, self.ingest, now)
         self._replayer: asyncio.Task[None] | None = None

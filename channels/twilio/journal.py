@@ -1,10 +1,9 @@
-"""What each call in progress chose, kept in memory for the call-status callback.
+"""Each call's progress kept in this process: :class:`normalizer.calls.CallJournal` for a Twilio
+channel run without a database (tests, an embedded channel).
 
-Twilio's "call status changes" callback tells us that a call ended, but not where in the menu
-the caller was. When a caller hangs up before leaving a message, the channel makes a "call
-back" ticket from this journal: their number and their choice. The journal is bounded (oldest
-calls are dropped first) and is per process: behind several instances a call-back ticket may
-lack the choice, never the number.
+``spoc serve`` does not use it: the gateway hands the channel ``router.calls.CallJournalStore``,
+so a call-status callback that reaches another instance than the menu steps still finds the
+caller's choice. This one is bounded (oldest calls are dropped first).
 """
 
 from __future__ import annotations
@@ -14,55 +13,43 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from normalizer.calls import CallProgress
+
 MAX_CALLS = 10_000
 MAX_AGE_SECONDS = 6 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
-class CallProgress:
-    path: str | None = None  # the menu path chosen; None: no choice yet
-    offered_ref: str | None = None  # the caller chose to add to this ticket
-    after_hours: bool = False
-    recording: bool = False  # the caller reached <Record>: its action request may be under way
-    finished: bool = False  # a message was taken or the call was put through
-    at: float = 0.0
+class _Entry:
+    progress: CallProgress
+    at: float
 
 
-class CallJournal:
+class MemoryCallJournal:
     def __init__(self, max_calls: int = MAX_CALLS, max_age_seconds: float = MAX_AGE_SECONDS):
-        self._calls: OrderedDict[str, CallProgress] = OrderedDict()
+        self._calls: OrderedDict[str, _Entry] = OrderedDict()
         self._max_calls = max_calls
         self._max_age = max_age_seconds
         self._finished: dict[str, asyncio.Event] = {}
 
-    def get(self, call_sid: str) -> CallProgress | None:
-        return self._calls.get(call_sid)
+    async def get(self, call_sid: str) -> CallProgress | None:
+        entry = self._calls.get(call_sid)
+        return entry.progress if entry is not None else None
 
-    def update(self, call_sid: str, **changes: object) -> None:
-        now = time.monotonic()
-        entry = self._calls.pop(call_sid, None) or CallProgress()
-        self._calls[call_sid] = replace(entry, at=now, **changes)  # type: ignore[arg-type]
-        if changes.get("finished") and call_sid in self._finished:
+    async def chose(self, call_sid: str, progress: CallProgress) -> None:
+        old = self._calls.get(call_sid)
+        finished = old is not None and old.progress.finished
+        self._put(call_sid, replace(progress, finished=finished))
+
+    async def finish(self, call_sid: str) -> None:
+        old = self._calls.get(call_sid)
+        self._put(call_sid, replace(old.progress if old else CallProgress(), finished=True))
+        if call_sid in self._finished:
             self._finished[call_sid].set()
-        while len(self._calls) > self._max_calls:
-            self._calls.popitem(last=False)
-        while self._calls:
-            oldest = next(iter(self._calls.values()))
-            if now - oldest.at <= self._max_age:
-                break
-            self._calls.popitem(last=False)
-
-    def forget(self, call_sid: str) -> None:
-        self._calls.pop(call_sid, None)
 
     async def wait_finished(self, call_sid: str, timeout: float) -> bool:  # noqa: ASYNC109
-        """Wait up to ``timeout`` seconds for the call to be marked finished; True if it was.
-
-        Twilio may send the call-status callback before the ``<Record>`` action of a caller who
-        hung up while recording: this lets the status step give the action a moment.
-        """
         entry = self._calls.get(call_sid)
-        if entry is not None and entry.finished:
+        if entry is not None and entry.progress.finished:
             return True
         event = self._finished.setdefault(call_sid, asyncio.Event())
         try:
@@ -73,3 +60,15 @@ class CallJournal:
         finally:
             self._finished.pop(call_sid, None)
         return True
+
+    def _put(self, call_sid: str, progress: CallProgress) -> None:
+        now = time.monotonic()
+        self._calls.pop(call_sid, None)
+        self._calls[call_sid] = _Entry(progress, now)
+        while len(self._calls) > self._max_calls:
+            self._calls.popitem(last=False)
+        while self._calls:
+            oldest = next(iter(self._calls.values()))
+            if now - oldest.at <= self._max_age:
+                break
+            self._calls.popitem(last=False)

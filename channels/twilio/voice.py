@@ -24,12 +24,13 @@ Every answer is TwiML (``text/xml``), built with the twilio library.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -37,8 +38,9 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from channels.twilio.ingest import TwilioIngest
 from channels.twilio.ivr import Menu, MenuOption, match_speech, spoken_ref, wants_existing_ticket
-from channels.twilio.journal import CallJournal
+from channels.twilio.journal import MemoryCallJournal
 from channels.twilio.signature import Form, MissingField, TwilioWebhook, required
+from normalizer.calls import CallJournal, CallProgress
 from normalizer.intake import IntakeResult
 from normalizer.phone import read_caller_id, to_e164
 from normalizer.refs import is_ref
@@ -52,6 +54,11 @@ DIAL_TIMEOUT_SECONDS = 20
 # How long the call-status step waits for the <Record> action of a caller who hung up while
 # recording, before it makes a "call back" contact (Twilio may send the two in either order).
 HANGUP_GRACE_SECONDS = 2.0
+# The call's progress is kept in the database; a step that cannot reach it within this goes on
+# without it (the caller is never kept waiting for bookkeeping).
+JOURNAL_TIMEOUT_SECONDS = 2.0
+
+T = TypeVar("T")
 
 
 class TicketLookup(Protocol):
@@ -73,7 +80,8 @@ def twiml(response: VoiceResponse | str) -> web.Response:
 
 
 class VoiceWebhooks:
-    """The handlers of one Twilio voice number; stateless except for the hang-up journal."""
+    """The handlers of one Twilio voice number. Between steps a call's state travels in the
+    signed URLs spoc writes, and, for the call-status step, in ``journal`` (the database)."""
 
     def __init__(
         self,
@@ -84,13 +92,14 @@ class VoiceWebhooks:
         clock: Callable[[], datetime],
         default_region: str = "US",
         hangup_grace_seconds: float = HANGUP_GRACE_SECONDS,
+        journal: CallJournal | None = None,
     ) -> None:
         self.menu = menu
         self.hangup_grace_seconds = hangup_grace_seconds
         self.webhook = webhook
         self.ingest = ingest
         self.lookup = lookup
-        self.journal = CallJournal()
+        self.journal: CallJournal = journal if journal is not None else MemoryCallJournal()
         self._now = clock
         self._region = default_region
         # Menu and recording answers depend only on their arguments (the config is fixed):
@@ -118,9 +127,8 @@ class VoiceWebhooks:
         call_sid = required(form, "CallSid")
         hours = self.menu.hours
         if hours is not None and not hours.is_open(self._now()):
-            self.journal.update(call_sid, after_hours=True)
-            return self._record(call_sid, "", after_hours=True, intro=self.menu.after_hours_message)
-        self.journal.update(call_sid)
+            intro = self.menu.after_hours_message
+            return await self._record(call_sid, "", after_hours=True, intro=intro)
         offered = await self._open_ticket(form.get("From", ""))
         return self._gather("", 0, offered)
 
@@ -138,32 +146,33 @@ class VoiceWebhooks:
             digits == self.menu.add_to_ticket_digit
             or (not digits and wants_existing_ticket(speech))
         ):
-            return self._record(call_sid, "", offered=offered)
+            return await self._record(call_sid, "", offered=offered)
         digit = digits[:1] if digits else (match_speech(speech, options) if speech else None)
         option = next((o for o in options if o.digit == digit), None)
         if option is not None:
-            return self._take(call_sid, path + option.digit, option)
+            return await self._take(call_sid, path + option.digit, option)
         tries += 1
         if tries <= self.menu.max_retries:
             return self._gather(path, tries, offered, sorry=True)
         default = self.menu.default_option()
         if default is not None:
-            return self._take(call_sid, default.digit, default)
-        return self._record(call_sid, "", intro="Let us take a message for the service desk.")
+            return await self._take(call_sid, default.digit, default)
+        intro = "Let us take a message for the service desk."
+        return await self._record(call_sid, "", intro=intro)
 
     async def dialed(self, request: web.Request, form: Form) -> web.Response:
         call_sid = required(form, "CallSid")
         path, _, _ = self._place(request)
         if form.get("DialCallStatus", "") == "completed":
-            self.journal.update(call_sid, finished=True)
+            await self._keep("finish", call_sid, self.journal.finish(call_sid), None)
             response = VoiceResponse()
             response.hangup()
             return twiml(response)
-        return self._record(call_sid, path, intro="Nobody could take your call right now.")
+        return await self._record(call_sid, path, intro="Nobody could take your call right now.")
 
     async def recorded(self, request: web.Request, form: Form) -> web.Response:
         call_sid = required(form, "CallSid")
-        self.journal.update(call_sid, finished=True)
+        await self._keep("finish", call_sid, self.journal.finish(call_sid), None)
         recording_sid = form.get("RecordingSid", "").strip()
         if recording_sid:
             event = self._event(
@@ -219,11 +228,14 @@ class VoiceWebhooks:
         call_sid = required(form, "CallSid")
         if form.get("CallStatus", "") not in _FINAL_CALL_STATUSES:
             return twiml(VoiceResponse())
-        progress = self.journal.get(call_sid)
+        journal = self.journal
+        progress = await self._keep("read", call_sid, journal.get(call_sid), None)
         if progress is not None and progress.recording and not progress.finished:
-            await self.journal.wait_finished(call_sid, self.hangup_grace_seconds)
-            progress = self.journal.get(call_sid) or progress
-        self.journal.forget(call_sid)
+            # The <Record> action may be under way on this instance or another one.
+            grace = self.hangup_grace_seconds
+            waited = journal.wait_finished(call_sid, grace)
+            await self._keep("wait for", call_sid, waited, False, grace + JOURNAL_TIMEOUT_SECONDS)
+            progress = await self._keep("read", call_sid, journal.get(call_sid), None) or progress
         if progress is not None and progress.finished:
             return twiml(VoiceResponse())
         if await self._call_has_ticket(call_sid):
@@ -247,6 +259,8 @@ class VoiceWebhooks:
             after_hours=progress.after_hours if progress is not None else False,
         )
         await self.ingest.call(event)
+        # Done: a retried status callback finds the call finished and makes nothing more.
+        await self._keep("finish", call_sid, journal.finish(call_sid), None)
         return twiml(VoiceResponse())
 
     # ---- TwiML --------------------------------------------------------------------------------
@@ -278,8 +292,10 @@ class VoiceWebhooks:
         response.redirect(action, method="POST")  # no input: the same step, one try more
         return twiml(self._remember(key, str(response)))
 
-    def _take(self, call_sid: str, path: str, option: MenuOption) -> web.Response:
-        self.journal.update(call_sid, path=path)
+    async def _take(self, call_sid: str, path: str, option: MenuOption) -> web.Response:
+        if option.is_submenu or (option.action == "dial" and option.dial_number):
+            chose = self.journal.chose(call_sid, CallProgress(path=path))
+            await self._keep("save", call_sid, chose, None)
         if option.is_submenu:
             return self._gather(path, 0, None)
         if option.action == "dial" and option.dial_number:
@@ -292,9 +308,9 @@ class VoiceWebhooks:
                 timeout=DIAL_TIMEOUT_SECONDS,
             )
             return twiml(response)
-        return self._record(call_sid, path)
+        return await self._record(call_sid, path)
 
-    def _record(
+    async def _record(
         self,
         call_sid: str,
         path: str,
@@ -303,9 +319,8 @@ class VoiceWebhooks:
         after_hours: bool = False,
         intro: str | None = None,
     ) -> web.Response:
-        self.journal.update(
-            call_sid, path=path, offered_ref=offered, after_hours=after_hours, recording=True
-        )
+        progress = CallProgress(path, offered, after_hours, recording=True)
+        await self._keep("save", call_sid, self.journal.chose(call_sid, progress), None)
         key: tuple[object, ...] = ("record", path, offered, after_hours, intro)
         cached = self._answers.get(key)
         if cached is not None:
@@ -361,6 +376,28 @@ class VoiceWebhooks:
         return twiml(response)
 
     # ---- helpers ------------------------------------------------------------------------------
+    async def _keep(
+        self,
+        what: str,
+        call_sid: str,
+        step: Awaitable[T],
+        fallback: T,
+        timeout: float = JOURNAL_TIMEOUT_SECONDS,  # noqa: ASYNC109
+    ) -> T:
+        """Run one journal ``step``; if the database fails or is slow, log it and go on."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await step
+        except Exception as exc:  # the call goes on; a call-back may lack the choice
+            log.warning(
+                "call %s: could not %s its progress (%s: %s)",
+                call_sid,
+                what,
+                type(exc).__name__,
+                exc,
+            )
+            return fallback
+
     def _place(self, request: web.Request) -> tuple[str, int, str | None]:
         """The caller's place from the query string spoc wrote: path, retries, offered ref."""
         query = request.rel_url.query

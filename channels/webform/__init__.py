@@ -6,7 +6,8 @@ ticket's ref; the acknowledgement goes by email like any other contact's.
 
 Config: ``[webform]`` -- ``enabled``, ``title``, ``categories`` (``{name, label}`` tables; none:
 the IVR menu's), ``max_attachments``, ``max_attachment_bytes`` (all files together),
-``max_reports_per_hour`` (per client address and per email address).
+``max_reports_per_hour`` (per client address and per email address; the gateway counts them
+in the database, across instances: ``normalizer.rate_limits``).
 
 Replies: 200 with the ref once the contact is committed; 400 naming the field that is wrong
 (the form is shown again with what was typed); 403 without a valid form token (CSRF); 400 when

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,13 +10,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import BodyPartReader, web
-from limits import RateLimitItemPerHour
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from channels.base import WebhookChannel
 from channels.forms import FormGuard, FormRefused, html_templates
+from channels.rate_limits import MemoryRateLimiter
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
+from normalizer.rate_limits import RateLimiter
 from normalizer.webform import UploadedFile, contact_from_webform
 
 log = logging.getLogger(__name__)
@@ -28,6 +26,7 @@ TEXT_FIELDS: Final = (*VALUE_FIELDS, "csrf", HONEYPOT)
 MAX_FIELD_BYTES: Final = 1024 * 1024 + 4096  # the description may hold 1 MiB of text
 FORM_MAX_AGE_SECONDS: Final = 4 * 3600
 _CHUNK: Final = 64 * 1024
+HOUR: Final = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +62,17 @@ class WebFormChannel(WebhookChannel):
         settings: WebFormSettings,
         intake: Intake,
         clock: Callable[[], datetime] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """``limiter`` counts reports per client and per email address; the gateway passes the
+        database's (shared by every instance), without one they are counted in this process."""
         self.settings = settings
         self.intake = intake
         self._now = clock or (lambda: datetime.now(UTC))
         self._guard = FormGuard(
             settings.secret, salt="spoc.webform", max_age_seconds=FORM_MAX_AGE_SECONDS
         )
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._limit = RateLimitItemPerHour(settings.max_reports_per_hour)
+        self._limiter = limiter if limiter is not None else MemoryRateLimiter()
         self._templates = html_templates("channels.webform")
 
     def add_routes(self, app: web.Application) -> None:
@@ -106,7 +107,7 @@ class WebFormChannel(WebhookChannel):
                 categories=[name for name, _ in self.settings.categories],
             )
             # Only a report that would be stored counts: a typo must not use up the hour.
-            if retry := self._over_limit(request, contact.sender.email or ""):
+            if retry := await self._over_limit(request, contact.sender.email or ""):
                 message = "Too many reports from you in the last hour: please try later."
                 response = self._form(request, values, error=(message, None), status=429)
                 response.headers["Retry-After"] = str(retry)
@@ -147,16 +148,17 @@ class WebFormChannel(WebhookChannel):
     def _render(self, template: str, **context: Any) -> str:
         return self._templates.get_template(template).render(settings=self.settings, **context)
 
-    def _over_limit(self, request: web.Request, email: str) -> int | None:
+    async def _over_limit(self, request: web.Request, email: str) -> int | None:
         """Seconds to wait when this client or this address sent too many reports, else None."""
         keys = [("client", request.remote or "unknown")]
         if email.strip():
             keys.append(("email", email.strip().casefold()))
+        limit = self.settings.max_reports_per_hour
         for kind, value in keys:
-            if not self._limiter.hit(self._limit, "webform", kind, value):
-                reset = self._limiter.get_window_stats(self._limit, "webform", kind, value)[0]
+            retry = await self._limiter.hit(f"webform.{kind}", value, limit, HOUR)
+            if retry is not None:
                 log.info("web form: rate limit for one %s reached", kind)
-                return max(1, int(reset - time.time()) + 1)
+                return max(1, int(retry) + 1)
         return None
 
     async def _read(self, request: web.Request) -> _Submission:
@@ -203,7 +205,8 @@ class WebFormChannel(WebhookChannel):
         return form
 
     async def stop(self, grace_seconds: float) -> None:
-        self._limiter.storage.reset()
+        if isinstance(self._limiter, MemoryRateLimiter):
+            self._limiter.reset()
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

@@ -107,7 +107,7 @@ class QueuePages:
                 )
             return self._dashboard.page(
                 "quarantine.html",
-                operator=self._dashboard.operator(request),
+                operator=await self._dashboard.operator(request),
                 items=items,
                 kind=kind or "",
                 kinds=KINDS,
@@ -130,7 +130,7 @@ class QueuePages:
             headers = mail_headers(item["raw"]) if item["raw_type"] == "message/rfc822" else []
             return self._dashboard.page(
                 "quarantine_item.html",
-                operator=self._dashboard.operator(request),
+                operator=await self._dashboard.operator(request),
                 item=item,
                 headers=headers,
                 done=REPLAYED.get(request.query.get("done", "")),
@@ -168,7 +168,7 @@ class QueuePages:
                 raise PageError(400, "That page link is not valid.") from None
             return self._dashboard.page(
                 "dead_letters.html",
-                operator=self._dashboard.operator(request),
+                operator=await self._dashboard.operator(request),
                 items=found.items,
                 next_link=f"/dashboard/dead-letters?{urlencode({'cursor': found.next})}"
                 if found.next
@@ -188,7 +188,7 @@ class QueuePages:
                 raise PageError(404, f"There is no outbox item {item_id}.") from None
             return self._dashboard.page(
                 "dead_letter.html",
-                operator=self._dashboard.operator(request),
+                operator=await self._dashboard.operator(request),
                 item=item,
                 done=RETRIED if request.query.get("done") == "retried" else None,
             )
@@ -215,11 +215,11 @@ class QueuePages:
     async def _answer(
         self, request: web.Request, render: Callable[[], Awaitable[web.Response]]
     ) -> web.Response:
-        operator = self._dashboard.operator(request)  # no session: to the login, never data
+        operator = await self._dashboard.operator(request)  # no session: to the login, never data
         try:
             return await render()
         except PageError as exc:
-            return self._dashboard.message(exc, self._dashboard.sessions.read(request))
+            return self._dashboard.message(exc, await self._dashboard.session(request))
         except IntakeError as exc:
             log.warning("dashboard: the store is not answering: %s", exc)
             text = "The ticket store is not answering"

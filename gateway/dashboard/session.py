@@ -2,18 +2,20 @@
 
 Logging in takes one of the API's bearer tokens (``SPOC_API_TOKEN``) or the operator password
 whose Argon2 hash is in ``SPOC_DASHBOARD_PASSWORD_HASH``. The session is a cookie signed with
-``SPOC_DASHBOARD_SECRET`` (``itsdangerous``; without it a random per-process secret, so sessions
-end when the process restarts) holding a session id and the session's CSRF token -- no
-credential. It is HttpOnly, SameSite=Strict, Secure when the dashboard is served over https,
-and ends after ``[dashboard] session_hours`` or at logout (the id is revoked in this process).
+``SPOC_DASHBOARD_SECRET`` (``itsdangerous``; without it, a secret the first gateway generated
+and kept in the database, shared by every instance: ``router.shared_secrets``) holding a
+session id and the session's CSRF token -- no credential. It is HttpOnly, SameSite=Strict,
+Secure when the dashboard is served over https, and ends after ``[dashboard] session_hours``
+or at logout (the id is revoked in the database, so on every instance: ``router.sessions``).
 
 A one-use login link (``/dashboard/login/link/{token}``, what ``spoc demo`` prints) starts a
 session without typing a credential: :meth:`Sessions.login_link` issues a random token, kept
 only as its SHA-256 and only in this process; the first visit spends it, any later one is
-refused. ``spoc serve`` issues none.
+refused. ``spoc serve`` issues none, so links need no sharing between instances.
 
-Failed logins are limited per client address (``limits``): an Argon2 check costs real CPU, and
-guessing a token should cost the guesser, not the desk.
+Failed logins are limited per client address (``FAILED_LOGINS_PER_15_MINUTES``), counted in the
+database by the gateway (``router.rate_limits``), so every instance shares one count: an Argon2
+check costs real CPU, and guessing a token should cost the guesser, not the desk.
 """
 
 from __future__ import annotations
@@ -24,23 +26,24 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Final
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
 
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadData, URLSafeTimedSerializer
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from channels.forms import set_private_cookie
+from channels.rate_limits import MemoryRateLimiter
 from gateway.auth import is_token
+from normalizer.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE: Final = "spoc_session"
 FAILED_LOGINS_PER_15_MINUTES: Final = 10
+LOCKOUT_WINDOW_SECONDS: Final = 15 * 60.0
 MAX_CREDENTIAL_CHARS: Final = 1024
 
 
@@ -51,12 +54,27 @@ class Operator:
     via: str  # "token" | "password"
 
 
-def session_secret(configured: str | None) -> bytes:
-    """``SPOC_DASHBOARD_SECRET``, else a random one for this process (logged once)."""
-    if configured:
-        return configured.encode("utf-8")
-    log.info("SPOC_DASHBOARD_SECRET is not set: dashboard sessions end when spoc restarts")
-    return secrets.token_bytes(32)
+class Revocations(Protocol):
+    """Session ids ended by logout (``router.sessions.RevokedSessions`` in the gateway)."""
+
+    async def revoke(self, sid: str, until: datetime) -> None: ...
+
+    async def is_revoked(self, sid: str) -> bool: ...
+
+
+class MemoryRevocations:
+    """Revocations in this process only: for a dashboard run without a database (tests)."""
+
+    def __init__(self) -> None:
+        self._revoked: dict[str, datetime] = {}
+
+    async def revoke(self, sid: str, until: datetime) -> None:
+        now = datetime.now(UTC)
+        self._revoked = {s: t for s, t in self._revoked.items() if t > now}
+        self._revoked[sid] = until
+
+    async def is_revoked(self, sid: str) -> bool:
+        return sid in self._revoked
 
 
 class Sessions:
@@ -67,24 +85,28 @@ class Sessions:
         tokens: tuple[bytes, ...],
         password_hash: str | None,
         max_age_seconds: int,
+        limiter: RateLimiter | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
+        """``limiter`` counts failed logins, ``revocations`` keeps logouts: the gateway passes
+        the database's, so every instance sees the same; without them, this process's."""
         self._serializer = URLSafeTimedSerializer(secret, salt="spoc.dashboard.session")
         self.form_secret = secret  # the login form's tokens (another salt)
         self._tokens = tokens
         self._password_hash = password_hash
         self.max_age_seconds = max_age_seconds
-        self._revoked: dict[str, float] = {}  # sid -> when its cookie would have expired
+        self._revocations = revocations if revocations is not None else MemoryRevocations()
         self._links: dict[str, float] = {}  # sha256 of an unspent login link -> its deadline
         self._hasher = PasswordHasher()
-        self._failures = MovingWindowRateLimiter(MemoryStorage())
-        self._failure_limit = RateLimitItemPerMinute(FAILED_LOGINS_PER_15_MINUTES, 15)
+        self._failures = limiter if limiter is not None else MemoryRateLimiter()
 
     @property
     def can_log_in(self) -> bool:
         return bool(self._tokens or self._password_hash)
 
-    def locked_out(self, client: str) -> bool:
-        return not self._failures.test(self._failure_limit, "login", client)
+    async def locked_out(self, client: str) -> bool:
+        limit, window = FAILED_LOGINS_PER_15_MINUTES, LOCKOUT_WINDOW_SECONDS
+        return await self._failures.wait("login", client, limit, window) is not None
 
     async def login(self, credential: str, client: str) -> Operator | None:
         """A new session when ``credential`` is an API token or the operator password."""
@@ -97,7 +119,8 @@ class Sessions:
         elif await asyncio.to_thread(self._is_password, credential):
             via = "password"
         if via is None:
-            self._failures.hit(self._failure_limit, "login", client)
+            limit, window = FAILED_LOGINS_PER_15_MINUTES, LOCKOUT_WINDOW_SECONDS
+            await self._failures.hit("login", client, limit, window)
             log.info("dashboard: a login failed")
             return None
         log.info("dashboard: an operator logged in (%s)", via)
@@ -126,7 +149,7 @@ class Sessions:
         except (VerificationError, InvalidHashError):
             return False
 
-    def read(self, request: web.Request) -> Operator | None:
+    async def read(self, request: web.Request) -> Operator | None:
         """The request's session, or None (no cookie, forged, expired, logged out)."""
         value = request.cookies.get(SESSION_COOKIE)
         if not value:
@@ -140,7 +163,7 @@ class Sessions:
         sid, csrf, via = data.get("sid"), data.get("csrf"), data.get("via")
         if not (isinstance(sid, str) and isinstance(csrf, str) and isinstance(via, str)):
             return None
-        if sid in self._revoked:
+        if await self._revocations.is_revoked(sid):
             return None
         return Operator(sid, csrf, via)
 
@@ -152,11 +175,10 @@ class Sessions:
             response, SESSION_COOKIE, value, secure=secure, max_age=self.max_age_seconds
         )
 
-    def end(self, response: web.StreamResponse, operator: Operator | None) -> None:
-        now = time.monotonic()
-        self._revoked = {s: t for s, t in self._revoked.items() if t > now}
+    async def end(self, response: web.StreamResponse, operator: Operator | None) -> None:
         if operator is not None:
-            self._revoked[operator.sid] = now + self.max_age_seconds
+            until = datetime.now(UTC) + timedelta(seconds=self.max_age_seconds)
+            await self._revocations.revoke(operator.sid, until)
         response.del_cookie(SESSION_COOKIE, path="/")
 
 

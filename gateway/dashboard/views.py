@@ -119,8 +119,17 @@ class Dashboard:
     def _secure(self, request: web.Request) -> bool:
         return self.settings.secure_cookies or request.secure
 
-    def operator(self, request: web.Request) -> Operator:
-        operator = self.sessions.read(request)
+    async def session(self, request: web.Request) -> Operator | None:
+        """The request's session, or None; 503 while the store does not answer (a logout is
+        kept there, so a session cannot be trusted without it)."""
+        try:
+            return await self.sessions.read(request)
+        except IntakeError as exc:
+            log.warning("dashboard: cannot check the session: %s", exc)
+            raise web.HTTPServiceUnavailable(text="The ticket store is not answering.") from exc
+
+    async def operator(self, request: web.Request) -> Operator:
+        operator = await self.session(request)
         if operator is None:
             target = request.path_qs if request.method == "GET" else "/"
             raise web.HTTPSeeOther(f"{LOGIN_PATH}?{urlencode({'next': target})}")
@@ -128,7 +137,7 @@ class Dashboard:
 
     async def checked_form(self, request: web.Request) -> tuple[Operator, Mapping[str, str]]:
         """The session and the posted fields, once the form's CSRF token matches."""
-        operator = self.operator(request)
+        operator = await self.operator(request)
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         given = form.get("csrf", "")
         if not hmac.compare_digest(given.encode(), operator.csrf.encode()):
@@ -136,7 +145,7 @@ class Dashboard:
         return operator, form
 
     async def login_page(self, request: web.Request) -> web.Response:
-        if self.sessions.read(request) is not None:
+        if await self.session(request) is not None:
             raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
         return self._login(request, error=None, status=200)
 
@@ -161,9 +170,15 @@ class Dashboard:
         except FormRefused as exc:
             return self._login(request, error=str(exc), status=403)
         client = request.remote or "unknown"
-        if self.sessions.locked_out(client):
-            return self._login(request, error="Too many failed logins: wait a while.", status=429)
-        operator = await self.sessions.login(form.get("credential", ""), client)
+        try:
+            if await self.sessions.locked_out(client):
+                error = "Too many failed logins: wait a while."
+                return self._login(request, error=error, status=429)
+            operator = await self.sessions.login(form.get("credential", ""), client)
+        except IntakeError as exc:
+            log.warning("dashboard: cannot check a login now: %s", exc)
+            error = "The ticket store is not answering: try again shortly."
+            return self._login(request, error=error, status=503)
         if operator is None:
             return self._login(request, error="That is not a valid token or password.", status=401)
         response = web.HTTPSeeOther(_safe_next(form.get("next")))
@@ -186,13 +201,17 @@ class Dashboard:
         except PageError as exc:
             return self.message(exc, None)
         response = web.HTTPSeeOther(LOGIN_PATH)
-        self.sessions.end(response, operator)
+        try:
+            await self.sessions.end(response, operator)
+        except IntakeError as exc:
+            log.warning("dashboard: a logout could not be recorded: %s", exc)
+            return self.message(PageError(503, "The ticket store is not answering."), operator)
         log.info("dashboard: an operator logged out")
         raise response
 
     # ---- pages ------------------------------------------------------------------------------
     async def overview(self, request: web.Request) -> web.Response:
-        operator = self.operator(request)
+        operator = await self.operator(request)
         filters = {k: request.query.get(k, "").strip()[:MAX_FILTER_CHARS] for k in FILTERS}
         cursor = request.query.get("cursor") or None
         now = self._now()
@@ -247,7 +266,7 @@ class Dashboard:
         )
 
     async def ticket(self, request: web.Request) -> web.Response:
-        operator = self.operator(request)
+        operator = await self.operator(request)
         return await self._ticket_page(request, operator, error=None, status=200)
 
     async def _ticket_page(
@@ -280,7 +299,7 @@ class Dashboard:
     async def file(self, request: web.Request) -> web.StreamResponse:
         """An attachment (a screenshot, a downloaded call recording), always as a download:
         never shown inline, so an HTML or SVG file cannot run in the dashboard's origin."""
-        operator = self.operator(request)
+        operator = await self.operator(request)
         contact_id, sha256 = int(request.match_info["contact_id"]), request.match_info["sha256"]
         try:
             found = await self.stats.attachment(contact_id, sha256)
@@ -332,7 +351,7 @@ class Dashboard:
         try:
             operator, form = await self.checked_form(request)
         except PageError as exc:
-            return self.message(exc, self.sessions.read(request))
+            return self.message(exc, await self.session(request))
         ref = request.match_info["ref"]
         try:
             await action(ref, form)

@@ -7,6 +7,7 @@ retried message is stored exactly once, and the gateway needs no restart.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from gateway.migrate import upgrade
 from tests.integration.gateway_harness import GatewayHarness, RelaySink
+from tests.integration.twilio_support import phone_desk
 from tests.support.pgcluster import ClusterUnavailable, PostgresCluster, wait_until_ready
 from tests.support.services import require_service
 
@@ -77,3 +79,29 @@ async def test_mail_during_an_outage_gets_451_and_lands_once_after_recovery(
     finally:
         await harness.stop()
         await sink.stop()
+
+
+async def test_a_call_during_an_outage_is_answered_at_every_step_and_leaves_a_call_back_later(
+    own_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """The IVR keeps each call's progress in the database; with the database down every step
+    still answers TwiML (the progress is skipped, logged), and the caller who hung up before
+    the recording is a call-back ticket once the database is back (with the number; the choice
+    is what an outage may cost)."""
+    url = own_cluster.url(own_cluster.create_database())
+    upgrade(url)
+    async with phone_desk(tmp_path, url) as desk:
+        own_cluster.halt()
+        call = desk.phone.call("+12025550100")
+        menu = await call.start()
+        assert menu.status == 200 and "Gather" in menu.verbs
+        record = await call.press(menu, "1")
+        assert record.status == 200 and "Record" in record.verbs
+        assert (await call.hang_up()).status == 200
+
+        own_cluster.resume()
+        wait_until_ready(own_cluster)
+        async with asyncio.timeout(30):
+            while not (tickets := await desk.tickets()):  # noqa: ASYNC110 - a spool has no event
+                await asyncio.sleep(0.2)
+        assert [t["subject"] for t in tickets] == ["Call back +12025550100"]

@@ -179,6 +179,36 @@ async def test_a_message_failing_max_failures_times_is_quarantined_and_does_not_
     assert "converter bug" in reason and "3 attempts" in reason
 
 
+async def test_failed_attempts_count_across_pollers_so_the_next_gateway_gives_up_in_time(
+    dovecot: Dovecot, mailbox: str, desk: Desk
+) -> None:
+    """The mailbox passes to another gateway after one failed attempt at a message: that one
+    counts on from the database and gives up after the second (max_failures=2), not after two
+    attempts of its own."""
+    poison = message("poison")
+    dovecot.append(mailbox, poison)
+    first, second = FailingFor(desk.router, "poison"), FailingFor(desk.router, "poison")
+    quarantine = MemoryQuarantine()
+    # The first poller waits an hour before it tries a failed message again: it is stopped
+    # (the instance goes away) after one attempt.
+    settings = mailbox_settings(dovecot, mailbox, max_failures=2)
+    leaving = desk.channel(settings, first, quarantine)
+    await leaving.start()
+    await wait_for(lambda: first.attempts == 1, "one failed attempt")
+    await leaving.stop(5)
+
+    taking_over = desk.channel(
+        dataclasses.replace(settings, poll_interval_seconds=0.05), second, quarantine
+    )
+    await taking_over.start()
+    await wait_for(lambda: folder_empty(dovecot, mailbox), "INBOX to be emptied")
+
+    assert (first.attempts, second.attempts) == (1, 1)
+    assert dovecot.messages(mailbox, FAILED) == [poison]
+    [(_, _, reason)] = quarantine.kept
+    assert "2 attempts" in reason
+
+
 class DatabaseDownFor:
     """The real router behind a database that is unavailable for the first ``times`` submits."""
 

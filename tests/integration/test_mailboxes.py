@@ -86,3 +86,21 @@ async def test_a_poller_whose_lock_connection_died_sees_it_lost_and_another_take
         await first.release()
         await second.release()
         await store.close()
+
+
+async def test_failures_are_counted_per_message_and_forgotten_once_the_checkpoint_passes(
+    store: Store,
+) -> None:
+    checkpoints = MailboxCheckpoints(store)
+    assert await checkpoints.count_failure("legacy", "INBOX", 7, 5) == 1
+    assert await checkpoints.count_failure("legacy", "INBOX", 7, 5) == 2
+    assert await checkpoints.count_failure("legacy", "INBOX", 7, 6) == 1
+    assert await checkpoints.count_failure("legacy", "Archive", 7, 5) == 1
+
+    await checkpoints.save("legacy", "INBOX", Checkpoint(uidvalidity=7, last_uid=5))
+
+    assert await checkpoints.count_failure("legacy", "INBOX", 7, 5) == 1  # forgotten: passed
+    assert await checkpoints.count_failure("legacy", "INBOX", 7, 6) == 2  # still waiting
+    assert await checkpoints.count_failure("legacy", "Archive", 7, 5) == 2  # another folder
+    await checkpoints.save("legacy", "INBOX", Checkpoint(uidvalidity=8, last_uid=0))
+    assert await checkpoints.count_failure("legacy", "INBOX", 7, 6) == 1  # old UIDVALIDITY

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from channels.twilio.ingest import IngestSettings, TwilioIngest
-from channels.twilio.journal import CallJournal
+from channels.twilio.journal import MemoryCallJournal
 from channels.twilio.spool import Spool, decode, encode
+from normalizer.calls import CallProgress
 from normalizer.contact import Contact
 from normalizer.intake import ContactRejectedError, IntakeResult, TemporaryIntakeError
 from normalizer.telephony import CallEvent, SmsMessage
@@ -58,15 +59,14 @@ def test_encode_names_the_record_type() -> None:
     assert encode(SmsMessage("SM1", "+1", AT))["type"] == "sms"
 
 
-def test_the_journal_keeps_the_newest_calls_only() -> None:
-    journal = CallJournal(max_calls=2)
-    journal.update("CA1", path="1")
-    journal.update("CA2")
-    journal.update("CA3", finished=True)
-    assert journal.get("CA1") is None
-    assert journal.get("CA3") is not None and journal.get("CA3").finished  # type: ignore[union-attr]
-    journal.forget("CA3")
-    assert journal.get("CA3") is None
+async def test_the_journal_keeps_the_newest_calls_only() -> None:
+    journal = MemoryCallJournal(max_calls=2)
+    await journal.chose("CA1", CallProgress(path="1"))
+    await journal.chose("CA2", CallProgress())
+    await journal.finish("CA3")
+    assert await journal.get("CA1") is None
+    finished = await journal.get("CA3")
+    assert finished is not None and finished.finished
 
 
 class _Intake:

@@ -22,13 +22,13 @@ def from_client(address: str):  # type: ignore[no-untyped-def]
     return make_mocked_request("POST", "/report", transport=transport)
 
 
-def test_one_email_address_is_limited_whichever_client_sends_it() -> None:
+async def test_one_email_address_is_limited_whichever_client_sends_it() -> None:
     settings = WebFormSettings(secret=b"k" * 32, desk_address="d@x.example", max_reports_per_hour=2)
     channel = WebFormChannel(settings, _NoIntake())  # type: ignore[arg-type]
 
-    assert channel._over_limit(from_client("10.0.0.1"), "bob@example.org") is None
-    assert channel._over_limit(from_client("10.0.0.2"), "BOB@example.org") is None
-    retry = channel._over_limit(from_client("10.0.0.3"), "bob@example.org")
+    assert await channel._over_limit(from_client("10.0.0.1"), "bob@example.org") is None
+    assert await channel._over_limit(from_client("10.0.0.2"), "BOB@example.org") is None
+    retry = await channel._over_limit(from_client("10.0.0.3"), "bob@example.org")
 
     assert retry is not None and 1 <= retry <= 3601
-    assert channel._over_limit(from_client("10.0.0.4"), "carol@example.org") is None
+    assert await channel._over_limit(from_client("10.0.0.4"), "carol@example.org") is None

@@ -57,9 +57,9 @@ async def test_the_session_cookie_proves_the_session_and_holds_no_credential() -
     value = cookie_of(s, operator)
 
     assert TOKEN not in value
-    assert s.read(with_cookie(value)) == operator
-    assert s.read(with_cookie(value[:-3] + "abc")) is None  # altered
-    assert sessions(secret=b"o" * 32).read(with_cookie(value)) is None  # another secret
+    assert await s.read(with_cookie(value)) == operator
+    assert await s.read(with_cookie(value[:-3] + "abc")) is None  # altered
+    assert await sessions(secret=b"o" * 32).read(with_cookie(value)) is None  # another secret
 
 
 async def test_logging_out_revokes_the_cookie_even_if_it_is_sent_again() -> None:
@@ -68,24 +68,24 @@ async def test_logging_out_revokes_the_cookie_even_if_it_is_sent_again() -> None
     assert operator is not None
     value = cookie_of(s, operator)
 
-    s.end(web.Response(), operator)
+    await s.end(web.Response(), operator)
 
-    assert s.read(with_cookie(value)) is None
+    assert await s.read(with_cookie(value)) is None
 
 
 async def test_too_many_failed_logins_lock_out_that_client_only() -> None:
     s = sessions()
     for _ in range(FAILED_LOGINS_PER_15_MINUTES):
-        assert not s.locked_out("10.0.0.9")
+        assert not await s.locked_out("10.0.0.9")
         await s.login("guess", "10.0.0.9")
 
-    assert s.locked_out("10.0.0.9")
-    assert not s.locked_out("10.0.0.10")
+    assert await s.locked_out("10.0.0.9")
+    assert not await s.locked_out("10.0.0.10")
 
 
 @pytest.mark.parametrize("value", ["", "garbage", "a.b.c", "eyJzaWQiOjF9.x.y"])
-def test_a_malformed_cookie_is_no_session(value: str) -> None:
-    assert sessions().read(with_cookie(value)) is None
+async def test_a_malformed_cookie_is_no_session(value: str) -> None:
+    assert await sessions().read(with_cookie(value)) is None
 
 
 def test_a_login_link_starts_one_session_and_is_refused_the_second_time() -> None:
