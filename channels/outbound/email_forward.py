@@ -5,10 +5,10 @@ What it does
     through ``[outbound_smtp]``: the subject tagged with our ref once (``[SD-42] Printer on
     fire``; a subject that carries the tag already keeps it), a short header naming the
     requester and channel, the contact's text, and -- for a contact that came by mail -- the
-    original message with its attachments as a ``message/rfc822`` part. Escalations and status changes send a one-line note.
-    ``Reply-To`` is the desk, and the target's address is a participant of the ticket (the
-    router adds it), so the tool's replies, tagged ``[SD-42]``, thread back onto the ticket;
-    they are not forwarded to the tool again.
+    original message with its attachments as a ``message/rfc822`` part. Escalations and
+    status changes send a one-line note. ``Reply-To`` is the desk, and the target's address
+    is a participant of the ticket (the router adds it), so the tool's replies, tagged
+    ``[SD-42]``, thread back onto the ticket; they are not forwarded to the tool again.
 
 Config keys (``[[forward]]`` with ``kind = "email"``)
     ``name``, ``to``, ``when``; the relay from ``[outbound_smtp]``, the sender from
