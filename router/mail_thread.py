@@ -45,7 +45,7 @@ def thread_references(
     answered_by: dict[str, list[str]] = {}
     loose: list[str] = []  # acks of mails no longer on this ticket
     for ack_id, answered in _acks(conn, ticket_id):
-        if answered in in_thread:
+        if answered is not None and answered in in_thread:
             answered_by.setdefault(answered, []).append(ack_id)
         elif answered not in tools:
             loose.append(ack_id)
