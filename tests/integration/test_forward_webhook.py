@@ -1,7 +1,7 @@
 """``kind = "webhook"`` forwards over real sockets: Standard Webhooks signatures checked by an
 independent verifier, retries on 408/429/503 (a Retry-After date honoured), dead letters on
-401, other 4xx and private addresses, and
-signed answers coming back through ``POST /hooks/{name}``."""
+401, other 4xx and private addresses, and signed answers coming back through
+``POST /hooks/{name}``."""
 
 from __future__ import annotations
 
