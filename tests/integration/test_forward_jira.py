@@ -160,10 +160,11 @@ async def test_badly_signed_or_unsigned_jira_hook_is_401_and_changes_nothing(
         payload = jira.agent_comment(key, "forged answer", public=True)
         hook = f"{gw.base_url}/hooks/l2-jira"
         forged = await jira.deliver(hook, payload, "d-1", secret="not-the-secret")
+        unsigned = await jira.deliver(hook, payload, "d-2", signed=False)
         await gw.settle()
         ticket = await gw.ticket(ref)
 
-    assert forged[0] == 401
+    assert (forged[0], unsigned[0]) == (401, 401)
     assert len(gw.sink.messages) == before
     assert not [e for e in ticket["events"] if e["type"] == "forward.comment"]
 
