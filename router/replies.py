@@ -29,8 +29,9 @@ from normalizer.intake import ContactRejectedError
 from router import acks
 from router.conversation import remember_ids
 from router.events import add_event
+from router.mail_thread import thread_references
 from router.outbox import enqueue
-from router.schema import contacts, identities, message_ids, tickets
+from router.schema import contacts, identities, tickets
 from router.settings import RouterSettings
 
 
@@ -113,35 +114,6 @@ def _requester_identity(conn: Connection, ticket_id: int, kind: str) -> str | No
         .order_by(identities.c.id.desc())
         .limit(1)
     ).scalar()
-
-
-MAX_REFERENCES = 20
-
-
-def thread_references(conn: Connection, ticket_id: int) -> list[str]:
-    """The ticket's mail thread for ``References``, root first (RFC 5322 3.6.4): its mails
-    in the order they came and went, the other ids we know (our acknowledgement answers the
-    root) right after the root; when there are too many, the root and the newest are kept."""
-    in_order = conn.execute(
-        sa.select(contacts.c.external_id)
-        .where(
-            contacts.c.ticket_id == ticket_id,
-            contacts.c.channel.in_(("email", "fax")),
-            contacts.c.external_id.contains("@"),
-        )
-        .order_by(contacts.c.id)
-    ).scalars()
-    mails = list(dict.fromkeys(in_order))
-    known = conn.execute(
-        sa.select(message_ids.c.message_id)
-        .where(message_ids.c.ticket_id == ticket_id, message_ids.c.message_id.contains("@"))
-        .order_by(message_ids.c.message_id)
-    ).scalars()
-    others = [m for m in known if m not in set(mails)]
-    chain = mails[:1] + others + mails[1:]
-    if len(chain) > MAX_REFERENCES:
-        chain = chain[:1] + chain[-(MAX_REFERENCES - 1) :]
-    return chain
 
 
 def queue_reply(
@@ -228,7 +200,7 @@ def _email(
     to = to or _requester_identity(conn, ticket_id, "email")
     if not to:
         raise ReplyNotPossible(f"{ref} has no email address to reply to", field="channel")
-    thread = thread_references(conn, ticket_id)
+    thread = thread_references(conn, ticket_id, settings.forward_addresses)
     in_reply_to = last.external_id if last is not None else None
     message_id = acks.new_message_id(settings, ticket_id)
     payload = {
@@ -239,8 +211,7 @@ def _email(
         "ticket_subject": subject,
         "message_id": message_id,
         "in_reply_to": in_reply_to,
-        "references": [m for m in thread if m != in_reply_to]
-        + ([in_reply_to] if in_reply_to else []),
+        "references": thread,  # in thread order; the transport adds in_reply_to if cut off
         "auto_submitted": None,
         "ticket_ref": ref,
     }

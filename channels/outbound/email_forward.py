@@ -2,13 +2,13 @@
 
 What it does
     Each ``ticket.created`` and ``contact.added`` sends the contact to the target's ``to``
-    through ``[outbound_smtp]``: the subject tagged with our ref (``[SD-42] Printer on fire``),
-    a short header naming the requester and channel, the contact's text, and -- for a
-    contact that came by mail -- the original message with its attachments as a
-    ``message/rfc822`` part. Escalations and status changes send a one-line note.
-    ``Reply-To`` is the desk, and the target's address is a participant of the ticket (the
-    router adds it), so the tool's replies, tagged ``[SD-42]``, thread back onto the ticket;
-    they are not forwarded to the tool again.
+    through ``[outbound_smtp]``: the subject tagged with our ref once (``[SD-42] Printer on
+    fire``; a subject that carries the tag already keeps it), a short header naming the
+    requester and channel, the contact's text, and -- for a contact that came by mail -- the
+    original message with its attachments as a ``message/rfc822`` part. Escalations and
+    status changes send a one-line note. ``Reply-To`` is the desk, and the target's address
+    is a participant of the ticket (the router adds it), so the tool's replies, tagged
+    ``[SD-42]``, thread back onto the ticket; they are not forwarded to the tool again.
 
 Config keys (``[[forward]]`` with ``kind = "email"``)
     ``name``, ``to``, ``when``; the relay from ``[outbound_smtp]``, the sender from
@@ -33,6 +33,7 @@ from email.utils import format_datetime
 
 from channels.outbound import DeliveryError
 from channels.outbound.email import EmailSender
+from channels.outbound.email_text import tagged_subject
 from channels.outbound.forward import ForwardJob, ForwardResult, object_at, update_text
 from normalizer.hooks import HookEvent, HookRefused
 
@@ -65,7 +66,7 @@ class EmailForwarder:
         msg["To"] = settings.to
         msg["Reply-To"] = settings.desk_address
         subject = " ".join(str(ticket.get("subject") or "(no subject)").split())
-        msg["Subject"] = f"[{ref}] {subject}"[:998]
+        msg["Subject"] = tagged_subject(ref, subject)[:998]
         msg["Date"] = format_datetime(datetime.now(UTC))
         digest = hashlib.sha256(job.idempotency_key.encode()).hexdigest()[:24]
         msg["Message-ID"] = f"<spoc.fwd.{digest}@{settings.message_id_domain}>"

@@ -240,16 +240,24 @@ class FakeJira(FakeSaaS):
         }
 
     async def deliver(
-        self, url: str, payload: dict[str, Any], identifier: str, *, secret: str | None = None
+        self,
+        url: str,
+        payload: dict[str, Any],
+        identifier: str,
+        *,
+        secret: str | None = None,
+        signed: bool = True,
     ) -> tuple[int, Any]:
-        """POST a webhook as Jira does, signed with ``secret`` (default: the right one)."""
+        """POST a webhook as Jira does, signed with ``secret`` (default: the right one), or
+        with no ``X-Hub-Signature`` at all (``signed=False``: a webhook saved without a secret)."""
         raw = json.dumps(payload).encode()
         mac = hmac.new((secret or self.webhook_secret).encode(), raw, hashlib.sha256)
         headers = {
             "Content-Type": "application/json",
-            "X-Hub-Signature": f"sha256={mac.hexdigest()}",
             "X-Atlassian-Webhook-Identifier": identifier,
         }
+        if signed:
+            headers["X-Hub-Signature"] = f"sha256={mac.hexdigest()}"
         async with (
             aiohttp.ClientSession() as http,
             http.post(url, data=raw, headers=headers) as response,

@@ -159,3 +159,30 @@ async def test_the_vendors_out_of_office_is_not_relayed(tmp_path: Path, sqlite_u
 
     assert to_alice == []
     assert ticket["status"] != "resolved"
+
+
+async def test_relayed_answers_carry_alices_thread_root_first_and_none_of_the_vendors_ids(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with forwarding_gateway(tmp_path, sqlite_url, CONFIG, {}) as gw:
+        ref = (await gw.send_mail(FIRST)).queued_as
+        await wait_for_state(gw, ref, "vendor-acme", "delivered")
+        before = await gw.settle()
+        (ack,) = [m for m in before if m["To"] == "alice@example.org"]
+        (forwarded,) = [m for m in before if m["To"] == VENDOR]
+        relayed = []
+        for n in (1, 2):
+            answer = _vendor_reply(ref, forwarded).replace(b"-0@acme", f"-{n}@acme".encode())
+            assert (await gw.send_mail(answer, mail_from=VENDOR)).queued_as == ref
+            relayed += [m for m in (await gw.settle())[-1:] if m["To"] == "alice@example.org"]
+
+    first, second = relayed
+    assert first["In-Reply-To"] == second["In-Reply-To"] == "<first@mail.example.org>"
+    assert str(first["References"]).split() == ["<first@mail.example.org>", ack["Message-ID"]]
+    assert str(second["References"]).split() == [
+        "<first@mail.example.org>",
+        ack["Message-ID"],
+        first["Message-ID"],
+    ]
+    assert "acme-vendor" not in str(second["References"])
+    assert forwarded["Message-ID"] not in str(second["References"])

@@ -67,7 +67,7 @@ async def test_round_trip_mail_to_jira_and_the_agents_answer_back_to_the_request
     assert reply["To"] == "alice@example.org"
     assert reply["Subject"] == f"Re: [{ref}] SAP is down"
     assert reply["In-Reply-To"] == "<first@mail.example.org>"
-    assert "<first@mail.example.org>" in reply["References"]
+    assert str(reply["References"]).split()[0] == "<first@mail.example.org>"  # the root first
     assert "We restarted the SAP login service." in reply.get_content()
     assert resolved[0] == 200
     later = after[acks + 1 :]
@@ -160,10 +160,11 @@ async def test_badly_signed_or_unsigned_jira_hook_is_401_and_changes_nothing(
         payload = jira.agent_comment(key, "forged answer", public=True)
         hook = f"{gw.base_url}/hooks/l2-jira"
         forged = await jira.deliver(hook, payload, "d-1", secret="not-the-secret")
+        unsigned = await jira.deliver(hook, payload, "d-2", signed=False)
         await gw.settle()
         ticket = await gw.ticket(ref)
 
-    assert forged[0] == 401
+    assert (forged[0], unsigned[0]) == (401, 401)
     assert len(gw.sink.messages) == before
     assert not [e for e in ticket["events"] if e["type"] == "forward.comment"]
 

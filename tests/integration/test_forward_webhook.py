@@ -1,10 +1,13 @@
 """``kind = "webhook"`` forwards over real sockets: Standard Webhooks signatures checked by an
-independent verifier, retries on 429/503, dead letters on 401 and on private addresses, and
-signed answers coming back through ``POST /hooks/{name}``."""
+independent verifier, retries on 408/429/503 (a Retry-After date honoured), dead letters on
+401, other 4xx and private addresses, and signed answers coming back through
+``POST /hooks/{name}``."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +20,7 @@ from tests.integration.forward_support import (
     wait_for_state,
     wait_until,
 )
+from tests.integration.gateway_harness import GatewayHarness
 
 ENV = {"SPOC_FORWARD_L2_HOOK_SECRET": SECRET}
 
@@ -79,6 +83,60 @@ async def test_401_is_dead_lettered_with_the_reason(
 
     assert "answered 401" in state["last_error"]
     assert receiver.events == []
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "attempts"),
+    [(404, "dead", 3), (422, "dead", 3), (408, "delivered", 3)],
+)
+async def test_a_4xx_is_dead_after_the_bounded_attempts_but_408_is_retried(
+    tmp_path: Path,
+    sqlite_url: str,
+    receiver: WebhookReceiver,
+    status: int,
+    state: str,
+    attempts: int,
+) -> None:
+    receiver.script = [(status, {})] * 2 + ([] if state == "delivered" else [(status, {})])
+    async with forwarding_gateway(tmp_path, sqlite_url, _config(receiver.url), ENV) as gw:
+        ref = (await gw.send_mail(MAIL)).queued_as
+        record = await wait_for_state(gw, ref, "l2-hook", state)
+        _, listing = await gw.api("GET", "/api/outbox", status="dead")
+
+    assert receiver.attempts == attempts
+    assert len(receiver.unique) == (1 if state == "delivered" else 0)
+    dead = [i for i in listing["items"] if i["target"] == "l2-hook"]
+    if state == "dead":
+        assert f"answered {status}" in record["last_error"]
+        assert [(i["attempts"], i["idempotency_key"]) for i in dead] == [
+            (3, f"forward:l2-hook:{ref}:created")
+        ]
+    else:
+        assert dead == []
+
+
+async def test_retry_after_as_an_http_date_holds_the_next_attempt_until_then(
+    tmp_path: Path, sqlite_url: str, receiver: WebhookReceiver
+) -> None:
+    then = datetime.now(UTC) + timedelta(hours=1)
+    receiver.script = [(503, {"Retry-After": format_datetime(then, usegmt=True)})]
+    async with forwarding_gateway(tmp_path, sqlite_url, _config(receiver.url), ENV) as gw:
+        ref = (await gw.send_mail(MAIL)).queued_as
+        await wait_until(lambda: receiver.attempts == 1, "the first attempt")
+        record = await wait_for_state(gw, ref, "l2-hook", "pending")
+        await wait_until(lambda: _failed_once(gw), "the failure recorded")
+        _, listing = await gw.api("GET", "/api/outbox", status="pending")
+
+    (item,) = [i for i in listing["items"] if i["target"] == "l2-hook"]
+    next_attempt = datetime.fromisoformat(item["next_attempt_at"])
+    assert then - timedelta(seconds=2) <= next_attempt <= then + timedelta(seconds=1)
+    assert receiver.attempts == 1
+    assert record["state"] == "pending"
+
+
+async def _failed_once(gw: GatewayHarness) -> bool:
+    _, listing = await gw.api("GET", "/api/outbox", status="pending")
+    return any(i["target"] == "l2-hook" and i["last_error"] for i in listing["items"])
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

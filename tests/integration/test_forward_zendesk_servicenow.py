@@ -97,6 +97,12 @@ async def test_servicenow_incident_updates_and_a_business_rules_answer(
             {"type": "comment.public", "ref": ref, "text": "Certificate renewed.", "author": "Di"}
         ).encode()
         async with aiohttp.ClientSession() as http:
+            unsigned = await http.post(f"{gw.base_url}/hooks/infra", data=body)
+            forged = await http.post(
+                f"{gw.base_url}/hooks/infra",
+                data=body,
+                headers=hook_headers(secret.replace("whsec_", "whsec_QUJD"), body),
+            )
             ok = await http.post(
                 f"{gw.base_url}/hooks/infra", data=body, headers=hook_headers(secret, body)
             )
@@ -115,7 +121,7 @@ async def test_servicenow_incident_updates_and_a_business_rules_answer(
     assert servicenow.journal[sys_id][0] == ("comments", "Still down at 11:00.")
     assert servicenow.journal[sys_id][1][0] == "work_notes"
     assert "escalated to vendor-acme" in servicenow.journal[sys_id][1][1]
-    assert ok.status == 200
+    assert (unsigned.status, forged.status, ok.status) == (401, 401, 200)
     assert (bad.status, bad_body["field"]) == (400, "type")
     assert len(messages) == 1
     assert "Certificate renewed." in messages[0].get_content()
