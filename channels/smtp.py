@@ -52,10 +52,11 @@ import re
 import socket
 import string
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -75,6 +76,9 @@ log = logging.getLogger(__name__)
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections\r\n"
+TOO_MANY_FROM_CLIENT = b"421 4.7.0 Too many connections from your address\r\n"
+TOO_MANY_ERRORS = "421 4.7.0 Too many errors"
+TIMEOUT_EXCEEDED = b"421 4.4.2 Timeout exceeded\r\n"
 
 # Parse big messages off the loop so one 25 MB mail does not stall every other session.
 _PARSE_IN_THREAD_BYTES = 256 * 1024
@@ -95,6 +99,15 @@ def count_received_headers(raw: bytes) -> int:
     return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
 
 
+def counts_as_client_error(reply: str) -> bool:
+    """Whether a reply counts against ``max_errors``: every 5xx, and every 4xx but ``421`` (the
+    session ends anyway) and ``4.3.x`` (our own trouble, a database down or busy: not the
+    client's fault, and a sending MTA keeps retrying in the same session)."""
+    if reply[:1] == "5":
+        return True
+    return reply[:1] == "4" and not reply.startswith("421") and reply[4:8] != "4.3."
+
+
 def _reply_text(text: str, limit: int = 200) -> str:
     """One printable ASCII line, safe to put after an SMTP reply code."""
     return _UNSAFE_REPLY.sub(" ", text).strip()[:limit] or "Message refused"
@@ -107,9 +120,12 @@ class SMTPChannelSettings:
     host: str = "127.0.0.1"
     port: int = 2525
     max_message_bytes: int = 26_214_400
-    max_recipients: int = 50
+    max_recipients: int = 1000  # Postfix's smtpd_recipient_limit; RFC 5321 asks for >= 100
     max_connections: int = 200
-    idle_timeout_seconds: float = 300.0
+    max_connections_per_client: int = 50  # Postfix's smtpd_client_connection_count_limit
+    max_errors: int = 20  # Postfix's smtpd_hard_error_limit
+    idle_timeout_seconds: float = 300.0  # per command (aiosmtpd restarts it on each command)
+    data_timeout_seconds: float = 600.0  # the whole message, from DATA to our reply
     hostname: str | None = None  # the greeting's name; None: this host's FQDN
     ident: str = "spoc ESMTP"
     loop_marker: str | None = None  # our X-Loop value; None: the desk address
@@ -118,13 +134,18 @@ class SMTPChannelSettings:
     trusted_authserv_ids: tuple[str, ...] = ()  # [email]: the MX whose Authentication-Results count
 
     def __post_init__(self) -> None:
-        for key in ("max_message_bytes", "max_recipients", "max_connections"):
+        for key in (
+            "max_message_bytes",
+            "max_recipients",
+            "max_connections",
+            "max_connections_per_client",
+            "max_errors",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"smtp.{key} must be at least 1, got {getattr(self, key)!r}")
-        if self.idle_timeout_seconds <= 0:
-            raise ValueError(
-                f"smtp.idle_timeout_seconds must be positive, got {self.idle_timeout_seconds!r}"
-            )
+        for key in ("idle_timeout_seconds", "data_timeout_seconds"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"smtp.{key} must be positive, got {getattr(self, key)!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"smtp.port must be 0..65535, got {self.port!r}")
 
@@ -294,7 +315,14 @@ class _DeskSMTP(SMTP):
     long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
     aiosmtpd would answer such a message with a permanent ``500 Line too long``; we accept lines
     up to 1 MiB instead. Memory stays bounded: the whole message is still capped by SIZE, and
-    command lines by aiosmtpd's own command size limits.
+    command lines by aiosmtpd's own command size limits (512 octets, RFC 5321 4.5.3.1.4:
+    longer ones get ``500 Command line too long``).
+
+    Limits as Postfix's defaults (see :class:`SMTPChannelSettings`): ``max_connections_per_client``
+    sessions per client address; ``max_errors`` error replies without a delivered message, then
+    ``421 4.7.0 Too many errors`` and the connection is closed; ``data_timeout_seconds`` for the
+    whole message from DATA to our reply (a slowloris trickling a byte every few seconds never
+    restarts aiosmtpd's timer, so it is cut off there); ``421 4.4.2`` on any timeout.
     """
 
     line_length_limit = 1 << 20
@@ -304,22 +332,94 @@ class _DeskSMTP(SMTP):
         handler: _DeskHandler,
         on_lost: Callable[[_DeskSMTP], None],
         in_flight: _InFlight,
+        clients: _ClientCounts,
+        settings: SMTPChannelSettings,
         **kw: Any,
     ):
         super().__init__(handler, **kw)
         self._on_lost = on_lost
         self._in_flight = in_flight
+        self._clients = clients
+        self._client_host: str | None = None  # counted in ``clients`` while set
+        self._refused = False
+        self._max_errors = settings.max_errors
+        self._data_timeout = settings.data_timeout_seconds
+        self._errors = 0
+        self._last_reply = ""
 
     async def smtp_DATA(self, arg: str) -> None:
         # A message counts as in flight from the DATA command on, not only once its bytes are
         # all in: a stopping gateway lets a message that is still arriving finish and commit.
-        with self._in_flight:
-            await super().smtp_DATA(arg)
+        self._start_data_deadline()
+        try:
+            with self._in_flight:
+                await super().smtp_DATA(arg)
+        finally:
+            self._end_data_deadline()
+
+    def _start_data_deadline(self) -> None:
+        """aiosmtpd's timer restarts on each command, never on bytes: from DATA on it is the
+        whole message's deadline."""
+        assert self.envelope is not None
+        if self.envelope.rcpt_tos:
+            self._reset_timeout(self._data_timeout)
+
+    def _end_data_deadline(self) -> None:
+        """After our reply the client has the idle timeout again; a delivered message forgives
+        the session's errors (Postfix: errors "without delivering mail")."""
+        if self._last_reply.startswith("250"):
+            self._errors = 0
+        if self.transport is not None:
+            self._reset_timeout()
+
+    def _timeout_cb(self) -> None:
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            log.info("SMTP %r: timeout, closing", self.session and self.session.peer)
+            transport.write(TIMEOUT_EXCEEDED)
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def push(self, status: AnyStr) -> None:
+        await super().push(status)
+        reply = status if isinstance(status, str) else status.decode("ascii", "replace")
+        self._last_reply = reply
+        if counts_as_client_error(reply):
+            await self._count_error()
+
+    async def _count_error(self) -> None:
+        self._errors += 1
+        if self._errors < self._max_errors or self.transport is None:
+            return
+        log.warning("SMTP %r: %d errors, closing", self.session and self.session.peer, self._errors)
+        await super().push(TOO_MANY_ERRORS)
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._client_host is None and not self._refused:  # not again after STARTTLS
+            peer = transport.get_extra_info("peername")
+            host = str(peer[0]) if isinstance(peer, tuple) else ""
+            if not self._clients.admit(host):
+                self._refuse(transport, peer)
+                return
+            self._client_host = host
+        super().connection_made(transport)
+
+    def _refuse(self, transport: asyncio.BaseTransport, peer: object) -> None:
+        """Over ``max_connections_per_client``: 421 and hang up, no session started."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        log.warning("SMTP connection from %r refused: too many from that address", peer)
+        self._refused = True
+        transport.write(TOO_MANY_FROM_CLIENT)
+        transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
-            super().connection_lost(error)
+            if not self._refused:
+                super().connection_lost(error)
         finally:
+            if self._client_host is not None:
+                self._clients.release(self._client_host)
+                self._client_host = None
             self._on_lost(self)
 
 
@@ -334,6 +434,25 @@ class _Refusal(asyncio.Protocol):
         )
         transport.write(TOO_MANY_CONNECTIONS)
         transport.close()
+
+
+class _ClientCounts:
+    """Open sessions per client address, for ``max_connections_per_client``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: Counter[str] = Counter()
+
+    def admit(self, host: str) -> bool:
+        if self._open[host] >= self._limit:
+            return False
+        self._open[host] += 1
+        return True
+
+    def release(self, host: str) -> None:
+        self._open[host] -= 1
+        if self._open[host] <= 0:
+            del self._open[host]
 
 
 class _InFlight:
@@ -370,6 +489,7 @@ class SMTPChannel(Channel):
         self._handler = _DeskHandler(self, intake, quarantine)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()
+        self._clients = _ClientCounts(settings.max_connections_per_client)
         self._in_flight: _InFlight | None = None
         self._hostname = settings.hostname
 
@@ -429,6 +549,8 @@ class SMTPChannel(Channel):
             self._handler,
             self._sessions.discard,
             self.in_flight(),
+            self._clients,
+            self.settings,
             data_size_limit=self.settings.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -116,7 +116,10 @@ class SmtpSection(Section):
     max_message_bytes: PositiveInt = _SMTP.max_message_bytes
     max_recipients: PositiveInt = _SMTP.max_recipients
     max_connections: PositiveInt = _SMTP.max_connections
+    max_connections_per_client: PositiveInt = _SMTP.max_connections_per_client
+    max_errors: PositiveInt = _SMTP.max_errors
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
+    data_timeout_seconds: PositiveFloat = _SMTP.data_timeout_seconds
     accept_abuse: StrictBool = _SMTP.accept_abuse  # abuse@ too (postmaster@ always)
 
 
