@@ -54,11 +54,9 @@ from tests.reliability.counts import scaled
 from tests.reliability.test_kill_under_load import duplicate_keys
 from tests.support.pgcluster import (
     SERVER_USER,
-    ClusterUnavailable,
     PostgresCluster,
     wait_until_ready,
 )
-from tests.support.services import require_service
 
 pytestmark = pytest.mark.reliability
 
@@ -188,20 +186,6 @@ def run_outage(
 
 
 # --- PostgreSQL stopped ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[PostgresCluster]:
-    """A cluster of this test's own: stopping the shared one would break every other test."""
-    try:
-        cluster = PostgresCluster.start()
-        wait_until_ready(cluster)
-    except ClusterUnavailable as exc:
-        require_service(f"no PostgreSQL server for the storage-failure tests: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.mark.postgres
