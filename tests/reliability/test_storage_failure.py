@@ -15,7 +15,9 @@ Faults, each under load from concurrent ``smtplib`` clients against a real ``spo
   cannot grow: "could not extend file"); the server's WAL stays on its own disk, since a full
   WAL disk makes PostgreSQL PANIC, which is the "database stopped" case above.
 
-The tmpfs needs ``mount``, i.e. root (or CAP_SYS_ADMIN): without it those two tests skip.
+The tmpfs needs ``mount``, i.e. root (or CAP_SYS_ADMIN): without it those two tests skip; a
+third, SQLite capped by ``PRAGMA max_page_count`` at its current size (the same SQLITE_FULL),
+runs everywhere.
 The recovery time is printed (``pytest -s``); the bound asserted is generous (a loaded 2-core
 machine). Counts: ``OUTAGE_SECONDS`` 2 in CI, 15 with ``SPOC_RELIABILITY_FULL=1``.
 """
@@ -33,7 +35,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from psycopg import sql
 from gateway.migrate import upgrade
 from tests.integration.test_serve_process import (
     HOST,
+    REPO_ROOT,
     SOCKET_SECONDS,
     build_message,
     inbound_contacts,
@@ -141,10 +144,11 @@ def run_outage(
     fail: Callable[[], None],
     recover: Callable[[], None],
     cause: str,
+    extra_env: Mapping[str, str] | None = None,
 ) -> None:
     """Load, ``fail()``, hold the fault for ``OUTAGE_SECONDS``, ``recover()``; then check every
     answer, that the gateway logged ``cause`` (the fault was the one meant), and the database."""
-    gateway = start_gateway(directory, db_url)
+    gateway = start_gateway(directory, db_url, extra_env=extra_env)
     try:
         load = Load(gateway.ready.smtp_port)
         load.start()
@@ -256,6 +260,30 @@ def test_sqlite_disk_full_under_load_gets_451_and_the_first_250_soon_after_space
         filler = Filler(disk)
         url = f"sqlite:///{disk / 'spoc.db'}"
         run_outage(url, tmp_path / "gw", filler.fill, filler.free, cause="database or disk is full")
+
+
+PAGE_LIMIT_DIR = Path(__file__).parent / "page_limit"
+
+
+def test_sqlite_that_cannot_grow_under_load_gets_451_and_the_first_250_soon_after(
+    tmp_path: Path,
+) -> None:
+    """The same without ``mount``: ``PRAGMA max_page_count`` caps the database at its size
+    (``page_limit/sitecustomize.py``), which gives SQLite's real ``SQLITE_FULL``."""
+    limit = tmp_path / "page-limit"
+    limit.write_text("0", encoding="ascii")
+    env = {
+        "SPOC_TEST_PAGE_LIMIT_FILE": str(limit),
+        "PYTHONPATH": os.pathsep.join((str(PAGE_LIMIT_DIR), str(REPO_ROOT))),
+    }
+    run_outage(
+        f"sqlite:///{tmp_path / 'spoc.db'}",
+        tmp_path / "gw",
+        lambda: limit.write_text("1", encoding="ascii"),
+        lambda: limit.write_text(str(2**30), encoding="ascii"),
+        cause="database or disk is full",
+        extra_env=env,
+    )
 
 
 @pytest.mark.postgres
