@@ -47,7 +47,8 @@ PER_CLIENT = scaled(60, 250)
 KILLS = scaled(1, 5)
 LOAD_SECONDS = scaled(30, 120)
 
-pytestmark = pytest.mark.reliability
+# The default 120 s per test is too short for the full counts.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(scaled(120, 1800))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,8 @@ from tests.support.pgcluster import (
     wait_until_ready,
 )
 
-pytestmark = pytest.mark.reliability
+# The default 120 s per test is too short for the full counts.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(scaled(120, 600))]
 
 CLIENTS = scaled(4, 8)
 PER_CLIENT = scaled(15, 60)
