@@ -13,7 +13,9 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
 ``Config.smtp_settings()`` builds it from that section and ``[email]``)
     ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
-    ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
+    ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``), and the
+    session limits ``max_connections_per_client``, ``max_errors``, ``data_timeout_seconds``
+    (``channels.smtp_limits``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
     ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``).
 
@@ -34,6 +36,11 @@ Replies
     ``451 4.3.0 Temporary failure...``   the intake (or the quarantine) could not commit, or,
                                          without a quarantine, anything unexpected
     ``421 4.7.0 Too many connections``   more than ``max_connections`` sessions at once
+    ``421 4.7.0 Too many connections from your address``
+                                         more than ``max_connections_per_client`` from one
+    ``421 4.7.0 Too many errors``        ``max_errors`` error replies, no message delivered
+    ``421 4.4.2 Timeout exceeded``       a command slower than ``idle_timeout_seconds``, or a
+                                         message slower than ``data_timeout_seconds``
     ``421 4.3.2 Service shutting down``  a new transaction while the channel stops
 
 Idempotency key
@@ -52,15 +59,15 @@ import re
 import socket
 import string
 import weakref
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, AnyStr
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.base import Channel
+from channels.smtp_limits import ClientCounts, LimitedSMTP
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
 from normalizer.intake import (
@@ -76,9 +83,6 @@ log = logging.getLogger(__name__)
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections\r\n"
-TOO_MANY_FROM_CLIENT = b"421 4.7.0 Too many connections from your address\r\n"
-TOO_MANY_ERRORS = "421 4.7.0 Too many errors"
-TIMEOUT_EXCEEDED = b"421 4.4.2 Timeout exceeded\r\n"
 
 # Parse big messages off the loop so one 25 MB mail does not stall every other session.
 _PARSE_IN_THREAD_BYTES = 256 * 1024
@@ -97,15 +101,6 @@ def count_received_headers(raw: bytes) -> int:
     """How many ``Received`` header fields the message's header block holds."""
     end = _HEADER_END.search(raw)
     return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
-
-
-def counts_as_client_error(reply: str) -> bool:
-    """Whether a reply counts against ``max_errors``: every 5xx, and every 4xx but ``421`` (the
-    session ends anyway) and ``4.3.x`` (our own trouble, a database down or busy: not the
-    client's fault, and a sending MTA keeps retrying in the same session)."""
-    if reply[:1] == "5":
-        return True
-    return reply[:1] == "4" and not reply.startswith("421") and reply[4:8] != "4.3."
 
 
 def _reply_text(text: str, limit: int = 200) -> str:
@@ -308,21 +303,16 @@ def _close_transport(server: SMTP) -> None:
         server.transport.close()
 
 
-class _DeskSMTP(SMTP):
-    """aiosmtpd's protocol, telling the channel when its connection is gone.
+class _DeskSMTP(LimitedSMTP):
+    """aiosmtpd's protocol with spoc's session limits, telling the channel when its connection
+    is gone.
 
     ``line_length_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
     long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
     aiosmtpd would answer such a message with a permanent ``500 Line too long``; we accept lines
     up to 1 MiB instead. Memory stays bounded: the whole message is still capped by SIZE, and
-    command lines by aiosmtpd's own command size limits (512 octets, RFC 5321 4.5.3.1.4:
-    longer ones get ``500 Command line too long``).
-
-    Limits as Postfix's defaults (see :class:`SMTPChannelSettings`): ``max_connections_per_client``
-    sessions per client address; ``max_errors`` error replies without a delivered message, then
-    ``421 4.7.0 Too many errors`` and the connection is closed; ``data_timeout_seconds`` for the
-    whole message from DATA to our reply (a slowloris trickling a byte every few seconds never
-    restarts aiosmtpd's timer, so it is cut off there); ``421 4.4.2`` on any timeout.
+    command lines by aiosmtpd's own command size limits (512 octets, RFC 5321 4.5.3.1.4).
+    Connections per client, errors, the DATA deadline: ``channels.smtp_limits``.
     """
 
     line_length_limit = 1 << 20
@@ -332,94 +322,22 @@ class _DeskSMTP(SMTP):
         handler: _DeskHandler,
         on_lost: Callable[[_DeskSMTP], None],
         in_flight: _InFlight,
-        clients: _ClientCounts,
-        settings: SMTPChannelSettings,
         **kw: Any,
     ):
         super().__init__(handler, **kw)
         self._on_lost = on_lost
         self._in_flight = in_flight
-        self._clients = clients
-        self._client_host: str | None = None  # counted in ``clients`` while set
-        self._refused = False
-        self._max_errors = settings.max_errors
-        self._data_timeout = settings.data_timeout_seconds
-        self._errors = 0
-        self._last_reply = ""
 
     async def smtp_DATA(self, arg: str) -> None:
         # A message counts as in flight from the DATA command on, not only once its bytes are
         # all in: a stopping gateway lets a message that is still arriving finish and commit.
-        self._start_data_deadline()
-        try:
-            with self._in_flight:
-                await super().smtp_DATA(arg)
-        finally:
-            self._end_data_deadline()
-
-    def _start_data_deadline(self) -> None:
-        """aiosmtpd's timer restarts on each command, never on bytes: from DATA on it is the
-        whole message's deadline."""
-        assert self.envelope is not None
-        if self.envelope.rcpt_tos:
-            self._reset_timeout(self._data_timeout)
-
-    def _end_data_deadline(self) -> None:
-        """After our reply the client has the idle timeout again; a delivered message forgives
-        the session's errors (Postfix: errors "without delivering mail")."""
-        if self._last_reply.startswith("250"):
-            self._errors = 0
-        if self.transport is not None:
-            self._reset_timeout()
-
-    def _timeout_cb(self) -> None:
-        transport = self.transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            log.info("SMTP %r: timeout, closing", self.session and self.session.peer)
-            transport.write(TIMEOUT_EXCEEDED)
-        super()._timeout_cb()  # type: ignore[no-untyped-call]
-
-    async def push(self, status: AnyStr) -> None:
-        await super().push(status)
-        reply = status if isinstance(status, str) else status.decode("ascii", "replace")
-        self._last_reply = reply
-        if counts_as_client_error(reply):
-            await self._count_error()
-
-    async def _count_error(self) -> None:
-        self._errors += 1
-        if self._errors < self._max_errors or self.transport is None:
-            return
-        log.warning("SMTP %r: %d errors, closing", self.session and self.session.peer, self._errors)
-        await super().push(TOO_MANY_ERRORS)
-        self.transport.close()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._client_host is None and not self._refused:  # not again after STARTTLS
-            peer = transport.get_extra_info("peername")
-            host = str(peer[0]) if isinstance(peer, tuple) else ""
-            if not self._clients.admit(host):
-                self._refuse(transport, peer)
-                return
-            self._client_host = host
-        super().connection_made(transport)
-
-    def _refuse(self, transport: asyncio.BaseTransport, peer: object) -> None:
-        """Over ``max_connections_per_client``: 421 and hang up, no session started."""
-        assert isinstance(transport, asyncio.WriteTransport)
-        log.warning("SMTP connection from %r refused: too many from that address", peer)
-        self._refused = True
-        transport.write(TOO_MANY_FROM_CLIENT)
-        transport.close()
+        with self._in_flight:
+            await super().smtp_DATA(arg)
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
-            if not self._refused:
-                super().connection_lost(error)
+            super().connection_lost(error)
         finally:
-            if self._client_host is not None:
-                self._clients.release(self._client_host)
-                self._client_host = None
             self._on_lost(self)
 
 
@@ -434,25 +352,6 @@ class _Refusal(asyncio.Protocol):
         )
         transport.write(TOO_MANY_CONNECTIONS)
         transport.close()
-
-
-class _ClientCounts:
-    """Open sessions per client address, for ``max_connections_per_client``."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._open: Counter[str] = Counter()
-
-    def admit(self, host: str) -> bool:
-        if self._open[host] >= self._limit:
-            return False
-        self._open[host] += 1
-        return True
-
-    def release(self, host: str) -> None:
-        self._open[host] -= 1
-        if self._open[host] <= 0:
-            del self._open[host]
 
 
 class _InFlight:
@@ -489,7 +388,7 @@ class SMTPChannel(Channel):
         self._handler = _DeskHandler(self, intake, quarantine)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()
-        self._clients = _ClientCounts(settings.max_connections_per_client)
+        self._clients = ClientCounts(settings.max_connections_per_client)
         self._in_flight: _InFlight | None = None
         self._hostname = settings.hostname
 
@@ -549,8 +448,9 @@ class SMTPChannel(Channel):
             self._handler,
             self._sessions.discard,
             self.in_flight(),
-            self._clients,
-            self.settings,
+            clients=self._clients,
+            max_errors=self.settings.max_errors,
+            data_timeout_seconds=self.settings.data_timeout_seconds,
             data_size_limit=self.settings.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,
