@@ -14,7 +14,8 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
     ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``), and the
-    session limits ``max_connections_per_client``, ``max_errors``, ``data_timeout_seconds``
+    session limits ``max_connections_per_client``, ``client_limit_exceptions``, ``max_errors``,
+    ``data_timeout_seconds``
     (``channels.smtp_limits``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
     ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``).
@@ -67,7 +68,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.base import Channel
-from channels.smtp_limits import ClientCounts, LimitedSMTP
+from channels.smtp_limits import ClientCounts, LimitedSMTP, client_networks
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
 from normalizer.intake import (
@@ -118,6 +119,7 @@ class SMTPChannelSettings:
     max_recipients: int = 1000  # Postfix's smtpd_recipient_limit; RFC 5321 asks for >= 100
     max_connections: int = 200
     max_connections_per_client: int = 50  # Postfix's smtpd_client_connection_count_limit
+    client_limit_exceptions: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # not counted there
     max_errors: int = 20  # Postfix's smtpd_hard_error_limit
     idle_timeout_seconds: float = 300.0  # per command (aiosmtpd restarts it on each command)
     data_timeout_seconds: float = 600.0  # the whole message, from DATA to our reply
@@ -138,6 +140,10 @@ class SMTPChannelSettings:
         ):
             if getattr(self, key) < 1:
                 raise ValueError(f"smtp.{key} must be at least 1, got {getattr(self, key)!r}")
+        try:
+            client_networks(self.client_limit_exceptions)
+        except ValueError as exc:
+            raise ValueError(f"smtp.client_limit_exceptions: {exc}") from None
         for key in ("idle_timeout_seconds", "data_timeout_seconds"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"smtp.{key} must be positive, got {getattr(self, key)!r}")
@@ -388,7 +394,9 @@ class SMTPChannel(Channel):
         self._handler = _DeskHandler(self, intake, quarantine)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()
-        self._clients = ClientCounts(settings.max_connections_per_client)
+        self._clients = ClientCounts(
+            settings.max_connections_per_client, settings.client_limit_exceptions
+        )
         self._in_flight: _InFlight | None = None
         self._hostname = settings.hostname
 

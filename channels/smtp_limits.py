@@ -7,6 +7,8 @@
 ``max_connections_per_client`` (50, Postfix's ``smtpd_client_connection_count_limit``)
     sessions at once from one client address; beyond: ``421 4.7.0 Too many connections from
     your address`` and the connection is closed, before any greeting.
+``client_limit_exceptions`` (loopback, as Postfix's ``$mynetworks``)
+    networks whose clients that cap does not count: a local proxy or load generator.
 ``max_errors`` (20, Postfix's ``smtpd_hard_error_limit``)
     error replies in a session without a delivered message; at the limit ``421 4.7.0 Too many
     errors`` and the connection is closed. Every 5xx counts, and every 4xx but 421 and 4.3.x
@@ -26,13 +28,17 @@ long``, the session goes on).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
 log = logging.getLogger(__name__)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOO_MANY_FROM_CLIENT = b"421 4.7.0 Too many connections from your address\r\n"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors"
@@ -48,20 +54,46 @@ def counts_as_client_error(reply: str) -> bool:
     return reply[:1] == "4" and not reply.startswith("421") and reply[4:8] != "4.3."
 
 
-class ClientCounts:
-    """Open sessions per client address, for ``max_connections_per_client``."""
+def client_networks(texts: Sequence[str]) -> tuple[IPNetwork, ...]:
+    """``client_limit_exceptions`` parsed; a bad entry raises ValueError naming it."""
+    networks = []
+    for text in texts:
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is no network (an address or a CIDR block)") from exc
+    return tuple(networks)
 
-    def __init__(self, limit: int) -> None:
+
+class ClientCounts:
+    """Open sessions per client address, for ``max_connections_per_client``; addresses in
+    ``exceptions`` are not counted (Postfix: ``smtpd_client_event_limit_exceptions``)."""
+
+    def __init__(self, limit: int, exceptions: Sequence[str] = ()) -> None:
         self._limit = limit
+        self._exceptions = client_networks(exceptions)
         self._open: Counter[str] = Counter()
 
+    def _exempt(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._exceptions)
+
     def admit(self, host: str) -> bool:
+        if self._exempt(host):
+            return True
         if self._open[host] >= self._limit:
             return False
         self._open[host] += 1
         return True
 
     def release(self, host: str) -> None:
+        if host not in self._open:
+            return  # exempt, never counted
         self._open[host] -= 1
         if self._open[host] <= 0:
             del self._open[host]

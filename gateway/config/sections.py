@@ -17,11 +17,13 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    field_validator,
     model_validator,
 )
 
 from channels.outbound.email import OutboundSMTPSettings
 from channels.smtp import SMTPChannelSettings
+from channels.smtp_limits import client_networks
 from gateway.config.values import (
     Address,
     ChannelName,
@@ -117,6 +119,14 @@ class SmtpSection(Section):
     max_recipients: PositiveInt = _SMTP.max_recipients
     max_connections: PositiveInt = _SMTP.max_connections
     max_connections_per_client: PositiveInt = _SMTP.max_connections_per_client
+    client_limit_exceptions: tuple[StrictStr, ...] = _SMTP.client_limit_exceptions
+
+    @field_validator("client_limit_exceptions")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        client_networks(value)
+        return value
+
     max_errors: PositiveInt = _SMTP.max_errors
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
     data_timeout_seconds: PositiveFloat = _SMTP.data_timeout_seconds

@@ -14,7 +14,8 @@ Each test names the abuse it guards against:
 - slow senders: a slowloris trickling DATA a byte at a time is cut off by the DATA deadline,
   one trickling a command line by the command timeout, each with ``421 4.4.2``;
 - connections: at most 50 per client address (Postfix's
-  ``smtpd_client_connection_count_limit``), beyond ``421 4.7.0``; another address still gets in.
+  ``smtpd_client_connection_count_limit``), beyond ``421 4.7.0``; another address still gets
+  in; loopback is exempt by default, as Postfix exempts ``$mynetworks``.
 """
 
 from __future__ import annotations
@@ -366,9 +367,11 @@ async def test_a_command_line_trickled_a_byte_at_a_time_is_cut_off_by_the_comman
 
 
 async def test_the_51st_connection_from_one_address_gets_421_and_another_address_gets_in(
-    channel: SMTPChannel, sessions: list[Session]
+    start_channel: StartChannel, sessions: list[Session]
 ) -> None:
-    """Guards against one client (a slowloris, a botnet node) taking every session slot."""
+    """Guards against one client (a slowloris, a botnet node) taking every session slot.
+    Loopback is exempt by default (Postfix's ``$mynetworks``), so the test exempts nothing."""
+    channel = await start_channel(client_limit_exceptions=())
     for _ in range(50):
         sessions.append(await open_session(channel.port))
     reader, writer = await asyncio.open_connection("127.0.0.1", channel.port)
@@ -387,3 +390,11 @@ async def test_the_51st_connection_from_one_address_gets_421_and_another_address
         writer.close()
     assert greeting.startswith(b"220 "), greeting
     writer.close()
+
+
+async def test_loopback_is_exempt_from_the_per_client_cap_by_default(
+    channel: SMTPChannel, sessions: list[Session]
+) -> None:
+    """A local proxy or load generator (as Postfix exempts ``$mynetworks``)."""
+    for _ in range(55):
+        sessions.append(await open_session(channel.port))

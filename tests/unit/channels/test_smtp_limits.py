@@ -43,3 +43,17 @@ def test_a_client_address_is_admitted_up_to_the_limit_and_again_after_a_release(
     assert counts.admit("192.0.2.2")
     counts.release("192.0.2.1")
     assert counts.admit("192.0.2.1")
+
+
+def test_clients_in_the_exceptions_are_never_capped_nor_counted() -> None:
+    counts = ClientCounts(limit=1, exceptions=("127.0.0.0/8", "::1/128"))
+    assert all(counts.admit("127.0.0.1") for _ in range(5))
+    assert all(counts.admit("::ffff:127.0.0.2") for _ in range(5))
+    assert counts.admit("::1") and counts.admit("::1")
+    counts.release("127.0.0.1")
+    assert counts.admit("192.0.2.1") and not counts.admit("192.0.2.1")
+
+
+def test_a_bad_exception_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33' is no network"):
+        ClientCounts(limit=1, exceptions=("10.0.0.0/33",))
