@@ -71,6 +71,8 @@ BODY_BYTES = 24 * 1024  # incompressible: each message needs new database pages
 RETRY_PAUSE = 0.02
 RECOVERY_BOUND_SECONDS = 5.0  # asserted; the figure itself is printed
 DRAIN_SECONDS = scaled(60, 240)
+# The small disk must hold every message once space is freed again (raw, text, WAL).
+DISK_BYTES = scaled(16, 160) << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +259,7 @@ class Filler:
 def test_sqlite_disk_full_under_load_gets_451_and_the_first_250_soon_after_space_is_freed(
     tmp_path: Path,
 ) -> None:
-    with small_tmpfs(tmp_path / "disk", 16 << 20) as disk:
+    with small_tmpfs(tmp_path / "disk", DISK_BYTES) as disk:
         filler = Filler(disk)
         url = f"sqlite:///{disk / 'spoc.db'}"
         run_outage(url, tmp_path / "gw", filler.fill, filler.free, cause="database or disk is full")
@@ -294,7 +296,7 @@ def test_postgres_disk_full_under_load_gets_451_and_the_first_250_soon_after_spa
     # Under /tmp like the cluster itself: the server user must reach it.
     mount_point = own_cluster.base / "tablespace"
     owner = SERVER_USER if os.geteuid() == 0 else None
-    with small_tmpfs(mount_point, 48 << 20, owner=owner) as disk:
+    with small_tmpfs(mount_point, DISK_BYTES + (32 << 20), owner=owner) as disk:
         (disk / "pg").mkdir()
         if owner is not None:
             account = pwd.getpwnam(owner)
