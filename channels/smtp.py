@@ -13,7 +13,10 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
 ``Config.smtp_settings()`` builds it from that section and ``[email]``)
     ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
-    ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
+    ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``), and the
+    session limits ``max_connections_per_client``, ``client_limit_exceptions``, ``max_errors``,
+    ``data_timeout_seconds``
+    (``channels.smtp_limits``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
     ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``),
     ``reuse_port`` (bind with SO_REUSEPORT, so the workers of ``spoc serve --workers N`` share
@@ -36,6 +39,11 @@ Replies
     ``451 4.3.0 Temporary failure...``   the intake (or the quarantine) could not commit, or,
                                          without a quarantine, anything unexpected
     ``421 4.7.0 Too many connections``   more than ``max_connections`` sessions at once
+    ``421 4.7.0 Too many connections from your address``
+                                         more than ``max_connections_per_client`` from one
+    ``421 4.7.0 Too many errors``        ``max_errors`` error replies, no message delivered
+    ``421 4.4.2 Timeout exceeded``       a command slower than ``idle_timeout_seconds``, or a
+                                         message slower than ``data_timeout_seconds``
     ``421 4.3.2 Service shutting down``  a new transaction while the channel stops
 
 Idempotency key
@@ -62,6 +70,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.base import Channel
+from channels.smtp_limits import ClientCounts, LimitedSMTP, client_networks
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
 from normalizer.intake import (
@@ -109,9 +118,13 @@ class SMTPChannelSettings:
     host: str = "127.0.0.1"
     port: int = 2525
     max_message_bytes: int = 26_214_400
-    max_recipients: int = 50
+    max_recipients: int = 1000  # Postfix's smtpd_recipient_limit; RFC 5321 asks for >= 100
     max_connections: int = 200
-    idle_timeout_seconds: float = 300.0
+    max_connections_per_client: int = 50  # Postfix's smtpd_client_connection_count_limit
+    client_limit_exceptions: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # not counted there
+    max_errors: int = 20  # Postfix's smtpd_hard_error_limit
+    idle_timeout_seconds: float = 300.0  # per command (aiosmtpd restarts it on each command)
+    data_timeout_seconds: float = 600.0  # the whole message, from DATA to our reply
     hostname: str | None = None  # the greeting's name; None: this host's FQDN
     ident: str = "spoc ESMTP"
     loop_marker: str | None = None  # our X-Loop value; None: the desk address
@@ -121,13 +134,22 @@ class SMTPChannelSettings:
     reuse_port: bool = False  # SO_REUSEPORT: processes share the port (spoc serve --workers)
 
     def __post_init__(self) -> None:
-        for key in ("max_message_bytes", "max_recipients", "max_connections"):
+        for key in (
+            "max_message_bytes",
+            "max_recipients",
+            "max_connections",
+            "max_connections_per_client",
+            "max_errors",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"smtp.{key} must be at least 1, got {getattr(self, key)!r}")
-        if self.idle_timeout_seconds <= 0:
-            raise ValueError(
-                f"smtp.idle_timeout_seconds must be positive, got {self.idle_timeout_seconds!r}"
-            )
+        try:
+            client_networks(self.client_limit_exceptions)
+        except ValueError as exc:
+            raise ValueError(f"smtp.client_limit_exceptions: {exc}") from None
+        for key in ("idle_timeout_seconds", "data_timeout_seconds"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"smtp.{key} must be positive, got {getattr(self, key)!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"smtp.port must be 0..65535, got {self.port!r}")
 
@@ -290,14 +312,16 @@ def _close_transport(server: SMTP) -> None:
         server.transport.close()
 
 
-class _DeskSMTP(SMTP):
-    """aiosmtpd's protocol, telling the channel when its connection is gone.
+class _DeskSMTP(LimitedSMTP):
+    """aiosmtpd's protocol with spoc's session limits, telling the channel when its connection
+    is gone.
 
     ``line_length_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
     long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
     aiosmtpd would answer such a message with a permanent ``500 Line too long``; we accept lines
     up to 1 MiB instead. Memory stays bounded: the whole message is still capped by SIZE, and
-    command lines by aiosmtpd's own command size limits.
+    command lines by aiosmtpd's own command size limits (512 octets, RFC 5321 4.5.3.1.4).
+    Connections per client, errors, the DATA deadline: ``channels.smtp_limits``.
     """
 
     line_length_limit = 1 << 20
@@ -373,6 +397,9 @@ class SMTPChannel(Channel):
         self._handler = _DeskHandler(self, intake, quarantine)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()
+        self._clients = ClientCounts(
+            settings.max_connections_per_client, settings.client_limit_exceptions
+        )
         self._in_flight: _InFlight | None = None
         self._hostname = settings.hostname
 
@@ -435,6 +462,9 @@ class SMTPChannel(Channel):
             self._handler,
             self._sessions.discard,
             self.in_flight(),
+            clients=self._clients,
+            max_errors=self.settings.max_errors,
+            data_timeout_seconds=self.settings.data_timeout_seconds,
             data_size_limit=self.settings.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

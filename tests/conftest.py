@@ -5,6 +5,8 @@
 - ``sqlite_url``: ``sqlite:///<tmp_path>/spoc.db``.
 - ``db_url``: parametrized over ``sqlite`` and ``postgres`` (the latter marked ``postgres``).
 - ``migrated_db_url``: ``db_url`` after ``gateway.migrate.upgrade`` (schema at head).
+- ``own_cluster``: a PostgreSQL cluster of the test's own, for tests that stop (``halt``) or
+  starve it: doing that to the shared one would break every other test.
 
 A missing server skips with the reason, or fails under ``SPOC_REQUIRE_SERVICES=1`` (CI):
 call ``tests.support.services.require_service(reason)`` in your own fixtures for the same behaviour.
@@ -40,6 +42,19 @@ def pg_server() -> Iterator[PostgresCluster]:
         cluster.port,
         time.monotonic() - started_at,
     )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[PostgresCluster]:
+    try:
+        cluster = PostgresCluster.start()
+        wait_until_ready(cluster)
+    except ClusterUnavailable as exc:
+        require_service(f"no PostgreSQL server of the test's own: {exc}")
     try:
         yield cluster
     finally:

@@ -17,12 +17,14 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    field_validator,
     model_validator,
 )
 
 from channels.outbound.email import OutboundSMTPSettings
 from channels.outbound.email_text import DEFAULT_SINGLE_ADDRESS_NOTICE, EmailWording
 from channels.smtp import SMTPChannelSettings
+from channels.smtp_limits import client_networks
 from gateway.config.values import (
     Address,
     ChannelName,
@@ -121,7 +123,18 @@ class SmtpSection(Section):
     max_message_bytes: PositiveInt = _SMTP.max_message_bytes
     max_recipients: PositiveInt = _SMTP.max_recipients
     max_connections: PositiveInt = _SMTP.max_connections
+    max_connections_per_client: PositiveInt = _SMTP.max_connections_per_client
+    client_limit_exceptions: tuple[StrictStr, ...] = _SMTP.client_limit_exceptions
+
+    @field_validator("client_limit_exceptions")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        client_networks(value)
+        return value
+
+    max_errors: PositiveInt = _SMTP.max_errors
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
+    data_timeout_seconds: PositiveFloat = _SMTP.data_timeout_seconds
     accept_abuse: StrictBool = _SMTP.accept_abuse  # abuse@ too (postmaster@ always)
 
 

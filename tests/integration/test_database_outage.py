@@ -8,7 +8,6 @@ retried message is stored exactly once, and the gateway needs no restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,9 @@ import pytest
 from gateway.migrate import upgrade
 from tests.integration.gateway_harness import GatewayHarness, RelaySink
 from tests.integration.twilio_support import phone_desk
-from tests.support.pgcluster import ClusterUnavailable, PostgresCluster, wait_until_ready
-from tests.support.services import require_service
+from tests.support.pgcluster import PostgresCluster, wait_until_ready
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[PostgresCluster]:
-    """A cluster of this test's own: halting the shared one would break every other test."""
-    try:
-        cluster = PostgresCluster.start()
-        wait_until_ready(cluster)
-    except ClusterUnavailable as exc:
-        require_service(f"no PostgreSQL server for the outage test: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def mail(n: int) -> bytes:

@@ -7,7 +7,7 @@ default ports. Every wait is bounded: a gateway that does not come up, or does n
 the test with the tail of its log instead of hanging it.
 
 The helpers (:class:`ServeProcess`, :func:`start_gateway`, :func:`send_mail`) are shared with
-``test_crash_recovery.py``.
+``tests/reliability/test_kill_under_load.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _READY_LINE = re.compile(r"spoc ready: SMTP on (\S+):(\d+), HTTP on (\S+):(\d+),
 _QUEUED_AS = re.compile(r"queued as (\S+)")
 
 
-# --- helpers shared with test_crash_recovery.py ---------------------------------------------------
+# --- helpers shared with tests/reliability (kill -9 under load) -----------------------------------
 
 
 def free_port() -> int:

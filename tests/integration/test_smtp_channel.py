@@ -625,11 +625,13 @@ async def test_stop_tells_idle_sessions_421_and_closes_them(channel: SMTPChannel
     writer.close()
 
 
-async def test_idle_session_is_closed_after_the_idle_timeout(start_channel: StartChannel) -> None:
+async def test_idle_session_is_told_421_and_closed_after_the_idle_timeout(
+    start_channel: StartChannel,
+) -> None:
     channel = await start_channel(idle_timeout_seconds=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", channel.port)
     assert (await reader.readline()).startswith(b"220 ")
-    assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    assert await asyncio.wait_for(reader.read(), timeout=30) == b"421 4.4.2 Timeout exceeded\r\n"
     writer.close()
 
 

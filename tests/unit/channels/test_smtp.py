@@ -45,8 +45,17 @@ def test_settings_know_our_addresses_and_domains_case_folded() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("max_recipients", 0), ("max_connections", -1), ("idle_timeout_seconds", 0), ("port", 70000)],
+    [
+        ("max_recipients", 0),
+        ("max_connections", -1),
+        ("max_connections_per_client", 0),
+        ("max_errors", 0),
+        ("client_limit_exceptions", ("not-a-network",)),
+        ("idle_timeout_seconds", 0),
+        ("data_timeout_seconds", 0),
+        ("port", 70000),
+    ],
 )
-def test_settings_refuse_nonsense_and_name_the_key(key: str, value: float) -> None:
+def test_settings_refuse_nonsense_and_name_the_key(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
         SMTPChannelSettings(desk_address="sd@example.com", **{key: value})  # type: ignore[arg-type]

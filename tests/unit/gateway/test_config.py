@@ -477,12 +477,15 @@ def test_every_smtp_key_reaches_the_smtp_channel_as_written(tmp_path: Path) -> N
         '[email]\naddress = "desk@example.net"\naliases = ["cs@example.net"]\n'
         '[smtp]\nhost = "0.0.0.0"\nport = 2600\nmax_message_bytes = 1000\n'
         "max_recipients = 7\nmax_connections = 9\nidle_timeout_seconds = 12.5\n"
+        "max_connections_per_client = 3\nmax_errors = 4\ndata_timeout_seconds = 5.5\n"
     )
     settings = load_config(write(tmp_path, text), {}).smtp_settings()
     assert (settings.desk_address, settings.aliases) == ("desk@example.net", ("cs@example.net",))
     assert (settings.host, settings.port) == ("0.0.0.0", 2600)
     assert (settings.max_message_bytes, settings.max_recipients) == (1000, 7)
     assert (settings.max_connections, settings.idle_timeout_seconds) == (9, 12.5)
+    assert (settings.max_connections_per_client, settings.max_errors) == (3, 4)
+    assert settings.data_timeout_seconds == 5.5
 
 
 def test_trusted_authserv_ids_reach_the_router_and_bad_ones_name_the_key(tmp_path: Path) -> None:
