@@ -113,6 +113,13 @@ def count_received_headers(raw: bytes) -> int:
     return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
 
 
+def transport_security(session: Session) -> str:
+    """How the session's mail came: ``TLSv1.3 TLS_AES_256_GCM_SHA384`` after STARTTLS, else
+    ``plaintext`` (for the log line of each stored message)."""
+    cipher = (session.ssl or {}).get("cipher")
+    return f"{cipher[1]} {cipher[0]}" if cipher else "plaintext"
+
+
 def _reply_text(text: str, limit: int = 200) -> str:
     """One printable ASCII line, safe to put after an SMTP reply code."""
     return _UNSAFE_REPLY.sub(" ", text).strip()[:limit] or "Message refused"
@@ -280,11 +287,12 @@ class _DeskHandler:
             )
             return f"250 2.0.0 Ok: kept for review as quarantine {result.quarantine_id}"
         log.info(
-            "SMTP %r: %d bytes queued as %s%s",
+            "SMTP %r: %d bytes queued as %s%s over %s",
             session.peer,
             len(raw),
             result.ticket_ref,
             " (duplicate)" if result.duplicate else "",
+            transport_security(session),
         )
         return f"250 2.0.0 Ok: queued as {_reply_text(result.ticket_ref)}"
 

@@ -282,3 +282,33 @@ def test_check_config_names_the_unusable_file(
     assert problem == (
         "smtp.tls_key_file: the private key is encrypted; give spoc an unencrypted key"
     )
+
+
+async def test_a_failed_handshake_is_logged_without_error_and_the_next_client_is_served(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tls = make_tls_files(tmp_path / "tls")
+    async with running_gateway(tmp_path, sqlite_url, smtp_keys=tls.smtp_keys) as gw:
+
+        def not_tls() -> bytes:
+            with socket.create_connection(("127.0.0.1", gw.gw.smtp_port), WAIT_SECONDS) as sock:
+                _replies(sock)
+                sock.sendall(b"EHLO client.test\r\n")
+                _replies(sock)
+                sock.sendall(b"STARTTLS\r\n")
+                assert _replies(sock)[0].startswith("220")
+                sock.sendall(b"this is not a TLS ClientHello\r\n" * 4)
+                return sock.recv(4096)  # the server hangs up
+
+        with caplog.at_level("INFO", logger="channels.smtp"):
+            assert await asyncio.to_thread(not_tls) == b""
+            said = await asyncio.to_thread(
+                send_over_starttls, gw.gw.smtp_port, tls.client_context(), mail("after failure")
+            )
+    assert said["data"][0] == 250  # type: ignore[index]
+    smtp_records = [r for r in caplog.records if r.name == "channels.smtp"]
+    assert not [r for r in smtp_records if r.levelname in ("ERROR", "CRITICAL")]
+    assert any("STARTTLS handshake failed" in r.getMessage() for r in smtp_records)
+    assert any(
+        "queued as" in r.getMessage() and " over TLSv1." in r.getMessage() for r in smtp_records
+    )
