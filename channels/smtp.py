@@ -51,7 +51,8 @@ STARTTLS (RFC 3207) is aiosmtpd's: after the handshake it starts a new session a
 (the client must EHLO again) and discards whatever plaintext the client pipelined after the
 STARTTLS command, so nothing injected before TLS is run inside it (CVE-2011-0411). The only
 per-session state spoc keeps, the RCPT count, is keyed by the envelope and so starts afresh too.
-No AUTH is offered, before or after TLS.
+No AUTH is offered, before or after TLS. A message that came over TLS carries the version and
+cipher as ``Contact.tls`` (the router records it in the ``contact.added`` event).
 
 DATA ends only on ``<CRLF>.<CRLF>`` (aiosmtpd reads CRLF-terminated lines), so bare-LF
 "SMTP smuggling" payloads stay inside the message that carried them.
@@ -67,7 +68,7 @@ import ssl
 import string
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, AnyStr
 
@@ -113,11 +114,11 @@ def count_received_headers(raw: bytes) -> int:
     return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
 
 
-def transport_security(session: Session) -> str:
-    """How the session's mail came: ``TLSv1.3 TLS_AES_256_GCM_SHA384`` after STARTTLS, else
-    ``plaintext`` (for the log line of each stored message)."""
+def session_tls(session: Session) -> str | None:
+    """The TLS version and cipher of the session (``TLSv1.3 TLS_AES_256_GCM_SHA384``) after
+    STARTTLS, else None: the contact's ``tls``."""
     cipher = (session.ssl or {}).get("cipher")
-    return f"{cipher[1]} {cipher[0]}" if cipher else "plaintext"
+    return f"{cipher[1]} {cipher[0]}" if cipher else None
 
 
 def _reply_text(text: str, limit: int = 200) -> str:
@@ -247,7 +248,7 @@ class _DeskHandler:
             log.warning("SMTP %r: message refused after %d hops", session.peer, hops)
             return "554 5.4.0 Too many hops"
         try:
-            contact = await self._to_contact(raw, envelope)
+            contact = await self._to_contact(raw, envelope, session_tls(session))
             result = await self._intake.submit(contact)
         except ContactRejectedError as exc:
             log.info("SMTP %r: contact rejected: %s", session.peer, exc)
@@ -292,7 +293,7 @@ class _DeskHandler:
             len(raw),
             result.ticket_ref,
             " (duplicate)" if result.duplicate else "",
-            transport_security(session),
+            session_tls(session) or "plaintext",
         )
         return f"250 2.0.0 Ok: queued as {_reply_text(result.ticket_ref)}"
 
@@ -304,7 +305,7 @@ class _DeskHandler:
         log.error("SMTP session error, answered 451", exc_info=error)
         return TEMPORARY_FAILURE
 
-    async def _to_contact(self, raw: bytes, envelope: Envelope) -> Contact:
+    async def _to_contact(self, raw: bytes, envelope: Envelope, tls: str | None) -> Contact:
         mail_from = envelope.mail_from
         kwargs: dict[str, Any] = {
             "recipients": tuple(envelope.rcpt_tos),
@@ -320,7 +321,7 @@ class _DeskHandler:
             contact = contact_from_email(raw, **kwargs)
             for step in steps:
                 contact = step(contact)
-            return contact
+            return replace(contact, tls=tls) if tls else contact
 
         if len(raw) > _PARSE_IN_THREAD_BYTES:
             return await asyncio.to_thread(convert)

@@ -110,6 +110,8 @@ async def test_mail_over_starttls_is_committed_before_250(tmp_path: Path, sqlite
         ref = reply.decode().rpartition(" ")[2]
         ticket = await gw.ticket(ref)
         assert ticket["subject"] == "over tls"
+    [added] = [e["detail"] for e in ticket["events"] if e["type"] == "contact.added"]
+    assert added["tls"].startswith(f"{said['version']} ")  # e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"
 
 
 async def test_ehlo_offers_starttls_only_with_a_certificate(
@@ -123,10 +125,12 @@ async def test_ehlo_offers_starttls_only_with_a_certificate(
                 return dict(client.esmtp_features), client.docmd("STARTTLS")[0]
 
         features, starttls_code = await asyncio.to_thread(talk)
+        sent = await gw.send_mail(mail("in plaintext"))
+        ticket = await gw.ticket(sent.queued_as)
     assert "starttls" not in features
     assert starttls_code != 220
-    # Plaintext mail still works where no certificate is configured (tested elsewhere in
-    # depth); here only that nothing advertises TLS that cannot be had.
+    [added] = [e["detail"] for e in ticket["events"] if e["type"] == "contact.added"]
+    assert "tls" not in added
 
 
 async def test_require_starttls_refuses_mail_in_plaintext_with_530(
