@@ -1,9 +1,10 @@
 """STARTTLS on the desk's own SMTP listener, against a real gateway and real TLS clients.
 
-Each test makes a throwaway self-signed certificate with the ``openssl`` command (skipped with
-the reason if it is missing), starts a whole gateway on SQLite with ``[smtp] tls_cert_file`` /
-``tls_key_file`` and speaks to it with stdlib ``smtplib``, a raw socket wrapped by ``ssl``, and
-swaks when it is installed with TLS support. ``spoc check-config`` is run on broken settings.
+Each test makes a throwaway self-signed certificate with the ``openssl`` command, starts a whole
+gateway on SQLite with ``[smtp] tls_cert_file`` / ``tls_key_file`` and speaks to it with stdlib
+``smtplib``, a raw socket wrapped by ``ssl``, and swaks (its TLS needs Debian's
+``libnet-ssleay-perl``; ``.ci/run`` installs it). A missing tool skips with the reason, or fails
+under ``SPOC_REQUIRE_SERVICES=1``. ``spoc check-config`` is run on broken settings.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from gateway.cli import main as spoc
 from tests.integration.gateway_harness import DESK, WAIT_SECONDS, running_gateway, write_config
+from tests.support.services import require_service
 
 OPENSSL = shutil.which("openssl")
 SWAKS = shutil.which("swaks")
@@ -43,7 +45,7 @@ class TLSFiles:
 
 def make_tls_files(directory: Path, name: str = "mx", *extra: str) -> TLSFiles:
     if OPENSSL is None:
-        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
+        require_service("the openssl command is not installed (needed to make a certificate)")
     directory.mkdir(parents=True, exist_ok=True)
     files = TLSFiles(directory / f"{name}-cert.pem", directory / f"{name}-key.pem")
     subprocess.run(
@@ -205,9 +207,9 @@ async def test_plaintext_pipelined_after_starttls_is_discarded(
 
 async def test_swaks_sends_over_starttls(tmp_path: Path, sqlite_url: str) -> None:
     if SWAKS is None:
-        pytest.skip("swaks is not installed")
+        require_service("swaks is not installed")
     if not swaks_can_tls():
-        pytest.skip("swaks cannot do TLS here: Net::SSLeay is missing (libnet-ssleay-perl)")
+        require_service("swaks cannot do TLS here: Net::SSLeay is missing (libnet-ssleay-perl)")
     tls = make_tls_files(tmp_path / "tls")
     async with running_gateway(tmp_path, sqlite_url, smtp_keys=tls.smtp_keys) as gw:
         process = await asyncio.create_subprocess_exec(
