@@ -318,3 +318,28 @@ async def test_a_failed_handshake_is_logged_without_error_and_the_next_client_is
     assert any(
         "queued as" in r.getMessage() and " over TLSv1." in r.getMessage() for r in smtp_records
     )
+
+
+async def test_starttls_forgets_the_plaintext_transaction_and_its_recipient_count(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    tls = make_tls_files(tmp_path / "tls")
+    keys = tls.smtp_keys + "max_recipients = 2\n"
+    async with running_gateway(tmp_path, sqlite_url, smtp_keys=keys) as gw:
+
+        def talk() -> list[int]:
+            codes: list[int] = []
+            with smtplib.SMTP("127.0.0.1", gw.gw.smtp_port, timeout=WAIT_SECONDS) as client:
+                client.ehlo("client.test")
+                codes.append(client.docmd("MAIL", "FROM:<alice@example.org>")[0])
+                codes += [client.docmd("RCPT", f"TO:<{DESK}>")[0] for _ in range(2)]
+                client.starttls(context=tls.client_context())
+                client.ehlo("client.test")
+                codes.append(client.docmd("RCPT", f"TO:<{DESK}>")[0])  # no MAIL inside TLS yet
+                codes.append(client.docmd("MAIL", "FROM:<alice@example.org>")[0])
+                codes += [client.docmd("RCPT", f"TO:<{DESK}>")[0] for _ in range(2)]
+                codes.append(client.data(mail("counted afresh"))[0])
+            return codes
+
+        codes = await asyncio.to_thread(talk)
+    assert codes == [250, 250, 250, 503, 250, 250, 250, 250]
