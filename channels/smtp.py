@@ -20,7 +20,8 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
     ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``),
     ``reuse_port`` (bind with SO_REUSEPORT, so the workers of ``spoc serve --workers N`` share
-    the port; not a config key).
+    the port; not a config key), ``tls_cert_file`` and ``tls_key_file`` (PEM; with them
+    EHLO offers STARTTLS, :mod:`channels.smtp_tls`), ``require_starttls``.
 
 Replies
     ``250 2.0.0 Ok: queued as SD-42``   committed (also for a duplicate: the earlier ticket)
@@ -45,10 +46,21 @@ Replies
     ``421 4.4.2 Timeout exceeded``       a command slower than ``idle_timeout_seconds``, or a
                                          message slower than ``data_timeout_seconds``
     ``421 4.3.2 Service shutting down``  a new transaction while the channel stops
+    ``220 Ready to start TLS``           STARTTLS, when a certificate is configured
+    ``530 5.7.0 Must issue a STARTTLS command first``
+                                         MAIL (or RCPT, DATA, ...) in plaintext with
+                                         ``require_starttls``
 
 Idempotency key
     The message's ``Message-ID`` (the contact's ``external_id``, chosen by the converter): a
     client that retries after a lost ``250`` gets the same ticket back, not a second one.
+
+STARTTLS (RFC 3207) is aiosmtpd's: after the handshake it starts a new session and envelope
+(the client must EHLO again) and discards whatever plaintext the client pipelined after the
+STARTTLS command, so nothing injected before TLS is run inside it (CVE-2011-0411). The only
+per-session state spoc keeps, the RCPT count, is keyed by the envelope and so starts afresh too.
+No AUTH is offered, before or after TLS. A message that came over TLS carries the version and
+cipher as ``Contact.tls`` (the router records it in the ``contact.added`` event).
 
 DATA ends only on ``<CRLF>.<CRLF>`` (aiosmtpd reads CRLF-terminated lines), so bare-LF
 "SMTP smuggling" payloads stay inside the message that carried them.
@@ -60,17 +72,19 @@ import asyncio
 import logging
 import re
 import socket
+import ssl
 import string
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from channels.base import Channel
 from channels.smtp_limits import ClientCounts, LimitedSMTP, client_networks
+from channels.smtp_tls import server_tls_context
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
 from normalizer.intake import (
@@ -86,6 +100,9 @@ log = logging.getLogger(__name__)
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections\r\n"
+MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
+_AIOSMTPD_MUST_STARTTLS = "530 Must issue a STARTTLS command first"
+_NO_AUTH_MECHANISMS = "250-AUTH "  # what aiosmtpd's EHLO says after STARTTLS with none left
 
 # Parse big messages off the loop so one 25 MB mail does not stall every other session.
 _PARSE_IN_THREAD_BYTES = 256 * 1024
@@ -104,6 +121,13 @@ def count_received_headers(raw: bytes) -> int:
     """How many ``Received`` header fields the message's header block holds."""
     end = _HEADER_END.search(raw)
     return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
+
+
+def session_tls(session: Session) -> str | None:
+    """The TLS version and cipher of the session (``TLSv1.3 TLS_AES_256_GCM_SHA384``) after
+    STARTTLS, else None: the contact's ``tls``."""
+    cipher = (session.ssl or {}).get("cipher")
+    return f"{cipher[1]} {cipher[0]}" if cipher else None
 
 
 def _reply_text(text: str, limit: int = 200) -> str:
@@ -132,8 +156,23 @@ class SMTPChannelSettings:
     accept_abuse: bool = False  # also take abuse@ at our domains (postmaster@ always)
     trusted_authserv_ids: tuple[str, ...] = ()  # [email]: the MX whose Authentication-Results count
     reuse_port: bool = False  # SO_REUSEPORT: processes share the port (spoc serve --workers)
+    tls_cert_file: str | None = None  # PEM certificate chain: STARTTLS is offered with it
+    tls_key_file: str | None = None  # its PEM private key (both or neither)
+    require_starttls: bool = False  # refuse MAIL (530) until the client has done STARTTLS
 
     def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            given, missing = (
+                ("tls_cert_file", "tls_key_file")
+                if self.tls_key_file is None
+                else ("tls_key_file", "tls_cert_file")
+            )
+            raise ValueError(f"smtp.{missing}: needed too, since smtp.{given} is set")
+        if self.require_starttls and self.tls_cert_file is None:
+            raise ValueError(
+                "smtp.require_starttls: needs smtp.tls_cert_file and smtp.tls_key_file "
+                "(STARTTLS cannot be required when it is not offered)"
+            )
         for key in (
             "max_message_bytes",
             "max_recipients",
@@ -231,7 +270,7 @@ class _DeskHandler:
             log.warning("SMTP %r: message refused after %d hops", session.peer, hops)
             return "554 5.4.0 Too many hops"
         try:
-            contact = await self._to_contact(raw, envelope)
+            contact = await self._to_contact(raw, envelope, session_tls(session))
             result = await self._intake.submit(contact)
         except ContactRejectedError as exc:
             log.info("SMTP %r: contact rejected: %s", session.peer, exc)
@@ -271,20 +310,24 @@ class _DeskHandler:
             )
             return f"250 2.0.0 Ok: kept for review as quarantine {result.quarantine_id}"
         log.info(
-            "SMTP %r: %d bytes queued as %s%s",
+            "SMTP %r: %d bytes queued as %s%s over %s",
             session.peer,
             len(raw),
             result.ticket_ref,
             " (duplicate)" if result.duplicate else "",
+            session_tls(session) or "plaintext",
         )
         return f"250 2.0.0 Ok: queued as {_reply_text(result.ticket_ref)}"
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # aiosmtpd hangs up; a client's problem
+            log.info("SMTP STARTTLS handshake failed: %s", error.__cause__ or error)
+            return TEMPORARY_FAILURE
         # aiosmtpd turns an exception escaping a hook into "500"; never let it say that.
         log.error("SMTP session error, answered 451", exc_info=error)
         return TEMPORARY_FAILURE
 
-    async def _to_contact(self, raw: bytes, envelope: Envelope) -> Contact:
+    async def _to_contact(self, raw: bytes, envelope: Envelope, tls: str | None) -> Contact:
         mail_from = envelope.mail_from
         kwargs: dict[str, Any] = {
             "recipients": tuple(envelope.rcpt_tos),
@@ -300,7 +343,7 @@ class _DeskHandler:
             contact = contact_from_email(raw, **kwargs)
             for step in steps:
                 contact = step(contact)
-            return contact
+            return replace(contact, tls=tls) if tls else contact
 
         if len(raw) > _PARSE_IN_THREAD_BYTES:
             return await asyncio.to_thread(convert)
@@ -325,6 +368,14 @@ class _DeskSMTP(LimitedSMTP):
     """
 
     line_length_limit = 1 << 20
+
+    async def push(self, status: AnyStr) -> None:
+        # aiosmtpd's own replies, as an MX should give them: the enhanced status code on the
+        # STARTTLS refusal, and no empty "AUTH" line after STARTTLS (a desk MX offers no AUTH).
+        if status == _AIOSMTPD_MUST_STARTTLS:
+            await super().push(MUST_STARTTLS)
+        elif status != _NO_AUTH_MECHANISMS:
+            await super().push(status)
 
     def __init__(
         self,
@@ -402,6 +453,7 @@ class SMTPChannel(Channel):
         )
         self._in_flight: _InFlight | None = None
         self._hostname = settings.hostname
+        self._tls_context: ssl.SSLContext | None = None
 
     @property
     def port(self) -> int:
@@ -421,6 +473,10 @@ class SMTPChannel(Channel):
         if self._hostname is None:
             self._hostname = await asyncio.to_thread(socket.getfqdn)
         self.in_flight()
+        cert_file, key_file = self.settings.tls_cert_file, self.settings.tls_key_file
+        if cert_file is not None and key_file is not None:
+            # Read once here: a renewed certificate takes effect on the next restart.
+            self._tls_context = await asyncio.to_thread(server_tls_context, cert_file, key_file)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._make_protocol,
@@ -428,7 +484,16 @@ class SMTPChannel(Channel):
             self.settings.port,
             reuse_port=self.settings.reuse_port or None,
         )
-        log.info("SMTP listening on %s:%d", self.settings.host, self.port)
+        log.info(
+            "SMTP listening on %s:%d (STARTTLS %s)",
+            self.settings.host,
+            self.port,
+            "required"
+            if self.settings.require_starttls
+            else "offered"
+            if self._tls_context
+            else "not offered",
+        )
 
     async def stop(self, grace_seconds: float) -> None:
         server = self._server
@@ -471,6 +536,9 @@ class SMTPChannel(Channel):
             hostname=self._hostname,
             ident=self.settings.ident,
             timeout=self.settings.idle_timeout_seconds,
+            tls_context=self._tls_context,
+            require_starttls=self.settings.require_starttls,
+            auth_exclude_mechanism=("LOGIN", "PLAIN"),  # never AUTH: an MX relays for nobody
         )
         self._sessions.add(session)
         return session

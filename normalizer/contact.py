@@ -190,6 +190,9 @@ class Contact:
     # The trusted MX's Authentication-Results verdict on the sender: True passed DMARC (or an
     # aligned SPF/DKIM), False did not, None not judged (no trusted authserv-id configured).
     authenticated: bool | None = None
+    # SMTP only: the TLS version and cipher the message arrived over after STARTTLS
+    # ("TLSv1.3 TLS_AES_256_GCM_SHA384"); None: plaintext, or another channel.
+    tls: str | None = None
     report: Report = field(default_factory=Report)  # only read for automatic mail
 
     @property

@@ -190,6 +190,8 @@ class Router:
             detail["forwarded_by"] = contact.forwarded_by
         if contact.problems:
             detail["parse_problems"] = list(contact.problems)
+        if contact.tls:
+            detail["tls"] = contact.tls
         legacy = legacy_address(contact, self.settings)
         if legacy:
             detail["legacy_address"] = legacy

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, model_validator
 
 from channels.smtp import SMTPChannelSettings
+from channels.smtp_tls import TLSFileError, server_tls_context
 from gateway.config.categories import CategoryEntry, default_categories
 from gateway.config.ivr import IvrOption, IvrSection
 from gateway.config.router_settings import router_settings
@@ -171,6 +172,21 @@ def _cross_problems(config: Config) -> Iterator[str]:
     if config.ivr is not None:
         yield from _duplicates("ivr.options", (o.digit for o in config.ivr.options), "digit")
     yield from _category_problems(config, names)
+    yield from _smtp_tls_problems(config)
+
+
+def _smtp_tls_problems(config: Config) -> Iterator[str]:
+    """STARTTLS's keys go together, and their files hold a certificate and its key."""
+    try:
+        settings = config.smtp_settings()
+    except ValueError as exc:  # the channel's own checks name the key
+        yield str(exc)
+        return
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        try:
+            server_tls_context(settings.tls_cert_file, settings.tls_key_file)
+        except TLSFileError as exc:
+            yield f"smtp.{exc.key}: {exc.problem}"
 
 
 def _ivr_categories(key: str, options: Iterable[IvrOption]) -> Iterator[tuple[str, str]]:

@@ -136,6 +136,10 @@ class SmtpSection(Section):
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
     data_timeout_seconds: PositiveFloat = _SMTP.data_timeout_seconds
     accept_abuse: StrictBool = _SMTP.accept_abuse  # abuse@ too (postmaster@ always)
+    # STARTTLS: a PEM certificate chain and its key (both or neither; checked by Config).
+    tls_cert_file: Annotated[StrictStr, Field(min_length=1)] | None = _SMTP.tls_cert_file
+    tls_key_file: Annotated[StrictStr, Field(min_length=1)] | None = _SMTP.tls_key_file
+    require_starttls: StrictBool = _SMTP.require_starttls  # 530 to MAIL before STARTTLS
 
 
 class OutboundSmtpSection(Section):

@@ -79,11 +79,13 @@ def write_config(
     http_port: int | None = None,
     extra: str = "",
     email_keys: str = "",
+    smtp_keys: str = "",
 ) -> Path:
     """Write ``directory/config.toml``: the contract's desk, aliases and groups, fast outbox.
 
     ``extra`` is appended verbatim (more TOML sections, e.g. ``[acks]``; an ``[api]`` of its own
-    replaces the default one); ``email_keys`` are more lines for ``[email]``. Returns the path.
+    replaces the default one); ``email_keys`` are more lines for ``[email]``, ``smtp_keys`` for
+    ``[smtp]``. Returns the path.
     """
     api = "" if "[api]" in extra else "[api]\nenabled = true\n"
     text = f"""\
@@ -106,6 +108,7 @@ from_name = "IT Service Desk"
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port or free_port()}
+{smtp_keys}
 
 [outbound_smtp]
 host = "127.0.0.1"
@@ -240,6 +243,7 @@ class GatewayHarness:
         sink: RelaySink,
         extra_config: str = "",
         email_keys: str = "",
+        smtp_keys: str = "",
     ):
         assert sink.port, "start the relay sink first: the config names its port"
         self.directory = directory
@@ -247,6 +251,7 @@ class GatewayHarness:
         self.sink = sink
         self.extra_config = extra_config
         self.email_keys = email_keys
+        self.smtp_keys = smtp_keys
         self.environ: dict[str, str] = {"SPOC_API_TOKEN": API_TOKEN}
         self.config_path = write_config(
             directory,
@@ -254,6 +259,7 @@ class GatewayHarness:
             relay_port=sink.port,
             extra=extra_config,
             email_keys=email_keys,
+            smtp_keys=smtp_keys,
         )
         self.gateway: Gateway | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -285,6 +291,7 @@ class GatewayHarness:
                     relay_port=self.sink.port,
                     extra=self.extra_config,
                     email_keys=self.email_keys,
+                    smtp_keys=self.smtp_keys,
                 )
                 continue
             self.gateway = gateway
@@ -367,13 +374,14 @@ async def running_gateway(
     *,
     extra_config: str = "",
     email_keys: str = "",
+    smtp_keys: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[GatewayHarness]:
     """A started gateway and its relay sink; both are stopped on the way out. ``environ``
     adds environment variables (secrets) to the gateway's."""
     sink = RelaySink()
     await sink.start()
-    harness = GatewayHarness(directory, db_url, sink, extra_config, email_keys)
+    harness = GatewayHarness(directory, db_url, sink, extra_config, email_keys, smtp_keys)
     harness.environ.update(environ or {})
     try:
         await harness.start()
