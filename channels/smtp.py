@@ -13,6 +13,8 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
 ``Config.smtp_settings()`` builds it from that section and ``[email]``)
     ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
+    ``max_inflight_bytes`` (mail bytes all sessions may hold at once, at least
+    ``max_message_bytes``; see :mod:`channels.smtp_data`),
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``),
     ``hostname`` and ``ident`` (the greeting), ``loop_marker`` (our ``X-Loop`` value),
     ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``).
@@ -31,6 +33,9 @@ Replies
                                          kept with the reason instead of being lost; also for
                                          automatic mail that matches no ticket (kind system)
     ``550 5.6.0 <why>``                  without a quarantine: the intake refused the contact
+    ``451 4.3.1 Insufficient system resources...``
+                                         the ``max_inflight_bytes`` budget is spent (at DATA,
+                                         or after the final dot when it ran out meanwhile)
     ``451 4.3.0 Temporary failure...``   the intake (or the quarantine) could not commit, or,
                                          without a quarantine, anything unexpected
     ``421 4.7.0 Too many connections``   more than ``max_connections`` sessions at once
@@ -60,6 +65,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.base import Channel
+from channels.smtp_data import BudgetedDataSMTP, InflightBudget
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email
 from normalizer.intake import (
@@ -109,6 +115,7 @@ class SMTPChannelSettings:
     max_message_bytes: int = 26_214_400
     max_recipients: int = 50
     max_connections: int = 200
+    max_inflight_bytes: int = 104_857_600  # mail bytes held at once, all sessions (4 x 25 MiB)
     idle_timeout_seconds: float = 300.0
     hostname: str | None = None  # the greeting's name; None: this host's FQDN
     ident: str = "spoc ESMTP"
@@ -121,6 +128,11 @@ class SMTPChannelSettings:
         for key in ("max_message_bytes", "max_recipients", "max_connections"):
             if getattr(self, key) < 1:
                 raise ValueError(f"smtp.{key} must be at least 1, got {getattr(self, key)!r}")
+        if self.max_inflight_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"smtp.max_inflight_bytes must be at least smtp.max_message_bytes "
+                f"({self.max_message_bytes}), got {self.max_inflight_bytes!r}"
+            )
         if self.idle_timeout_seconds <= 0:
             raise ValueError(
                 f"smtp.idle_timeout_seconds must be positive, got {self.idle_timeout_seconds!r}"
@@ -287,8 +299,9 @@ def _close_transport(server: SMTP) -> None:
         server.transport.close()
 
 
-class _DeskSMTP(SMTP):
-    """aiosmtpd's protocol, telling the channel when its connection is gone.
+class _DeskSMTP(BudgetedDataSMTP):
+    """aiosmtpd's protocol (DATA read within the in-flight budget, :mod:`channels.smtp_data`),
+    telling the channel when its connection is gone.
 
     ``line_length_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
     long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
@@ -304,9 +317,10 @@ class _DeskSMTP(SMTP):
         handler: _DeskHandler,
         on_lost: Callable[[_DeskSMTP], None],
         in_flight: _InFlight,
+        budget: InflightBudget,
         **kw: Any,
     ):
-        super().__init__(handler, **kw)
+        super().__init__(handler, budget, **kw)
         self._on_lost = on_lost
         self._in_flight = in_flight
 
@@ -371,6 +385,7 @@ class SMTPChannel(Channel):
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()
         self._in_flight: _InFlight | None = None
+        self.budget = InflightBudget(settings.max_inflight_bytes)
         self._hostname = settings.hostname
 
     @property
@@ -429,6 +444,7 @@ class SMTPChannel(Channel):
             self._handler,
             self._sessions.discard,
             self.in_flight(),
+            self.budget,
             data_size_limit=self.settings.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -116,8 +116,19 @@ class SmtpSection(Section):
     max_message_bytes: PositiveInt = _SMTP.max_message_bytes
     max_recipients: PositiveInt = _SMTP.max_recipients
     max_connections: PositiveInt = _SMTP.max_connections
+    max_inflight_bytes: PositiveInt = _SMTP.max_inflight_bytes
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
     accept_abuse: StrictBool = _SMTP.accept_abuse  # abuse@ too (postmaster@ always)
+
+    @model_validator(mode="after")
+    def _budget_holds_one_message(self) -> SmtpSection:
+        if self.max_inflight_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"max_inflight_bytes ({self.max_inflight_bytes}) is below max_message_bytes "
+                f"({self.max_message_bytes}): a message of the advertised size could never "
+                "be accepted"
+            )
+        return self
 
 
 class OutboundSmtpSection(Section):
