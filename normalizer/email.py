@@ -48,6 +48,7 @@ from normalizer.headers import (
     valid_address,
 )
 from normalizer.html import html_to_text
+from normalizer.mime_spans import parse_lean
 from normalizer.refs import subject_refs
 from normalizer.reports import read_report
 from normalizer.text import clean_line, clean_text
@@ -62,6 +63,7 @@ MAX_RECIPIENTS = 200
 MAX_PARTS = 1000
 MAX_PROBLEMS = 10
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
+LEAN_PARSE_BYTES = 1 << 20  # from this size on, base64 bodies stay spans of the raw bytes
 
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
@@ -144,6 +146,8 @@ def synthetic_message_id(raw: bytes) -> str:
 
 def _parse(raw: bytes) -> email.message.Message:
     try:
+        if len(raw) >= LEAN_PARSE_BYTES:
+            return parse_lean(raw)
         return email.message_from_bytes(raw)
     except Exception:  # e.g. RecursionError on absurdly nested multiparts
         log.warning("MIME structure unparseable (%d bytes); reading headers only", len(raw))
