@@ -287,7 +287,7 @@ class _DeskHandler:
             contact = contact_from_email(raw, **kwargs)
             for step in steps:
                 contact = step(contact)
-            return contact
+            return contact.without_located_bytes()  # stored once: inside the raw message
 
         if len(raw) > _PARSE_IN_THREAD_BYTES:
             return await asyncio.to_thread(convert)

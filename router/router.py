@@ -348,7 +348,11 @@ class Router:
         if streamed and raw:
             blob_write.fill(conn, contacts, "raw", contact_id, raw)
         if contact.attachments:
-            kept = [a for a in contact.attachments if a.omitted is None]
+            # An attachment inside the stored raw message is kept there only: its row says
+            # where (``part``) and it is decoded when served; the others get a blob.
+            kept = [
+                a for a in contact.attachments if a.omitted is None and not contact.keeps_in_raw(a)
+            ]
             if kept:
                 conn.execute(
                     insert_ignore(conn, blobs, "sha256"),
@@ -364,6 +368,7 @@ class Router:
                         "size": a.size,
                         "sha256": a.sha256,
                         "omitted": a.omitted,
+                        "part": a.part if contact.keeps_in_raw(a) else None,
                     }
                     for a in contact.attachments
                 ],
