@@ -45,8 +45,10 @@ Idempotency key
     The message's ``Message-ID`` (the contact's ``external_id``, chosen by the converter): a
     client that retries after a lost ``250`` gets the same ticket back, not a second one.
 
-DATA ends only on ``<CRLF>.<CRLF>`` (aiosmtpd reads CRLF-terminated lines), so bare-LF
-"SMTP smuggling" payloads stay inside the message that carried them.
+DATA is read by :class:`channels.smtp_data.BudgetedDataSMTP` into one buffer, within the
+``max_inflight_bytes`` budget; it ends only on ``<CRLF>.<CRLF>`` (CRLF-terminated lines, as
+aiosmtpd reads them), so bare-LF "SMTP smuggling" payloads stay inside the message that carried
+them.
 """
 
 from __future__ import annotations
