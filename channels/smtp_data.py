@@ -6,13 +6,13 @@ an object of its own, and the list and the joined copy live together). Here each
 dot-unstuffed, is appended to one ``io.BytesIO`` whose ``getvalue()`` hands its buffer over
 without a copy, so the message is held once.
 
-Every session charges the bytes it receives to one :class:`InflightBudget`. A message declared
-bigger than what is left (``MAIL FROM ... SIZE=``), or arriving when the budget is spent, is
-answered ``451 4.3.1`` at DATA; a message that crosses the budget while it arrives is read to
-its end and discarded, then answered ``451 4.3.1`` (RFC 5321 allows no reply before the final
-dot). Its client retries later, as for any temporary failure. The bytes are given back when the
-DATA exchange ends, however it ends: reply sent, error, disconnect or timeout (aiosmtpd cancels
-the command on a lost connection; the ``finally`` runs then too).
+Every session charges the bytes it receives, as they arrive, to one :class:`InflightBudget`.
+A message declared bigger than what is left (``MAIL FROM ... SIZE=``), or arriving when the
+budget is spent, is answered ``451 4.3.1`` at DATA; a message that crosses the budget while it
+arrives is read to its end and discarded, then answered ``451 4.3.1`` (RFC 5321 allows no reply
+before the final dot). Its client retries later, as for any temporary failure. The bytes are
+given back when the DATA exchange ends, however it ends: reply sent, error, disconnect or
+timeout (aiosmtpd cancels the command on a lost connection; the ``finally`` runs then too).
 
 What stays as aiosmtpd does it: DATA ends only on ``<CRLF>.<CRLF>`` (lines are read up to CRLF,
 so a bare-LF "smuggled" dot stays inside the message), a leading dot is removed (RFC 5321
@@ -46,9 +46,12 @@ class InflightBudget:
         self.used = 0
         self.refused = 0  # messages answered 451 4.3.1 so far
 
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
     def reserve(self, size: int) -> bool:
         """Take ``size`` bytes if they fit; False (and nothing taken) if they don't."""
-        if self.used + size > self.limit:
+        if not self.fits(size):
             return False
         self.used += size
         return True
@@ -127,8 +130,9 @@ class BudgetedDataSMTP(SMTP):
 
     async def _receive(self, held: _Held) -> None:
         assert self.envelope is not None
-        declared = declared_size(self.envelope.mail_options)
-        if not held.take(max(declared, 1)):
+        # A declared SIZE= that does not fit now is refused before the bytes are sent; it is
+        # not taken up front (a client could hold the budget by declaring and sending nothing).
+        if not self._budget.fits(max(declared_size(self.envelope.mail_options), 1)):
             self._budget.refused += 1
             log.warning(
                 "SMTP %r: in-flight budget spent (%d of %d bytes), DATA answered 451",
@@ -139,7 +143,7 @@ class BudgetedDataSMTP(SMTP):
             await self.push(OVER_BUDGET)
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        state, content = await self._read_lines(held, declared)
+        state, content = await self._read_lines(held)
         if state is not _State.NOMINAL:
             if state is _State.OVER_BUDGET:
                 self._budget.refused += 1
@@ -157,13 +161,12 @@ class BudgetedDataSMTP(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
-    async def _read_lines(self, held: _Held, declared: int) -> tuple[_State, bytes]:
+    async def _read_lines(self, held: _Held) -> tuple[_State, bytes]:
         """Read to the final dot; the unstuffed message, or why it is refused (and b"")."""
         buffer = io.BytesIO()
         size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
         limit = self.data_size_limit
         length_limit = self.line_length_limit
-        prepaid = max(declared, 1)  # taken before 354; charge only what arrives beyond it
         mid_line = False  # after a piece of an over-long line (which makes the state TOO_LONG)
         state = _State.NOMINAL
         reader = self._reader
@@ -186,7 +189,7 @@ class BudgetedDataSMTP(SMTP):
                 state = _State.TOO_LONG
             elif limit and size > limit:
                 state = _State.TOO_MUCH
-            elif size > prepaid and not held.take(min(len(line), size - prepaid)):
+            elif not held.take(len(line)):
                 state = _State.OVER_BUDGET
             if state is _State.NOMINAL:
                 buffer.write(memoryview(line)[1:] if line[:1] == b"." else line)
