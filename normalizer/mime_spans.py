@@ -98,6 +98,10 @@ def _whole_lines(raw: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def _give_back(part: email.message.Message, raw: bytes, spans: dict[str, tuple[int, int]]) -> None:
+    for name in ("preamble", "epilogue"):  # text around a multipart's parts: as it was
+        text = getattr(part, name)
+        if text and "SPOCSPAN" in text:
+            setattr(part, name, _with_runs(text, raw, spans))
     payload = part._payload  # type: ignore[attr-defined]  # compat32 keeps the text here
     if not isinstance(payload, str) or "SPOCSPAN" not in payload:
         return
@@ -113,10 +117,15 @@ def _give_back(part: email.message.Message, raw: bytes, spans: dict[str, tuple[i
         part._span = memoryview(raw)[found[0] : found[1]]
         part._tail = payload[len(token) :]
         return
+    part._payload = _with_runs(payload, raw, spans)  # type: ignore[attr-defined]
+
+
+def _with_runs(text: str, raw: bytes, spans: dict[str, tuple[int, int]]) -> str:
+    """``text`` with each token replaced by the run it stands for."""
     for token, (start, end) in spans.items():
-        if token in payload:
-            payload = payload.replace(token, raw[start:end].decode("ascii"))
-    part._payload = payload  # type: ignore[attr-defined]
+        if token in text:
+            text = text.replace(token, raw[start:end].decode("ascii"))
+    return text
 
 
 def _decodes_like_compat32(raw: bytes, start: int, end: int) -> bool:

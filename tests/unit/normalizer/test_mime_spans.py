@@ -52,6 +52,9 @@ CASES = {
     "quoted-printable": multipart(attachment(ENCODED, cte="quoted-printable")),
     "not encoded": multipart(attachment(ENCODED, cte="7bit")),
     "a forwarded message": nested(multipart(attachment(ENCODED), boundary=b"INNER")),
+    "base64 text as preamble": multipart(attachment(ENCODED)).replace(
+        b"\r\n\r\n--B\r\n", b"\r\n\r\n" + ENCODED + b"--B\r\n", 1
+    ),
     "single part": b"Subject: s\r\nContent-Transfer-Encoding: base64\r\n\r\n" + ENCODED,
     "no header break": b"Subject: s\r\n" + ENCODED,
 }
