@@ -147,6 +147,7 @@ def stored_digests(db: Path) -> dict[str, str]:
         return {str(mid): hashlib.sha256(raw).hexdigest() for mid, raw in rows}
 
 
+@pytest.mark.timeout(DEADLINE_SECONDS + 120)
 def test_concurrent_big_messages_stay_within_the_memory_budget_and_none_is_lost(
     tmp_path: Path,
 ) -> None:
