@@ -13,6 +13,8 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
 ``Config.smtp_settings()`` builds it from that section and ``[email]``)
     ``host``, ``port`` (0 picks a free port; read it back from :attr:`SMTPChannel.port`),
     ``max_message_bytes`` (advertised as SIZE), ``max_recipients``, ``max_connections``,
+    ``max_inflight_bytes`` (mail bytes all sessions may hold at once, at least
+    ``max_message_bytes``; see :mod:`channels.smtp_data`),
     ``idle_timeout_seconds``, ``desk_address`` and ``aliases`` (from ``[email]``), and the
     session limits ``max_connections_per_client``, ``client_limit_exceptions``, ``max_errors``,
     ``data_timeout_seconds``
@@ -37,6 +39,9 @@ Replies
                                          kept with the reason instead of being lost; also for
                                          automatic mail that matches no ticket (kind system)
     ``550 5.6.0 <why>``                  without a quarantine: the intake refused the contact
+    ``451 4.3.1 Insufficient system resources...``
+                                         the ``max_inflight_bytes`` budget is spent (at DATA,
+                                         or after the final dot when it ran out meanwhile)
     ``451 4.3.0 Temporary failure...``   the intake (or the quarantine) could not commit, or,
                                          without a quarantine, anything unexpected
     ``421 4.7.0 Too many connections``   more than ``max_connections`` sessions at once
@@ -62,8 +67,10 @@ per-session state spoc keeps, the RCPT count, is keyed by the envelope and so st
 No AUTH is offered, before or after TLS. A message that came over TLS carries the version and
 cipher as ``Contact.tls`` (the router records it in the ``contact.added`` event).
 
-DATA ends only on ``<CRLF>.<CRLF>`` (aiosmtpd reads CRLF-terminated lines), so bare-LF
-"SMTP smuggling" payloads stay inside the message that carried them.
+DATA is read by :class:`channels.smtp_data.BudgetedDataSMTP` into one buffer, within the
+``max_inflight_bytes`` budget; it ends only on ``<CRLF>.<CRLF>`` (CRLF-terminated lines, as
+aiosmtpd reads them), so bare-LF "SMTP smuggling" payloads stay inside the message that carried
+them.
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from channels.base import Channel
+from channels.smtp_data import BudgetedDataSMTP, InflightBudget
 from channels.smtp_limits import ClientCounts, LimitedSMTP, client_networks
 from channels.smtp_tls import server_tls_context
 from normalizer.contact import Contact, ContactStep
@@ -147,6 +155,7 @@ class SMTPChannelSettings:
     max_connections_per_client: int = 50  # Postfix's smtpd_client_connection_count_limit
     client_limit_exceptions: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # not counted there
     max_errors: int = 20  # Postfix's smtpd_hard_error_limit
+    max_inflight_bytes: int = 104_857_600  # mail bytes held at once, all sessions (4 x 25 MiB)
     idle_timeout_seconds: float = 300.0  # per command (aiosmtpd restarts it on each command)
     data_timeout_seconds: float = 600.0  # the whole message, from DATA to our reply
     hostname: str | None = None  # the greeting's name; None: this host's FQDN
@@ -182,6 +191,11 @@ class SMTPChannelSettings:
         ):
             if getattr(self, key) < 1:
                 raise ValueError(f"smtp.{key} must be at least 1, got {getattr(self, key)!r}")
+        if self.max_inflight_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"smtp.max_inflight_bytes must be at least smtp.max_message_bytes "
+                f"({self.max_message_bytes}), got {self.max_inflight_bytes!r}"
+            )
         try:
             client_networks(self.client_limit_exceptions)
         except ValueError as exc:
@@ -343,6 +357,7 @@ class _DeskHandler:
             contact = contact_from_email(raw, **kwargs)
             for step in steps:
                 contact = step(contact)
+            contact = contact.without_located_bytes()  # stored once: inside the raw message
             return replace(contact, tls=tls) if tls else contact
 
         if len(raw) > _PARSE_IN_THREAD_BYTES:
@@ -355,9 +370,10 @@ def _close_transport(server: SMTP) -> None:
         server.transport.close()
 
 
-class _DeskSMTP(LimitedSMTP):
-    """aiosmtpd's protocol with spoc's session limits, telling the channel when its connection
-    is gone.
+class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP):
+    """aiosmtpd's protocol with spoc's session limits (:mod:`channels.smtp_limits`) and DATA
+    read within the in-flight budget (:mod:`channels.smtp_data`), telling the channel when its
+    connection is gone.
 
     ``line_length_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
     long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
@@ -382,9 +398,10 @@ class _DeskSMTP(LimitedSMTP):
         handler: _DeskHandler,
         on_lost: Callable[[_DeskSMTP], None],
         in_flight: _InFlight,
+        budget: InflightBudget,
         **kw: Any,
     ):
-        super().__init__(handler, **kw)
+        super().__init__(handler, budget=budget, **kw)
         self._on_lost = on_lost
         self._in_flight = in_flight
 
@@ -452,6 +469,7 @@ class SMTPChannel(Channel):
             settings.max_connections_per_client, settings.client_limit_exceptions
         )
         self._in_flight: _InFlight | None = None
+        self.budget = InflightBudget(settings.max_inflight_bytes)
         self._hostname = settings.hostname
         self._tls_context: ssl.SSLContext | None = None
 
@@ -527,6 +545,7 @@ class SMTPChannel(Channel):
             self._handler,
             self._sessions.discard,
             self.in_flight(),
+            self.budget,
             clients=self._clients,
             max_errors=self.settings.max_errors,
             data_timeout_seconds=self.settings.data_timeout_seconds,

@@ -77,7 +77,9 @@ class Attachment:
     ``content_id`` is a MIME part's Content-ID (bare), which HTML bodies refer to as ``cid:``.
     An attachment kept as metadata only (over the size limit) has no ``data``, its
     ``original_size`` and ``sha256`` as it arrived, and ``omitted`` saying why: its bytes
-    stay in the contact's raw message.
+    stay in the contact's raw message. ``part`` locates an email attachment in the contact's
+    raw message (``"1"``, ``"1.0.2"``: the indexes of sub-parts from the top), so its bytes
+    are stored once, there, and decoded when served (:func:`normalizer.email.attachment_bytes`).
     """
 
     filename: str
@@ -87,6 +89,7 @@ class Attachment:
     content_id: str | None = None
     omitted: str | None = None
     original_size: int | None = None
+    part: str | None = None  # where its bytes are in the contact's raw message (MIME part path)
 
     @property
     def size(self) -> int:
@@ -95,6 +98,13 @@ class Attachment:
     def without_data(self, reason: str) -> Attachment:
         """This attachment as metadata only: same name, type, size and sha256, no bytes."""
         return replace(self, data=b"", omitted=reason, original_size=self.size)
+
+    def located_only(self) -> Attachment:
+        """This attachment without its decoded bytes when ``part`` says where they are in the
+        raw message (they are read from there when asked for); else itself."""
+        if self.part is None or not self.data:
+            return self
+        return replace(self, data=b"", original_size=self.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +164,9 @@ class Hints:
     urgency: str | None = None  # "high" | "medium" | "low"
 
 
+MESSAGE_TYPE = "message/rfc822"  # the raw_type of a contact whose raw bytes are a mail
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     """One thing a person (or a machine) sent to the desk, on any channel.
@@ -198,6 +211,23 @@ class Contact:
     @property
     def is_automatic(self) -> bool:
         return self.auto is not AutoClass.HUMAN
+
+    def keeps_in_raw(self, attachment: Attachment) -> bool:
+        """Whether ``attachment``'s bytes are stored inside this contact's raw message (it has
+        a ``part`` there), so they need no copy of their own."""
+        return attachment.part is not None and bool(self.raw) and self.raw_type == MESSAGE_TYPE
+
+    def without_located_bytes(self) -> Contact:
+        """This contact without the decoded bytes of attachments its raw message holds: they
+        are stored once, in the raw message, and need not stay in memory until the commit."""
+        if not any(self.keeps_in_raw(a) and a.data for a in self.attachments):
+            return self
+        return replace(
+            self,
+            attachments=tuple(
+                a.located_only() if self.keeps_in_raw(a) else a for a in self.attachments
+            ),
+        )
 
 
 # A pipeline step after a converter: takes a contact and gives it back, changed or not

@@ -34,7 +34,16 @@ from datetime import UTC, datetime
 
 from normalizer.authresults import sender_authenticated
 from normalizer.autoclass import classify
-from normalizer.contact import Attachment, AutoClass, Channel, Contact, Party, Report, ThreadHints
+from normalizer.contact import (
+    MESSAGE_TYPE,
+    Attachment,
+    AutoClass,
+    Channel,
+    Contact,
+    Party,
+    Report,
+    ThreadHints,
+)
 from normalizer.delivery import delivery_independent_bytes
 from normalizer.filenames import safe_filename
 from normalizer.headers import (
@@ -48,11 +57,12 @@ from normalizer.headers import (
     valid_address,
 )
 from normalizer.html import html_to_text
+from normalizer.mime_spans import parse_lean
 from normalizer.refs import subject_refs
 from normalizer.reports import read_report
 from normalizer.text import clean_line, clean_text
 
-__all__ = ["contact_from_email", "synthetic_message_id"]
+__all__ = ["attachment_bytes", "contact_from_email", "synthetic_message_id"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,7 @@ MAX_RECIPIENTS = 200
 MAX_PARTS = 1000
 MAX_PROBLEMS = 10
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
+LEAN_PARSE_BYTES = 1 << 20  # from this size on, base64 bodies stay spans of the raw bytes
 
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
@@ -124,7 +135,7 @@ def contact_from_email(
         auto=auto,
         envelope_sender=envelope_sender,
         raw=raw,
-        raw_type="message/rfc822",
+        raw_type=MESSAGE_TYPE,
         problems=tuple(body.problems)[:MAX_PROBLEMS],
         reply_to=_unique(a for _, a in addresses([headers.get("reply-to", "")]))[:MAX_RECIPIENTS],
         authenticated=authenticated,
@@ -144,6 +155,8 @@ def synthetic_message_id(raw: bytes) -> str:
 
 def _parse(raw: bytes) -> email.message.Message:
     try:
+        if len(raw) >= LEAN_PARSE_BYTES:
+            return parse_lean(raw)
         return email.message_from_bytes(raw)
     except Exception:  # e.g. RecursionError on absurdly nested multiparts
         log.warning("MIME structure unparseable (%d bytes); reading headers only", len(raw))
@@ -196,15 +209,15 @@ class _Body:
     @classmethod
     def collect(cls, msg: email.message.Message) -> _Body:
         body = cls([], [], [], {})
-        stack = [msg]
+        stack: list[tuple[email.message.Message, str]] = [(msg, "")]
         seen = 0
         while stack and seen < MAX_PARTS:
-            part = stack.pop()
+            part, path = stack.pop()
             seen += 1
             for defect in getattr(part, "defects", ()):
                 body.problems.setdefault(type(defect).__name__, None)
             try:
-                body._add(part, stack)
+                body._add(part, path, stack)
             except Exception:  # one broken part must not lose the rest of the message
                 log.warning("skipped an unreadable MIME part")
                 body.problems.setdefault("UnreadablePart", None)
@@ -212,25 +225,24 @@ class _Body:
             body.problems.setdefault(f"MoreThan{MAX_PARTS}Parts", None)
         return body
 
-    def _add(self, part: email.message.Message, stack: list[email.message.Message]) -> None:
+    def _add(
+        self,
+        part: email.message.Message,
+        path: str,
+        stack: list[tuple[email.message.Message, str]],
+    ) -> None:
         info = _PartInfo.of(part)
         ctype = info.content_type
         if part.is_multipart():
-            payload = part.get_payload()
-            subparts = [p for p in payload if isinstance(p, email.message.Message)]
             if ctype.startswith("message/"):
-                encoding = str(part.get("content-transfer-encoding", "")).strip().casefold()
-                inner = _undo_transfer_encoding(_serialize(subparts), encoding)
-                self._attach(ctype, inner, info.filename)
+                self._attach(ctype, _part_bytes(part), info.filename, path=path)
             else:
-                stack.extend(reversed(subparts))
+                subparts = _subparts(part)
+                stack.extend(reversed([(p, _child(path, i)) for i, p in enumerate(subparts)]))
             return
         if ctype.startswith("multipart/"):
             ctype = "text/plain"  # a multipart without a usable boundary: its text as written
-        # compat32 undoes base64/quoted-printable/uuencode leniently and returns 8-bit bytes as sent
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            data = b""
+        data = _part_bytes(part)
         is_text_body = ctype in ("text/plain", "text/html") and not info.filename
         if is_text_body and info.disposition != "attachment":
             text = decode_text(data, info.charset)
@@ -238,10 +250,15 @@ class _Body:
             (self.plain if ctype == "text/plain" else self.html).append(text)
         else:
             content_id = first_message_id(str(part.get("content-id", "")))
-            self._attach(ctype, data, info.filename, content_id)
+            self._attach(ctype, data, info.filename, content_id, path)
 
     def _attach(
-        self, ctype: str, data: bytes, filename: str | None, content_id: str | None = None
+        self,
+        ctype: str,
+        data: bytes,
+        filename: str | None,
+        content_id: str | None = None,
+        path: str | None = None,
     ) -> None:
         name = decode_header(filename) if filename else None
         self.attachments.append(
@@ -251,6 +268,7 @@ class _Body:
                 sha256=hashlib.sha256(data).hexdigest(),
                 data=data,
                 content_id=content_id,
+                part=path,
             )
         )
 
@@ -303,6 +321,39 @@ class _PartInfo:
             filename=part.get_filename() or None,
             disposition=part.get_content_disposition(),
         )
+
+
+def _subparts(part: email.message.Message) -> list[email.message.Message]:
+    return [p for p in part.get_payload() if isinstance(p, email.message.Message)]
+
+
+def _child(path: str, index: int) -> str:
+    return f"{path}.{index}" if path else str(index)
+
+
+def _part_bytes(part: email.message.Message) -> bytes:
+    """What an attachment part holds: a leaf's body with its transfer encoding undone, or an
+    attached message (``message/*``) as bytes."""
+    if part.is_multipart():  # message/rfc822 and the like: the message it carries
+        encoding = str(part.get("content-transfer-encoding", "")).strip().casefold()
+        return _undo_transfer_encoding(_serialize(_subparts(part)), encoding)
+    # compat32 undoes base64/quoted-printable/uuencode leniently and returns 8-bit bytes as sent
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def attachment_bytes(raw: bytes, part: str) -> bytes | None:
+    """The bytes of the attachment at ``part`` (an :attr:`Attachment.part` path) of ``raw``,
+    decoded as :func:`contact_from_email` decoded them; None if there is no such part."""
+    node = _parse(raw)
+    for step in part.split(".") if part else ():
+        if not step.isdigit() or not node.is_multipart():
+            return None
+        children = _subparts(node)
+        if int(step) >= len(children):
+            return None
+        node = children[int(step)]
+    return _part_bytes(node)
 
 
 def _split_params(header: str) -> tuple[str, dict[str, str]]:

@@ -114,7 +114,12 @@ class ForwardedStep:
                     sender=original.sender,
                     subject=original.subject or _without_prefix(contact.subject),
                     text=_with_note(contact.text, original.text, agent),
-                    attachments=(*original.attachments, *contact.attachments),
+                    # The original's files were found in a re-serialised copy of the
+                    # attached message, not in this contact's raw bytes: they keep their own.
+                    attachments=(
+                        *(replace(a, part=None) for a in original.attachments),
+                        *contact.attachments,
+                    ),
                     thread=replace(contact.thread, references=(*contact.thread.references, *refs)),
                     forwarded_by=agent,
                 )

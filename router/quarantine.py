@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from normalizer.contact import Contact
 from normalizer.email import contact_from_email
 from normalizer.intake import IntakeError, IntakeResult, QuarantineReceipt, TemporaryIntakeError
+from router import blob_write
 from router.clock import Clock, utcnow
 from router.schema import insert_ignore, quarantine
 from router.settings import RouterSettings
@@ -96,8 +97,12 @@ def keep_in(
     if kind not in KINDS:
         raise ValueError(f"quarantine kind must be one of {KINDS}, got {kind!r}")
     digest = hashlib.sha256(raw).hexdigest()
+    streamed = blob_write.streams(conn, raw)  # a big message is written in after the insert
+    insert = insert_ignore(conn, quarantine, "source", "sha256").returning(quarantine.c.id)
+    if streamed:
+        insert = insert.values(raw=blob_write.zeroblob("raw_size"))
     inserted = conn.execute(
-        insert_ignore(conn, quarantine, "source", "sha256").returning(quarantine.c.id),
+        insert,
         {
             "kind": kind,
             "reason": reason[:MAX_REASON_CHARS],
@@ -105,7 +110,7 @@ def keep_in(
             "raw_type": raw_type[:100],
             "sha256": digest,
             "size": len(raw),
-            "raw": raw,
+            **({"raw_size": len(raw)} if streamed else {"raw": raw}),
             "envelope_sender": envelope_sender[:320] if envelope_sender is not None else None,
             "from_addr": from_addr[:320] if from_addr else None,
             "subject": subject[:998] if subject else None,
@@ -113,6 +118,8 @@ def keep_in(
         },
     ).scalar()
     if inserted is not None:
+        if streamed:
+            blob_write.fill(conn, quarantine, "raw", int(inserted), raw)
         return QuarantineReceipt(id=int(inserted), duplicate=False)
     existing = conn.execute(
         sa.select(quarantine.c.id).where(

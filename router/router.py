@@ -22,7 +22,7 @@ from normalizer.api import content_digest
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IdempotencyKeyConflict, IntakeResult
 from normalizer.refs import format_ref
-from router import acks, linking
+from router import acks, blob_write, linking
 from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
@@ -48,6 +48,9 @@ _SEEN = sa.select(contacts.c.id, contacts.c.ticket_id, contacts.c.from_addr).whe
 )
 _NEW_TICKET = sa.insert(tickets).returning(tickets.c.id)
 _NEW_CONTACT = sa.insert(contacts).returning(contacts.c.id)
+_NEW_CONTACT_RAW_LATER = (  # a big raw message, streamed in after the insert (SQLite)
+    sa.insert(contacts).values(raw=blob_write.zeroblob("raw_size")).returning(contacts.c.id)
+)
 
 
 # Channels whose idempotency key the sender chooses (a Message-ID, an API external_id): the
@@ -341,8 +344,10 @@ class Router:
         recipient = next((r for r in contact.recipients if r in ours), None) or next(
             iter(contact.recipients), None
         )
+        raw = contact.raw or None
+        streamed = blob_write.streams(conn, raw)
         contact_id: int = conn.execute(
-            _NEW_CONTACT,
+            _NEW_CONTACT_RAW_LATER if streamed else _NEW_CONTACT,
             {
                 "ticket_id": ticket_id,
                 "channel": contact.channel.value,
@@ -357,11 +362,17 @@ class Router:
                 "text": contact.text,
                 "auto": contact.auto.value,
                 "raw_type": contact.raw_type,
-                "raw": contact.raw or None,
+                **({"raw_size": len(raw)} if streamed and raw else {"raw": raw}),
             },
         ).scalar_one()
+        if streamed and raw:
+            blob_write.fill(conn, contacts, "raw", contact_id, raw)
         if contact.attachments:
-            kept = [a for a in contact.attachments if a.omitted is None]
+            # An attachment inside the stored raw message is kept there only: its row says
+            # where (``part``) and it is decoded when served; the others get a blob.
+            kept = [
+                a for a in contact.attachments if a.omitted is None and not contact.keeps_in_raw(a)
+            ]
             if kept:
                 conn.execute(
                     insert_ignore(conn, blobs, "sha256"),
@@ -377,6 +388,7 @@ class Router:
                         "size": a.size,
                         "sha256": a.sha256,
                         "omitted": a.omitted,
+                        "part": a.part if contact.keeps_in_raw(a) else None,
                     }
                     for a in contact.attachments
                 ],

@@ -146,8 +146,9 @@ attachments = sa.Table(
     sa.Column("filename", sa.String(255), nullable=False),
     sa.Column("content_type", sa.String(255), nullable=False),
     sa.Column("size", sa.BigInteger(), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),  # its blob, unless omitted
+    sa.Column("sha256", sa.String(64), nullable=False),  # its blob, unless omitted or in part
     sa.Column("omitted", sa.String(200)),  # why only the metadata is kept (e.g. too big)
+    sa.Column("part", sa.String(200)),  # MIME part path in the contact's raw mail: no blob
 )
 
 events = sa.Table(

@@ -7,6 +7,8 @@ Each is one grouped statement that runs the same on SQLite and PostgreSQL: time 
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,8 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer.email import attachment_bytes
 from router.schema import attachments, blobs, contacts, events, outbox, quarantine, tickets
 from router.store import Store
+
+log = logging.getLogger(__name__)
 
 FACETS = ("status", "channel", "group", "category", "priority")
 MAX_SHOWN_MESSAGE_BYTES = 2 * 1024 * 1024  # bigger mails are shown as their text only
@@ -214,10 +219,27 @@ def raw_messages(conn: Connection, ticket_id: int) -> dict[int, bytes]:
 
 
 def attachment_file(conn: Connection, contact_id: int, sha256: str) -> tuple[str, bytes] | None:
+    """An attachment's name and bytes: from its blob, or decoded from the part of the contact's
+    raw message that holds it (checked against its sha256); None if there are none."""
     row = conn.execute(
-        sa.select(attachments.c.filename, blobs.c.data)
-        .join(blobs, blobs.c.sha256 == attachments.c.sha256)
-        .where(attachments.c.contact_id == contact_id, attachments.c.sha256 == sha256)
+        sa.select(attachments.c.filename, attachments.c.part, blobs.c.data)
+        .outerjoin(blobs, blobs.c.sha256 == attachments.c.sha256)
+        .where(
+            attachments.c.contact_id == contact_id,
+            attachments.c.sha256 == sha256,
+            attachments.c.omitted.is_(None),
+        )
         .limit(1)
     ).first()
-    return (str(row.filename), bytes(row.data)) if row is not None else None
+    if row is None:
+        return None
+    if row.data is not None:
+        return str(row.filename), bytes(row.data)
+    if row.part is None:
+        return None
+    raw = conn.execute(sa.select(contacts.c.raw).where(contacts.c.id == contact_id)).scalar()
+    data = attachment_bytes(bytes(raw), row.part) if raw else None
+    if data is None or hashlib.sha256(data).hexdigest() != sha256:
+        log.warning("attachment %s of contact %d is not where its row says", sha256, contact_id)
+        return None
+    return str(row.filename), data

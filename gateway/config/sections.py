@@ -133,6 +133,7 @@ class SmtpSection(Section):
         return value
 
     max_errors: PositiveInt = _SMTP.max_errors
+    max_inflight_bytes: PositiveInt = _SMTP.max_inflight_bytes
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds
     data_timeout_seconds: PositiveFloat = _SMTP.data_timeout_seconds
     accept_abuse: StrictBool = _SMTP.accept_abuse  # abuse@ too (postmaster@ always)
@@ -140,6 +141,16 @@ class SmtpSection(Section):
     tls_cert_file: Annotated[StrictStr, Field(min_length=1)] | None = _SMTP.tls_cert_file
     tls_key_file: Annotated[StrictStr, Field(min_length=1)] | None = _SMTP.tls_key_file
     require_starttls: StrictBool = _SMTP.require_starttls  # 530 to MAIL before STARTTLS
+
+    @model_validator(mode="after")
+    def _budget_holds_one_message(self) -> SmtpSection:
+        if self.max_inflight_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"max_inflight_bytes ({self.max_inflight_bytes}) is below max_message_bytes "
+                f"({self.max_message_bytes}): a message of the advertised size could never "
+                "be accepted"
+            )
+        return self
 
 
 class OutboundSmtpSection(Section):

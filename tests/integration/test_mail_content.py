@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from router.schema import blobs, contacts
+from router.stats import attachment_file
 from tests.integration.gateway_harness import DESK, GatewayHarness, running_gateway
 from tests.unit.normalizer.test_content import PNG, html_mail
 
@@ -57,9 +58,56 @@ async def test_a_big_attachment_is_metadata_on_the_ticket_and_bytes_in_the_raw_m
     stored_blobs = await desk.gw.store.read(
         lambda c: set(c.execute(sa.select(blobs.c.sha256)).scalars())
     )
-    assert big["sha256"] not in stored_blobs and small["sha256"] in stored_blobs
+    assert stored_blobs == set()  # both files are stored once: inside the raw message
     kept_raw = await desk.gw.store.read(lambda c: c.execute(sa.select(contacts.c.raw)).scalar())
-    assert len(kept_raw) >= len(raw)  # the whole message, the big file inside it
+    assert len(kept_raw) >= len(raw)  # the whole message, both files inside it
+    assert await download(desk, small["sha256"]) == ("small.log", b"log line")
+    assert await download(desk, big["sha256"]) is None  # over the limit: not served
+
+
+async def download(desk: GatewayHarness, sha256: str) -> tuple[str, bytes] | None:
+    """What the dashboard serves for the file (the only contact's attachment ``sha256``)."""
+    assert desk.gw.store is not None
+
+    def read(conn: sa.Connection) -> tuple[str, bytes] | None:
+        contact_id = conn.execute(sa.select(contacts.c.id)).scalar_one()
+        return attachment_file(conn, contact_id, sha256)
+
+    return await desk.gw.store.read(read)
+
+
+async def test_each_file_of_a_mail_is_stored_once_and_served_byte_for_byte(
+    desk: GatewayHarness,
+) -> None:
+    msg = EmailMessage()
+    msg["From"] = "Alice <alice@example.org>"
+    msg["To"] = DESK
+    msg["Subject"] = "Files"
+    msg["Message-ID"] = "<files-1@example.org>"
+    msg.set_content("Three files and a forwarded mail.")
+    files = {
+        "shot.png": PNG,
+        "notes.txt": "caf\u00e9 notes\n".encode(),
+        "dump.bin": bytes(range(256)) * 100,
+    }
+    for name, data in files.items():
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    inner = EmailMessage()
+    inner["Subject"] = "the original"
+    inner.set_content("forwarded body")
+    msg.add_attachment(inner)
+    sent = await desk.send_mail(msg.as_bytes())
+    [contact] = (await desk.ticket(sent.queued_as))["contacts"]
+    assert desk.gw.store is not None
+    stored_blobs = await desk.gw.store.read(
+        lambda c: c.execute(sa.select(sa.func.count()).select_from(blobs)).scalar()
+    )
+    assert stored_blobs == 0
+    served = {a["filename"]: await download(desk, a["sha256"]) for a in contact["attachments"]}
+    for name, data in files.items():
+        assert served[name] == (name, data)
+    [forwarded] = [v for k, v in served.items() if k not in files]
+    assert forwarded is not None and b"forwarded body" in forwarded[1]
 
 
 async def test_an_inline_image_is_an_attachment_and_named_in_the_text(

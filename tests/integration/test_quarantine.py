@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from gateway import cli
+from router.blob_write import STREAM_FROM_BYTES
 from router.quarantine import QuarantineStore
 from router.router import Router
 from router.schema import metadata
@@ -176,6 +177,20 @@ async def test_keep_stores_the_same_bytes_from_one_source_once(sqlite_url: str) 
         assert other.id != first.id
         [item] = await box.items(kind="error", limit=1)
         assert item["id"] == other.id
+    finally:
+        await store.close()
+
+
+async def test_a_big_kept_message_is_stored_byte_for_byte(db_url: str) -> None:
+    # Past blob_write.STREAM_FROM_BYTES, SQLite gets the bytes through a zeroblob after the insert.
+    raw = bytes(range(256)) * (2 * STREAM_FROM_BYTES // 256) + b"tail"
+    store = Store.from_url(db_url)
+    store.run_sync(lambda conn: metadata.create_all(conn))
+    await store.start()
+    try:
+        box = QuarantineStore(store)
+        kept = await box.keep(raw, source="smtp", reason="unparseable")
+        assert (await box.get(kept.id))["raw"] == raw
     finally:
         await store.close()
 

@@ -647,3 +647,132 @@ async def test_a_line_longer_than_rfc_5321_allows_is_still_accepted(
     result = await transact(channel.port, [f"<{DESK}>"], raw)
     assert result.data is not None and result.data[0] == 250
     assert long_line in intake.contacts[-1].raw
+
+
+# --- the in-flight budget ([smtp] max_inflight_bytes) and the DATA reader --------------------
+# One message over the budget is answered 451 4.3.1 and succeeds once retried; the budget is
+# given back however a DATA exchange ends.
+
+BUDGET = 64 * 1024
+FILLER = b"x" * 70 + b"\r\n"
+
+
+def sized(subject: str, size: int) -> bytes:
+    """A message of about ``size`` bytes with its own Message-ID."""
+    head = message(subject, msgid=f"<{subject.replace(' ', '-')}@client.test>")
+    return head + FILLER * max(0, (size - len(head)) // len(FILLER))
+
+
+async def budget_back_to_zero(channel: SMTPChannel) -> None:
+    async with asyncio.timeout(10):
+        while channel.budget.used:  # noqa: ASYNC110  (a counter, not an event, is what we check)
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def small_budget(start_channel: StartChannel) -> SMTPChannel:
+    return await start_channel(max_message_bytes=BUDGET, max_inflight_bytes=BUDGET)
+
+
+async def test_message_beyond_the_budget_gets_451_and_succeeds_when_retried(
+    small_budget: SMTPChannel, intake: RecordingIntake
+) -> None:
+    intake.release = asyncio.Event()
+    first = asyncio.create_task(transact(small_budget.port, [f"<{DESK}>"], sized("one", 40_000)))
+    await intake.entered.wait()  # the first message holds ~40 KB of the 64 KiB budget
+    second = await transact(small_budget.port, [f"<{DESK}>"], sized("two", 40_000))
+    assert second.data == (451, b"4.3.1 Insufficient system resources, try again later")
+    assert small_budget.budget.refused == 1
+    intake.release.set()
+    one = await first
+    assert one.data is not None and one.data[0] == 250
+    await budget_back_to_zero(small_budget)
+    again = await transact(small_budget.port, [f"<{DESK}>"], sized("two", 40_000))
+    assert again.data is not None and again.data[0] == 250
+    assert [c.subject for c in intake.contacts] == ["one", "two"]
+
+
+async def test_declared_size_beyond_what_is_left_gets_451_at_data(
+    small_budget: SMTPChannel, intake: RecordingIntake
+) -> None:
+    intake.release = asyncio.Event()
+    first = asyncio.create_task(transact(small_budget.port, [f"<{DESK}>"], sized("one", 40_000)))
+    await intake.entered.wait()
+    with pytest.raises(smtplib.SMTPDataError) as refused:  # smtplib: DATA answered, not 354
+        await transact(
+            small_budget.port, [f"<{DESK}>"], sized("two", 100), mail_options=("SIZE=40000",)
+        )
+    assert refused.value.smtp_code == 451
+    intake.release.set()
+    await first
+    await budget_back_to_zero(small_budget)
+
+
+async def test_the_budget_is_given_back_after_replies_and_failures(
+    small_budget: SMTPChannel, intake: RecordingIntake
+) -> None:
+    ok = await transact(small_budget.port, [f"<{DESK}>"], sized("fine", 30_000))
+    assert ok.data is not None and ok.data[0] == 250
+    assert small_budget.budget.used == 0
+    too_big = await transact(small_budget.port, [f"<{DESK}>"], sized("huge", 2 * BUDGET))
+    assert too_big.data is not None and too_big.data[0] == 552
+    assert small_budget.budget.used == 0
+    intake.fail_with = TemporaryIntakeError("database down")
+    failed = await transact(small_budget.port, [f"<{DESK}>"], sized("down", 30_000))
+    assert failed.data is not None and failed.data[0] == 451
+    assert small_budget.budget.used == 0
+
+
+async def start_data(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await _expect(reader, b"220")
+    for command, code in (
+        (b"EHLO client.test", b"250 "),
+        (b"MAIL FROM:<alice@example.org>", b"250"),
+        (f"RCPT TO:<{DESK}>".encode(), b"250"),
+        (b"DATA", b"354"),
+    ):
+        writer.write(command + b"\r\n")
+        await _expect(reader, code)
+    return reader, writer
+
+
+async def test_the_budget_is_given_back_when_the_client_hangs_up_during_data(
+    small_budget: SMTPChannel, intake: RecordingIntake
+) -> None:
+    _, writer = await start_data(small_budget.port)
+    writer.write(sized("cut", 30_000))
+    await writer.drain()
+    async with asyncio.timeout(10):
+        while small_budget.budget.used < 20_000:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    writer.close()
+    await budget_back_to_zero(small_budget)
+    assert intake.contacts == []
+
+
+async def test_the_budget_is_given_back_when_a_slow_sender_times_out(
+    start_channel: StartChannel, intake: RecordingIntake
+) -> None:
+    channel = await start_channel(
+        max_message_bytes=BUDGET, max_inflight_bytes=BUDGET, data_timeout_seconds=0.5
+    )
+    reader, writer = await start_data(channel.port)
+    writer.write(sized("slow", 30_000))  # and then nothing: no final dot
+    await writer.drain()
+    try:
+        async with asyncio.timeout(10):
+            await reader.read()  # the server hangs up at the DATA deadline
+        await budget_back_to_zero(channel)
+    finally:
+        writer.close()
+    assert intake.contacts == []
+
+
+async def test_leading_dots_are_unstuffed_and_the_message_kept_byte_for_byte(
+    small_budget: SMTPChannel, conversions: list[Conversion]
+) -> None:
+    raw = message() + b".hidden dot\r\n..two dots\r\nbare\nLF and bare\rCR\r\n" + FILLER * 3
+    result = await transact(small_budget.port, [f"<{DESK}>"], raw)  # smtplib stuffs the dots
+    assert result.data is not None and result.data[0] == 250
+    assert conversions[0].raw == raw

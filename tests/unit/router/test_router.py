@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from normalizer.contact import AutoClass, Channel, Contact, Hints, Kind, Party, ThreadHints
 from normalizer.intake import ContactRejectedError
+from router.blob_write import STREAM_FROM_BYTES
 from router.router import Router
 from router.schema import blobs, contacts, identities, outbox, requesters
 from router.settings import AckSettings, RoutingRule, TriageSettings
@@ -417,6 +419,25 @@ async def test_the_raw_original_is_kept_with_the_contact_for_audit_and_replay(de
         ).one()
     )
     assert (stored.raw, stored.raw_type) == (contact.raw, "message/rfc822")
+
+
+async def test_a_big_raw_message_is_kept_byte_for_byte_in_a_batch_of_small_ones(
+    desk: Desk,
+) -> None:
+    # Past blob_write.STREAM_FROM_BYTES the raw message is streamed into SQLite after the insert.
+    big = replace(email(), raw=bytes(range(256)) * (3 * STREAM_FROM_BYTES // 256) + b"end")
+    small = email()
+    results = await asyncio.gather(desk.router.submit(big), desk.router.submit(small))
+    stored = desk.store.run_sync(
+        lambda c: dict(
+            c.execute(
+                sa.select(contacts.c.id, contacts.c.raw).where(
+                    contacts.c.id.in_([r.contact_id for r in results])
+                )
+            ).all()
+        )
+    )
+    assert stored == {results[0].contact_id: big.raw, results[1].contact_id: small.raw}
 
 
 async def test_a_stolen_message_id_from_someone_else_is_stored_as_their_own(desk: Desk) -> None:

@@ -1,0 +1,201 @@
+"""SMTP DATA read into one buffer, within a budget of bytes in flight shared by all sessions.
+
+aiosmtpd's own ``smtp_DATA`` keeps every line of the message as a ``bytearray`` in a list and
+joins them at the end: about four times the message's size at its peak (each 78-byte line is
+an object of its own, and the list and the joined copy live together). Here each line, once
+dot-unstuffed, is appended to one ``io.BytesIO`` whose ``getvalue()`` hands its buffer over
+without a copy, so the message is held once.
+
+Every session charges the bytes it receives, as they arrive, to one :class:`InflightBudget`.
+A message declared bigger than what is left (``MAIL FROM ... SIZE=``), or arriving when the
+budget is spent, is answered ``451 4.3.1`` at DATA; a message that crosses the budget while it
+arrives is read to its end and discarded, then answered ``451 4.3.1`` (RFC 5321 allows no reply
+before the final dot). Its client retries later, as for any temporary failure. The bytes are
+given back when the DATA exchange ends, however it ends: reply sent, error, disconnect or
+timeout (aiosmtpd cancels the command on a lost connection; the ``finally`` runs then too).
+
+What stays as aiosmtpd does it: DATA ends only on ``<CRLF>.<CRLF>`` (lines are read up to CRLF,
+so a bare-LF "smuggled" dot stays inside the message), a leading dot is removed (RFC 5321
+section 4.5.2), over ``data_size_limit`` answers ``552`` and over ``line_length_limit`` ``500``,
+both once the message has been read to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import io
+import logging
+
+from aiosmtpd.smtp import MISSING, SMTP
+
+log = logging.getLogger(__name__)
+
+OVER_BUDGET = "451 4.3.1 Insufficient system resources, try again later"
+_CRLF = b"\r\n"
+_END_OF_DATA = b".\r\n"
+
+
+class InflightBudget:
+    """Bytes of mail being received or processed, across every SMTP session of one channel."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"the in-flight budget must be at least 1 byte, got {limit!r}")
+        self.limit = limit
+        self.used = 0
+        self.refused = 0  # messages answered 451 4.3.1 so far
+
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
+    def reserve(self, size: int) -> bool:
+        """Take ``size`` bytes if they fit; False (and nothing taken) if they don't."""
+        if not self.fits(size):
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used -= size
+
+
+class _State(enum.Enum):
+    NOMINAL = enum.auto()
+    TOO_LONG = enum.auto()  # a line over line_length_limit: 500
+    TOO_MUCH = enum.auto()  # over data_size_limit: 552
+    OVER_BUDGET = enum.auto()  # the in-flight budget is spent: 451 4.3.1
+
+
+_REFUSALS = {
+    _State.TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
+    _State.TOO_MUCH: "552 Error: Too much mail data",
+    _State.OVER_BUDGET: OVER_BUDGET,
+}
+
+
+def declared_size(mail_options: list[str]) -> int:
+    """The ``SIZE=`` a client declared with MAIL FROM (RFC 1870), or 0."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
+class _Held:
+    """The bytes one DATA exchange holds of the budget; all given back by :meth:`release_all`."""
+
+    __slots__ = ("budget", "size")
+
+    def __init__(self, budget: InflightBudget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    def take(self, size: int) -> bool:
+        if not self.budget.reserve(size):
+            return False
+        self.size += size
+        return True
+
+    def release_all(self) -> None:
+        self.budget.release(self.size)
+        self.size = 0
+
+
+class BudgetedDataSMTP(SMTP):
+    """aiosmtpd's SMTP protocol with a DATA reader that holds the message once, in budget."""
+
+    def __init__(self, handler: object, budget: InflightBudget, **kw: object) -> None:
+        super().__init__(handler, **kw)  # type: ignore[arg-type]
+        self._budget = budget
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        held = _Held(self._budget)
+        try:
+            await self._receive(held)
+        finally:
+            held.release_all()
+
+    async def _receive(self, held: _Held) -> None:
+        assert self.envelope is not None
+        # A declared SIZE= that does not fit now is refused before the bytes are sent; it is
+        # not taken up front (a client could hold the budget by declaring and sending nothing).
+        if not self._budget.fits(max(declared_size(self.envelope.mail_options), 1)):
+            self._budget.refused += 1
+            log.warning(
+                "SMTP %r: in-flight budget spent (%d of %d bytes), DATA answered 451",
+                self.session.peer if self.session else None,
+                self._budget.used,
+                self._budget.limit,
+            )
+            await self.push(OVER_BUDGET)
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        state, content = await self._read_lines(held)
+        if state is not _State.NOMINAL:
+            if state is _State.OVER_BUDGET:
+                self._budget.refused += 1
+                log.warning(
+                    "SMTP %r: in-flight budget spent while the message arrived, answered 451",
+                    self.session.peer if self.session else None,
+                )
+            await self.push(_REFUSALS[state])
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        del content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_lines(self, held: _Held) -> tuple[_State, bytes]:
+        """Read to the final dot; the unstuffed message, or why it is refused (and b"")."""
+        buffer = io.BytesIO()
+        size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
+        limit = self.data_size_limit
+        length_limit = self.line_length_limit
+        mid_line = False  # after a piece of an over-long line (which makes the state TOO_LONG)
+        state = _State.NOMINAL
+        reader = self._reader
+        while self.transport is not None:  # pragma: no branch
+            try:
+                line = await reader.readuntil(_CRLF)
+            except asyncio.CancelledError:
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as exc:
+                line = await reader.read(exc.consumed)  # a piece of a line over the limit
+            if not mid_line and line == _END_OF_DATA:
+                break
+            mid_line = not line.endswith(_CRLF)
+            size += len(line)
+            if state is not _State.NOMINAL:
+                continue  # drain to the final dot, keeping nothing
+            if mid_line or len(line) > length_limit:
+                state = _State.TOO_LONG
+            elif limit and size > limit:
+                state = _State.TOO_MUCH
+            elif not held.take(len(line)):
+                state = _State.OVER_BUDGET
+            if state is _State.NOMINAL:
+                buffer.write(memoryview(line)[1:] if line[:1] == b"." else line)
+            else:
+                buffer = io.BytesIO()  # drop what arrived so far at once
+                held.release_all()
+        if state is not _State.NOMINAL:
+            return state, b""
+        return state, buffer.getvalue()
