@@ -46,6 +46,7 @@ _SEEN = sa.select(contacts.c.id, contacts.c.ticket_id, contacts.c.from_addr).whe
 )
 _NEW_TICKET = sa.insert(tickets).returning(tickets.c.id)
 _NEW_CONTACT = sa.insert(contacts).returning(contacts.c.id)
+_NEW_ATTACHMENTS = sa.insert(attachments)
 
 
 # Channels whose idempotency key the sender chooses (a Message-ID, an API external_id): the
@@ -348,7 +349,7 @@ class Router:
                     [{"sha256": a.sha256, "size": a.size, "data": a.data} for a in kept],
                 )
             conn.execute(
-                sa.insert(attachments),
+                _NEW_ATTACHMENTS,
                 [
                     {
                         "contact_id": contact_id,
