@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import platform
 import random
@@ -45,7 +46,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,8 +286,11 @@ group = "customer-support"
 """
 
 
-def _run_sink_server(port: int) -> None:
-    """``_sink PORT``: the bare aiosmtpd sink (also the ack relay in spoc runs)."""
+def _run_sink_server(
+    port: int, around: Callable[[], AbstractAsyncContextManager[None]] | None = None
+) -> None:
+    """``_sink PORT``: the bare aiosmtpd sink (also the ack relay in spoc runs). ``around``: a
+    context entered in the sink's loop while it serves (``bench/loop_lag.py``'s lag sampler)."""
     from aiosmtpd.smtp import SMTP, Envelope, Session  # only the server processes need it
 
     class Sink:
@@ -308,7 +313,8 @@ def _run_sink_server(port: int) -> None:
         server = await loop.create_server(protocol, "127.0.0.1", port)
         stopped = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopped.set)
-        await stopped.wait()
+        async with around() if around is not None else contextlib.nullcontext():
+            await stopped.wait()
         server.close()
 
     asyncio.run(main())
