@@ -23,6 +23,9 @@ Extra targets:
     slower of the two.
 ``spoc-big`` (with ``--big-tickets N``)
     spoc on a second database already holding N seeded tickets (``bench/seed_tickets.py``).
+``base`` (with ``--base-tree DIR``)
+    spoc from another commit's files (``git archive COMMIT | tar -x -C DIR``): before/after a
+    change, in the same run.
 
     python bench/smtp_source.py --connections 1,2,4,8,16,32,64 --messages 2000 --repeat 3 \\
         --plot docs/img/smtp-source-rate.png
@@ -178,11 +181,14 @@ class Plan:
     database: str
     workdir: Path
     big_url: str | None
+    base_tree: Path | None = None  # target ``base``: spoc from these files
 
 
 def start_spoc(
-    url: str, plan: Plan, stack: ExitStack, tag: str
+    url: str, plan: Plan, stack: ExitStack, tag: str, tree: Path = REPO
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """``spoc serve`` from ``tree`` (this checkout, or ``--base-tree``: another commit's files,
+    imported first because ``python -m`` puts the working directory first on the path)."""
     port, http, relay_port = si.free_port(), si.free_port(), si.free_port()
     relay = si.start_sink(relay_port)
     stack.callback(si.stop, relay)
@@ -194,7 +200,8 @@ def start_spoc(
         [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
         stdout=log,
         stderr=log,
-        cwd=REPO,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
     )
     stack.callback(si.stop, server)
     si.wait_for_port(port, server)
@@ -216,7 +223,8 @@ def measure(target: str, connections: int, plan: Plan) -> Run:
             else:
                 url = stack.enter_context(database(plan.database, plan.workdir, target))
             count = 2 if target == "spoc-2" else 1
-            started = [start_spoc(url, plan, stack, f"{target}-{i}") for i in range(count)]
+            tree = plan.base_tree if target == "base" and plan.base_tree else REPO
+            started = [start_spoc(url, plan, stack, f"{target}-{i}", tree) for i in range(count)]
             servers = [s for s, _ in started]
             ports = [p for _, p in started]
         drive(ports, len(ports) * max(connections // 4, 1), plan.warmup, plan.size)
@@ -265,7 +273,11 @@ def report(runs: list[Run], targets: list[str], connections: list[int]) -> list[
             if sink is not None and target != "sink":
                 part += f" (rate {rate / sink[0]:.3f}, sink/{target} CPU {sink[1] / cpu:.3f})"
             parts.append(part)
-        spoc, two, big = (medians(runs, t, conns) for t in ("spoc", "spoc-2", "spoc-big"))
+        spoc, two, big, base = (
+            medians(runs, t, conns) for t in ("spoc", "spoc-2", "spoc-big", "base")
+        )
+        if spoc and base:
+            parts.append(f"base/spoc CPU per message {base[1] / spoc[1]:.3f}")
         if spoc and two:
             parts.append(f"spoc-2/spoc rate {two[0] / spoc[0]:.3f}")
         if spoc and big:
@@ -312,11 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="untimed messages first")
     parser.add_argument("--size", type=int, default=4096, help="body bytes per message (-l)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
-    parser.add_argument("--targets", default="sink,spoc", help="sink,spoc,spoc-2,spoc-big")
+    parser.add_argument("--targets", default="sink,spoc", help="sink,spoc,spoc-2,spoc-big,base")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--acks", choices=sorted(si.ACK_MODES), default="shipped")
     parser.add_argument("--triage", choices=("on", "off"), default="on")
     parser.add_argument("--big-tickets", type=int, default=0, help="seed spoc-big's database")
+    parser.add_argument(
+        "--base-tree",
+        type=Path,
+        help="target 'base': spoc from this folder (git archive COMMIT | tar -x -C DIR)",
+    )
     parser.add_argument("--plot", type=Path, help="write rate against connections as a PNG")
     args = parser.parse_args(argv)
     connections = [int(c) for c in args.connections.split(",")]
@@ -353,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             args.database,
             workdir,
             big_url,
+            args.base_tree,
         )
         print(f"{args.messages} timed + {args.warmup} warm-up messages per run, "
               f"{args.size} B bodies, acks {args.acks}, triage {args.triage}")  # fmt: skip
