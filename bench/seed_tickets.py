@@ -1,4 +1,4 @@
-"""Fill a spoc SQLite database with N old tickets, fast, for the "big database" benchmark.
+"""Fill a spoc database with N old tickets, fast, for the "big database" benchmark.
 
 Each seeded ticket gets what a real e-mail ticket leaves behind on the intake path: a requester
 and its e-mail identity, the ticket, one inbound contact (about 300 bytes of text, no raw copy),
@@ -9,6 +9,10 @@ of the tickets are resolved or closed.
 The schema is created with ``spoc db upgrade`` (a subprocess: nothing here imports ``gateway``).
 Rows go in with SQLAlchemy Core ``executemany`` in batches, a few transactions in all, with
 ``PRAGMA synchronous=OFF`` on the seeding connection only (the gateway sets FULL on its own).
+
+On PostgreSQL (``seed_url`` with a ``postgresql://`` URL, already migrated) the same rows are
+made by the server itself, one ``INSERT … SELECT … FROM generate_series`` per table, and the id
+sequences are moved past them.
 
     python bench/seed_tickets.py --db /tmp/spoc-1m.db --tickets 1000000
 """
@@ -194,6 +198,101 @@ def seed(db: Path, count: int) -> int:
     finally:
         engine.dispose()
     return total
+
+
+# The same rows as ``_rows`` makes, written by PostgreSQL from ``generate_series`` (``:first``,
+# ``:last``, ``:count`` bound); ``age`` spreads creation over two years, oldest first.
+_PG_SEED = {
+    "requesters": "INSERT INTO requesters (id, name, created_at) "
+    "SELECT i, 'Seeded User ' || i, {at} FROM {series}",
+    "identities": "INSERT INTO identities (id, requester_id, kind, value) "
+    "SELECT i, i, 'email', 'user' || i || '@{domain}' FROM {series}",
+    "tickets": "INSERT INTO tickets (id, status, kind, category, priority, owner, group_name, "
+    "tier, channel, last_channel, subject, requester_id, parent_id, created_at, updated_at, "
+    "closed_at) SELECT i, (ARRAY{statuses})[1 + i % {nstatuses}], 'incident', NULL, "
+    "(ARRAY{priorities})[1 + i % {npriorities}], 'service-desk', 'service-desk', 1.0, 'email', "
+    "'email', 'VPN certificate error on laptop ' || i, i, NULL, {at}, {at}, "
+    "CASE WHEN (ARRAY{statuses})[1 + i % {nstatuses}] = 'closed' "
+    "THEN {at} + interval '1 hour' * (1 + i % 72) END FROM {series}",
+    "contacts": "INSERT INTO contacts (id, ticket_id, channel, direction, external_id, "
+    "received_at, from_addr, from_name, recipient, subject, text, auto, raw_type, raw) "
+    "SELECT i, i, 'email', 'in', 'seed.' || i || '@{domain}', {at}, "
+    "'user' || i || '@{domain}', 'Seeded User ' || i, 'servicedesk@example.com', "
+    "'VPN certificate error on laptop ' || i, replace(:text, '{{i}}', i::text), 'human', "
+    "'message/rfc822', NULL FROM {series}",
+    "message_ids": "INSERT INTO message_ids (message_id, ticket_id) "
+    "SELECT 'seed.' || i || '@{domain}', i FROM {series}",
+    "participants": "INSERT INTO participants (ticket_id, address) "
+    "SELECT i, 'user' || i || '@{domain}' FROM {series}",
+    "events": "INSERT INTO events (id, ticket_id, at, type, detail) "
+    "SELECT i, i, {at}, 'created', "
+    """'{{"thread_reason": "new", "group": "service-desk"}}'::json FROM {series}""",
+    "outbox": "INSERT INTO outbox (id, kind, ticket_id, recipient, idempotency_key, payload, "
+    "status, attempts, next_attempt_at, locked_until, last_error, created_at, done_at) "
+    "SELECT i, 'email.ack', i, 'user' || i || '@{domain}', "
+    "'ack:' || i || chr(58) || 'user' || i || '@{domain}', json_build_object('to', 'user' || i || "
+    "'@{domain}', 'ticket_ref', 'SD-' || i), 'done', 1, {at}, NULL, NULL, {at}, {at} "
+    "FROM {series}",
+}
+_PG_SEQUENCES = ("requesters", "identities", "tickets", "contacts", "events", "outbox")
+
+
+def _pg_statements() -> Iterator[tuple[str, str]]:
+    def array(values: tuple[str, ...]) -> str:
+        return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+    fill = {
+        "series": "generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS i",
+        "at": "(now() - interval '730 days' * ((:last + 1 - i)::float8 / (:count + 1)))",
+        "domain": SEED_DOMAIN,
+        "statuses": array(_STATUSES),
+        "nstatuses": str(len(_STATUSES)),
+        "priorities": array(_PRIORITIES),
+        "npriorities": str(len(_PRIORITIES)),
+    }
+    for name, sql in _PG_SEED.items():
+        if set(_COLUMNS[name]) - {c.name for c in _TABLES[name].columns}:
+            raise RuntimeError(f"{name}: schema changed: update the seeder")
+        yield name, sql.format(**fill)
+
+
+def seed_postgres(url: str, count: int) -> int:
+    """Add ``count`` tickets to the (migrated) PostgreSQL database at ``url``; returns the total.
+
+    One transaction per table; the tables' own indexes are kept (what the gateway will use)."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            first = max(_next_id(conn, t) for t in (requesters, tickets, contacts, events, outbox))
+        last = first + count - 1
+        started = time.perf_counter()
+        for name, sql in _pg_statements():
+            with engine.begin() as conn:
+                text = _TEXT if name == "contacts" else None
+                params = {"first": first, "last": last, "count": count}
+                conn.execute(sa.text(sql), {**params, **({"text": text} if text else {})})
+            log.info("seeded %s (%.0f s)", name, time.perf_counter() - started)
+        with engine.begin() as conn:
+            for name in _PG_SEQUENCES:
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"(SELECT max(id) FROM {name}))"
+                    )
+                )
+            conn.execute(sa.text("ANALYZE"))
+            return int(conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def seed_url(url: str, count: int) -> int:
+    """``seed`` for a ``sqlite:///`` URL, ``seed_postgres`` for a ``postgresql://`` one."""
+    if url.startswith("sqlite"):
+        path = sa.make_url(url).database
+        assert path, "an in-memory SQLite database cannot be seeded for another process"
+        return seed(Path(path), count)
+    return seed_postgres(url, count)
 
 
 def main(argv: list[str] | None = None) -> int:

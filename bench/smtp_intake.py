@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import platform
 import random
@@ -45,7 +46,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,14 +244,21 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
         return proc.wait()
 
 
-def spoc_config(db: Path, smtp: int, http: int, relay: int, acks: str) -> str:
+def spoc_config(
+    db_url: str, smtp: int, http: int, relay: int, acks: str, triage: str = "on"
+) -> str:
+    """A ``config.toml`` for one benchmarked ``spoc serve`` (``triage``: ``on`` is the shipped
+    classifier, ``off`` rules only)."""
     enabled, global_per_minute = ACK_MODES[acks]
+    classifier = "wordllama" if triage == "on" else "off"
     return f"""# written by bench/smtp_intake.py
 [server]
 http_host = "127.0.0.1"
 http_port = {http}
 [database]
-url = "sqlite:///{db}"
+url = "{db_url}"
+[triage]
+classifier = "{classifier}"
 [email]
 address = "{DESK}"
 aliases = ["helpdesk@example.com", "cs@example.com"]
@@ -277,8 +286,11 @@ group = "customer-support"
 """
 
 
-def _run_sink_server(port: int) -> None:
-    """``_sink PORT``: the bare aiosmtpd sink (also the ack relay in spoc runs)."""
+def _run_sink_server(
+    port: int, around: Callable[[], AbstractAsyncContextManager[None]] | None = None
+) -> None:
+    """``_sink PORT``: the bare aiosmtpd sink (also the ack relay in spoc runs). ``around``: a
+    context entered in the sink's loop while it serves (``bench/loop_lag.py``'s lag sampler)."""
     from aiosmtpd.smtp import SMTP, Envelope, Session  # only the server processes need it
 
     class Sink:
@@ -301,7 +313,8 @@ def _run_sink_server(port: int) -> None:
         server = await loop.create_server(protocol, "127.0.0.1", port)
         stopped = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopped.set)
-        await stopped.wait()
+        async with around() if around is not None else contextlib.nullcontext():
+            await stopped.wait()
         server.close()
 
     asyncio.run(main())
@@ -343,6 +356,7 @@ class Plan:
     acks: str
     workdir: Path
     profile: Path | None
+    triage: str = "on"
 
 
 def count_contacts(db: Path, run_id: str) -> int:
@@ -370,7 +384,10 @@ def measure(target: str, connections: int, plan: Plan, db: Path | None) -> Resul
         relay_port, http = free_port(), free_port()
         relay = start_sink(relay_port)
         config = plan.workdir / f"{target}.toml"
-        config.write_text(spoc_config(db, port, http, relay_port, plan.acks), encoding="utf-8")
+        config.write_text(
+            spoc_config(f"sqlite:///{db}", port, http, relay_port, plan.acks, plan.triage),
+            encoding="utf-8",
+        )
         log = (plan.workdir / f"{target}-{connections}.log").open("ab")
         server = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
@@ -545,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-ratio", type=float, default=0.1, help="share of ~100 KB mails")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     parser.add_argument("--acks", choices=sorted(ACK_MODES), default="shipped")
+    parser.add_argument(
+        "--triage", choices=("on", "off"), default="on", help="the classifier (shipped: on)"
+    )
     parser.add_argument("--targets", default="sink,spoc", help="sink,spoc (spoc-big via --db)")
     parser.add_argument("--db", type=Path, help="the big database, kept between runs")
     parser.add_argument(
@@ -577,10 +597,13 @@ def main(argv: list[str] | None = None) -> int:
             args.acks,
             Path(tmp),
             args.profile,
+            args.triage,
         )
         big = f"; {args.big_messages} on the big database" if args.big_messages else ""
-        print(f"{args.messages} timed + {args.warmup} warm-up messages per run, "
-              f"{args.big_ratio:.0%} ~100 KB, acks {args.acks}{big}")  # fmt: skip
+        print(
+            f"{args.messages} timed + {args.warmup} warm-up messages per run, "
+            f"{args.big_ratio:.0%} ~100 KB, acks {args.acks}, triage {args.triage}{big}"
+        )
         print(HEADER)
         for _ in range(args.repeat):
             for conns in connections:

@@ -10,6 +10,8 @@ from sqlalchemy.engine import Connection
 
 from router.schema import events
 
+_NEW_EVENTS = sa.insert(events)  # built once: every contact writes its events through it
+
 
 def add_event(
     conn: Connection, ticket_id: int, type_: str, detail: dict[str, Any], now: datetime
@@ -23,6 +25,6 @@ def add_events(
     """Several events in one statement: ``(ticket_id, type, detail)`` each."""
     if rows:
         conn.execute(
-            sa.insert(events),
+            _NEW_EVENTS,
             [{"ticket_id": t, "at": now, "type": k, "detail": d} for t, k, d in rows],
         )

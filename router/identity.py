@@ -58,6 +58,11 @@ _KNOWN = sa.select(identities.c.kind, identities.c.value, identities.c.requester
 )
 _NEW_REQUESTER = sa.insert(requesters).returning(requesters.c.id)
 _NEW_IDENTITY = sa.insert(identities)
+_FILL_NAME = (
+    sa.update(requesters)
+    .where(requesters.c.id == sa.bindparam("requester_id"), requesters.c.name.is_(None))
+    .values(name=sa.bindparam("new_name"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +140,4 @@ def resolve_requester(
 
 def _fill_name(conn: Connection, requester_id: int, name: str | None) -> None:
     if name:
-        conn.execute(
-            sa.update(requesters)
-            .where(requesters.c.id == requester_id, requesters.c.name.is_(None))
-            .values(name=name)
-        )
+        conn.execute(_FILL_NAME, {"requester_id": requester_id, "new_name": name})

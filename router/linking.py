@@ -203,6 +203,29 @@ def contact_category(
     return top.category if top.score >= settings.triage.min_confidence else None
 
 
+# Built once: it runs for every contact from a known requester.
+_CANDIDATE_TICKETS = (
+    sa.select(
+        tickets.c.id,
+        tickets.c.status,
+        tickets.c.requester_id,
+        tickets.c.closed_at,
+        tickets.c.category,
+        tickets.c.last_channel,
+        tickets.c.updated_at,
+    )
+    .where(
+        tickets.c.requester_id == sa.bindparam("requester_id"),
+        tickets.c.status.in_(OPEN_STATUSES),
+        tickets.c.updated_at >= sa.bindparam("since"),
+        tickets.c.last_channel != sa.bindparam("channel"),
+        tickets.c.id != sa.bindparam("exclude"),
+    )
+    .order_by(tickets.c.updated_at.desc())
+    .limit(_CANDIDATES)
+)
+
+
 def find_link(
     conn: Connection,
     contact: Contact,
@@ -219,24 +242,13 @@ def find_link(
         return None  # nothing to judge "the same problem" by
     since = now - timedelta(minutes=settings.link_window_minutes)
     rows = conn.execute(
-        sa.select(
-            tickets.c.id,
-            tickets.c.status,
-            tickets.c.requester_id,
-            tickets.c.closed_at,
-            tickets.c.category,
-            tickets.c.last_channel,
-            tickets.c.updated_at,
-        )
-        .where(
-            tickets.c.requester_id == requester_id,
-            tickets.c.status.in_(OPEN_STATUSES),
-            tickets.c.updated_at >= since,
-            tickets.c.last_channel != contact.channel.value,
-            tickets.c.id != (exclude if exclude is not None else 0),
-        )
-        .order_by(tickets.c.updated_at.desc())
-        .limit(_CANDIDATES)
+        _CANDIDATE_TICKETS,
+        {
+            "requester_id": requester_id,
+            "since": since,
+            "channel": contact.channel.value,
+            "exclude": exclude if exclude is not None else 0,
+        },
     ).all()
     if not rows:
         return None

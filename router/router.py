@@ -51,6 +51,7 @@ _NEW_CONTACT = sa.insert(contacts).returning(contacts.c.id)
 _NEW_CONTACT_RAW_LATER = (  # a big raw message, streamed in after the insert (SQLite)
     sa.insert(contacts).values(raw=blob_write.zeroblob("raw_size")).returning(contacts.c.id)
 )
+_NEW_ATTACHMENTS = sa.insert(attachments)
 
 
 # Channels whose idempotency key the sender chooses (a Message-ID, an API external_id): the
@@ -379,7 +380,7 @@ class Router:
                     [{"sha256": a.sha256, "size": a.size, "data": a.data} for a in kept],
                 )
             conn.execute(
-                sa.insert(attachments),
+                _NEW_ATTACHMENTS,
                 [
                     {
                         "contact_id": contact_id,

@@ -8,6 +8,7 @@ address)``, the API's filters and newest-first listing, and the outbox's due row
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -343,7 +344,14 @@ def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
     One statement instead of select-then-insert. To learn whether a row went in, add
     ``.returning(...)``: psycopg's ``rowcount`` is -1 for these through SQLAlchemy.
     """
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return _insert_ignore(conn.dialect.name, table, keys)
+
+
+# Built once per dialect, table and keys: these run several times for every contact, and a
+# statement built anew costs its construction and cache key on every call.
+@functools.cache
+def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> Insert:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
@@ -351,7 +359,14 @@ def upsert(
     conn: Connection, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
 ) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns to the new values."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return _upsert(conn.dialect.name, table, keys, update)
+
+
+@functools.cache
+def _upsert(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
+) -> Insert:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table)
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}

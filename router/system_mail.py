@@ -128,12 +128,14 @@ def _stop_mailing(
 def is_undeliverable(conn: Connection, address: str, now: datetime) -> bool:
     """A bounce of ours said ``address`` cannot be reached, within ``UNDELIVERABLE_DAYS``."""
     since = now - timedelta(days=UNDELIVERABLE_DAYS)
-    hit = conn.execute(
-        sa.select(undeliverable.c.address).where(
-            undeliverable.c.address == address, undeliverable.c.marked_at > since
-        )
-    ).first()
-    return hit is not None
+    return conn.execute(_UNDELIVERABLE, {"address": address, "since": since}).first() is not None
+
+
+# Built once: it runs before every email acknowledgement.
+_UNDELIVERABLE = sa.select(undeliverable.c.address).where(
+    undeliverable.c.address == sa.bindparam("address"),
+    undeliverable.c.marked_at > sa.bindparam("since"),
+)
 
 
 def mark_undeliverable(

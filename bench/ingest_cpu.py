@@ -1,0 +1,90 @@
+"""CPU per contact of the router alone: ``Router.submit`` through the ``Store`` on SQLite.
+
+No SMTP and no parsing: the contacts (new e-mail tickets, ~4 KB, the mix of
+``bench/smtp_intake.py`` without the big ones) are converted before the clock starts, then
+submitted ``--concurrency`` at a time, as the SMTP channel would. Prints this process's CPU
+per contact (the writer thread's work, the loop's hand-offs). To compare two commits, run it
+from each tree in turn (``PYTHONPATH=DIR``, working directory DIR: ``git archive COMMIT | tar
+-x -C DIR``).
+
+    python bench/ingest_cpu.py --contacts 3000 --warmup 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import smtp_intake as si  # bench/ is on sys.path when run as a script
+
+from gateway.config.loading import load_config
+from gateway.migrate import upgrade
+from normalizer.email import contact_from_email
+from router.router import Router
+from router.store import Store
+
+
+async def measure(contacts: int, warmup: int, concurrency: int) -> tuple[float, float]:
+    """(CPU ms per contact, contacts per second) for the timed contacts."""
+    with tempfile.TemporaryDirectory(prefix="spoc-ingest-") as tmp:
+        path = Path(tmp) / "config.toml"
+        path.write_text(
+            si.spoc_config(f"sqlite:///{tmp}/ingest.db", 2525, 8080, 2526, "shipped", "off")
+        )
+        config = load_config(path)
+        upgrade(config.database.url)
+        store = Store.from_url(config.database.url)
+        await store.start()
+        router = Router(store, config.router_settings())
+        rnd = random.Random(1)
+        run = f"ingest{os.getpid()}"
+        mails = [si.build_mail(run, n, False, rnd) for n in range(warmup + contacts)]
+        converted = [
+            contact_from_email(
+                m.raw,
+                recipients=(si.DESK,),
+                envelope_sender=m.sender,
+                received_at=datetime.now(UTC),
+                our_addresses=frozenset({si.DESK}),
+                loop_marker=si.DESK,
+            )
+            for m in mails
+        ]
+        for contact in converted[:warmup]:
+            await router.submit(contact)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(contact: object) -> None:
+            async with gate:
+                await router.submit(contact)  # type: ignore[arg-type]
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(c) for c in converted[warmup:]))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await store.close()
+    return 1000 * cpu / contacts, contacts / wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    import router
+
+    cpu_ms, rate = asyncio.run(measure(args.contacts, args.warmup, args.concurrency))
+    print(f"router from {Path(router.__file__).parent}: "
+          f"{cpu_ms:.3f} ms CPU per contact, {rate:.0f} contacts/s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
