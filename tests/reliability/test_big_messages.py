@@ -20,7 +20,6 @@ import base64
 import concurrent.futures
 import functools
 import hashlib
-import os
 import random
 import smtplib
 import sqlite3
@@ -31,17 +30,17 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_serve_process import ServeProcess, free_port
+from tests.reliability.counts import scaled
 
 pytestmark = pytest.mark.reliability
 
-FULL = os.environ.get("SPOC_RELIABILITY_FULL") == "1"
-MESSAGES = 100 if FULL else 10
+MESSAGES = scaled(10, 100)
 MESSAGE_BYTES = 25_000_000
 BUDGET = 4 * 26_214_400  # the default: four messages of the default max_message_bytes
 MEMORY_PER_BUDGET_BYTE = 3  # bench/smtp_memory.py: one message peaks below 3x its size
 MARGIN = 96 * 1024 * 1024  # interpreter, allocator slack, SQLite caches
 DESK = "servicedesk@example.com"
-DEADLINE_SECONDS = 1500 if FULL else 300
+DEADLINE_SECONDS = scaled(300, 1500)
 
 
 @functools.cache
