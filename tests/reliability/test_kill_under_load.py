@@ -17,30 +17,24 @@ from __future__ import annotations
 
 import os
 import signal
-import smtplib
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from normalizer.refs import format_ref
-from router.store import engine_url, is_sqlite
+from router.store import is_sqlite
 from tests.integration.test_serve_process import (
-    HOST,
-    SOCKET_SECONDS,
     build_message,
     http_get,
     inbound_contacts,
-    ref_from_reply,
-    send_mail,
     start_gateway,
 )
 from tests.reliability.counts import scaled
+from tests.reliability.smtp_load import Acks, Mail, duplicate_keys, send_each
 
 CLIENTS = scaled(8, 16)
 PER_CLIENT = scaled(60, 250)
@@ -51,14 +45,6 @@ LOAD_SECONDS = scaled(30, 120)
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(scaled(120, 1800))]
 
 
-@dataclass(frozen=True, slots=True)
-class Mail:
-    key: str  # also the Subject, unique per message
-    sender: str
-    message_id: str | None
-    raw: bytes
-
-
 def mails_of(client: int) -> list[Mail]:
     sender = f"load{client}@example.org"
     mails = []
@@ -67,44 +53,6 @@ def mails_of(client: int) -> list[Mail]:
         message_id = None if i % 10 == 0 else f"c{client}.m{i}.crash@load.example.org"
         mails.append(Mail(key, sender, message_id, build_message(key, sender, message_id)))
     return mails
-
-
-class Acks:
-    """What the clients saw: ticket refs of the 250s, and anything unexpected."""
-
-    def __init__(self) -> None:
-        self.refs: dict[str, str] = {}
-        self.refusals: dict[str, tuple[int, bytes]] = {}
-        self.errors: list[BaseException] = []
-        self._lock = threading.Lock()
-
-    def record(self, mail: Mail, code: int, reply: bytes) -> None:
-        with self._lock:
-            if code == 250:
-                self.refs[mail.key] = ref_from_reply(reply)
-            else:
-                self.refusals[mail.key] = (code, reply)
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.refs)
-
-
-def send_each(port: int, mails: list[Mail], acks: Acks) -> None:
-    """One session, every mail in turn; a broken connection ends the client (not acknowledged)."""
-    try:
-        smtp = smtplib.SMTP(HOST, port, timeout=SOCKET_SECONDS)
-    except OSError as exc:
-        acks.errors.append(exc)
-        return
-    try:
-        for mail in mails:
-            code, reply = send_mail(smtp, mail.sender, mail.raw)
-            acks.record(mail, code, reply)
-    except (smtplib.SMTPException, OSError) as exc:
-        acks.errors.append(exc)
-    finally:
-        smtp.close()
 
 
 def run_clients(
@@ -130,21 +78,6 @@ def join_all(threads: list[threading.Thread]) -> None:
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
         assert not thread.is_alive(), f"an SMTP client is still running after {LOAD_SECONDS}s"
-
-
-def duplicate_keys(db_url: str) -> list[tuple[str, str, int]]:
-    engine = sa.create_engine(engine_url(db_url))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT channel, external_id, count(*) FROM contacts "
-                    "GROUP BY channel, external_id HAVING count(*) > 1"
-                )
-            ).all()
-    finally:
-        engine.dispose()
-    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
 
 def load_and_kill(directory: Path, db_url: str, acked: Collection[str]) -> Acks:

@@ -57,7 +57,6 @@ from tests.integration.slack_support import (
     dm,
     event_callback,
 )
-from tests.integration.test_crash_recovery import Acks, Mail, duplicate_keys, send_each
 from tests.integration.test_serve_process import (
     HOST,
     SOCKET_SECONDS,
@@ -68,6 +67,7 @@ from tests.integration.test_serve_process import (
     send_mail,
 )
 from tests.integration.twilio_support import twilio_config
+from tests.reliability.smtp_load import Acks, Mail, duplicate_keys, send_each
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
 
