@@ -3,7 +3,8 @@
 No SMTP and no parsing: the contacts (new e-mail tickets, ~4 KB, the mix of
 ``bench/smtp_intake.py`` without the big ones) are converted before the clock starts, then
 submitted ``--concurrency`` at a time, as the SMTP channel would. Prints this process's CPU
-per contact (the writer thread's work, the loop's hand-offs). To compare two commits, run it
+per contact (the writer thread's work, the loop's hand-offs, and with ``--triage on`` the
+classifier thread's: reply stripping, tokenizer, embedding). To compare two commits, run it
 from each tree in turn (``PYTHONPATH=DIR``, working directory DIR: ``git archive COMMIT | tar
 -x -C DIR``).
 
@@ -26,23 +27,28 @@ import smtp_intake as si  # bench/ is on sys.path when run as a script
 
 from gateway.config.loading import load_config
 from gateway.migrate import upgrade
+from gateway.triage import start_meaning_reader
 from normalizer.email import contact_from_email
 from router.router import Router
 from router.store import Store
 
 
-async def measure(contacts: int, warmup: int, concurrency: int) -> tuple[float, float]:
+async def measure(
+    contacts: int, warmup: int, concurrency: int, triage: str = "off"
+) -> tuple[float, float]:
     """(CPU ms per contact, contacts per second) for the timed contacts."""
     with tempfile.TemporaryDirectory(prefix="spoc-ingest-") as tmp:
         path = Path(tmp) / "config.toml"
         path.write_text(
-            si.spoc_config(f"sqlite:///{tmp}/ingest.db", 2525, 8080, 2526, "shipped", "off")
+            si.spoc_config(f"sqlite:///{tmp}/ingest.db", 2525, 8080, 2526, "shipped", triage)
         )
         config = load_config(path)
         upgrade(config.database.url)
         store = Store.from_url(config.database.url)
         await store.start()
-        router = Router(store, config.router_settings())
+        settings = config.router_settings()
+        reader = await start_meaning_reader(config, settings)
+        router = Router(store, settings, meaning=reader)
         rnd = random.Random(1)
         run = f"ingest{os.getpid()}"
         mails = [si.build_mail(run, n, False, rnd) for n in range(warmup + contacts)]
@@ -69,6 +75,8 @@ async def measure(contacts: int, warmup: int, concurrency: int) -> tuple[float, 
         await asyncio.gather(*(one(c) for c in converted[warmup:]))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await store.close()
+        if reader is not None:
+            reader.close()
     return 1000 * cpu / contacts, contacts / wall
 
 
@@ -77,10 +85,11 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--triage", choices=("on", "off"), default="off", help="the classifier")
     args = parser.parse_args()
     import router
 
-    cpu_ms, rate = asyncio.run(measure(args.contacts, args.warmup, args.concurrency))
+    cpu_ms, rate = asyncio.run(measure(args.contacts, args.warmup, args.concurrency, args.triage))
     print(f"router from {Path(router.__file__).parent}: "
           f"{cpu_ms:.3f} ms CPU per contact, {rate:.0f} contacts/s")  # fmt: skip
     return 0

@@ -203,6 +203,8 @@ def contact_category(
     return top.category if top.score >= settings.triage.min_confidence else None
 
 
+_OTHER_CHANNELS = {c: [o.value for o in Channel if o is not c] for c in Channel}
+
 # Built once: it runs for every contact from a known requester.
 _CANDIDATE_TICKETS = (
     sa.select(
@@ -218,7 +220,10 @@ _CANDIDATE_TICKETS = (
         tickets.c.requester_id == sa.bindparam("requester_id"),
         tickets.c.status.in_(OPEN_STATUSES),
         tickets.c.updated_at >= sa.bindparam("since"),
-        tickets.c.last_channel != sa.bindparam("channel"),
+        # "IN the other channels" rather than "!= this one": with the index (requester_id,
+        # status, last_channel, updated_at) that is one short range per pair, not a walk over
+        # every open ticket of the requester (last_channel is always a Channel value).
+        tickets.c.last_channel.in_(sa.bindparam("channels", expanding=True)),
         tickets.c.id != sa.bindparam("exclude"),
     )
     .order_by(tickets.c.updated_at.desc())
@@ -246,7 +251,7 @@ def find_link(
         {
             "requester_id": requester_id,
             "since": since,
-            "channel": contact.channel.value,
+            "channels": _OTHER_CHANNELS[contact.channel],
             "exclude": exclude if exclude is not None else 0,
         },
     ).all()

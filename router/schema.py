@@ -88,7 +88,8 @@ tickets = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("closed_at", UTCDateTime()),
-    sa.Index(None, "requester_id", "status"),
+    # linking.find_link: a requester's open tickets last touched on other channels, newest first
+    sa.Index(None, "requester_id", "status", "last_channel", "updated_at"),
     sa.Index(None, "status", "id"),
     sa.Index(None, "channel", "id"),
     sa.Index(None, "group_name", "id"),

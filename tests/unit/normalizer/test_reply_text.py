@@ -42,3 +42,70 @@ def test_a_parser_failure_keeps_the_whole_body(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(reply_text, "_parser", lambda: Broken())
     assert newest_reply(GMAIL) == GMAIL
+
+
+PLAIN = (
+    "  Laptop 7 cannot reach the VPN since this morning.  \r\n"
+    "Restart tried twice, colleague has the same problem: error 809.\r\n\r\n"
+    "Urgent, presentation tomorrow. thanks regards\r\nAlex\r\n"
+)
+# Bodies each pattern family of the parser finds something in, after a plain first paragraph.
+TRIGGERS = [
+    "Thanks,\nAlex",
+    "Thank you,\nAlex",
+    "Best regards\nAlex",
+    "Kind Regards\nAlex",
+    "All the best\nAlex",
+    "-- \nAlex Example\nIT",
+    "- Alex",
+    "Mit freundlichen Grüßen\nAlex",
+    "Viele Grüße\nAlex",
+    "Cordialement\nAlex",
+    "Saludos,\nAlex",
+    "Atentamente,\nAlex",
+    "Sent from my iPhone",
+    "Get Outlook for iOS",
+    "Gesendet von meinem iPhone",
+    "CAUTION: This email originated outside the organisation.",
+    "Disclaimer: this mail is confidential.",
+    "On Mon, 7 Dec 2026 at 10:00, Desk <desk@example.com> wrote:\n> Nobody can log in.",
+    "Am 07.12.2026 um 10:00 schrieb Desk <desk@example.com>:\n> Nobody can log in.",
+    "Le lun. 7 déc. 2026, Desk <desk@example.com> a écrit :\n> Nobody can log in.",
+    "-----Original Message-----\nFrom: Desk\nSent: Monday\nSubject: x\n\nNobody can log in.",
+    "________________________________\nFrom: Desk\nSent: Monday\n\nNobody can log in.",
+    "**From:** Desk\n**Sent:** Monday\n\nNobody can log in.",
+    "Von: Desk\nGesendet: Montag\n\nNobody can log in.",
+    "De : Desk\nEnvoyé : lundi\n\nNobody can log in.",
+    "De: Desk\nEnviado: lunes\n\nNobody can log in.",
+]
+
+
+def _library(body: str) -> str:
+    """What the parser itself makes of ``body``, as ``newest_reply`` did before its shortcut."""
+    replies = reply_text._parser().read(text=body).replies
+    return replies[0].body if replies and replies[0].body.strip() else body
+
+
+@pytest.mark.parametrize("tail", TRIGGERS)
+def test_a_body_with_a_quote_or_signature_is_cut_exactly_as_the_parser_cuts_it(tail: str) -> None:
+    body = f"Laptop 7 cannot reach the VPN.\nError 809 since this morning.\n\n{tail}\n"
+    expected = _library(body)
+    assert expected != body.strip()  # the parser does find something here
+    assert newest_reply(body) == expected
+
+
+def test_a_plain_body_skips_the_parser_and_comes_back_as_the_parser_would_give_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = _library(PLAIN)
+
+    class Unused:
+        def read(self, text: str) -> None:
+            raise AssertionError("the parser ran on a body with nothing to cut")
+
+    monkeypatch.setattr(reply_text, "_parser", lambda: Unused())
+    assert (
+        newest_reply(PLAIN)
+        == expected
+        == "\n".join(ln.strip() for ln in PLAIN.strip().split("\r\n"))
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -201,3 +202,40 @@ async def test_split_refuses_the_only_contact_and_a_stranger_s(smart_desk: Desk)
         await smart_desk.tickets.split(first.ticket_ref, first.contact_id)
     with pytest.raises(ContactNotOnTicket):
         await smart_desk.tickets.split(first.ticket_ref, first.contact_id + 999)
+
+
+def test_the_link_lookup_is_an_index_range_not_a_walk_over_the_requesters_tickets(
+    tmp_path: Path,
+) -> None:
+    """A requester with thousands of open e-mail tickets (a monitoring system) must not make
+    every contact of theirs walk them: SQLite seeks on all four columns of the index."""
+    from datetime import UTC, datetime
+
+    from normalizer.contact import Channel
+    from router.linking import _CANDIDATE_TICKETS, _OTHER_CHANNELS
+    from router.schema import metadata
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    metadata.create_all(engine)
+    params = {
+        "requester_id": 1,
+        "since": datetime(2026, 12, 1, tzinfo=UTC),
+        "channels": _OTHER_CHANNELS[Channel.EMAIL],
+        "exclude": 0,
+    }
+    seen: list[tuple[str, Any]] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def capture(conn: Any, cursor: Any, sql: str, parameters: Any, *rest: Any) -> None:
+        seen.append((sql, parameters))
+
+    with engine.connect() as conn:
+        conn.execute(_CANDIDATE_TICKETS, params).all()
+        sql, parameters = seen[-1]
+        plan = " ".join(
+            str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)
+        )
+    engine.dispose()
+    assert "last_channel=?" in plan and "updated_at>?" in plan, plan
+    assert "email" not in _OTHER_CHANNELS[Channel.EMAIL]
+    assert set(_OTHER_CHANNELS[Channel.EMAIL]) | {"email"} == {c.value for c in Channel}
