@@ -62,7 +62,7 @@ async def test_mail_without_a_usable_sender_is_kept_with_its_reason_not_refused(
 async def test_mail_the_router_fails_on_is_kept_and_replay_stores_it_once_fixed(
     desk: GatewayHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def bug(self: Router, conn: Any, contact: Any, meaning: Any = None) -> Any:
+    def bug(self: Router, *args: Any) -> Any:
         raise RuntimeError("a routing bug")
 
     with monkeypatch.context() as patch:

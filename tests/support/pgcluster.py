@@ -66,7 +66,9 @@ def _ensure_server_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", SERVER_USER], check=True, timeout=30)
+        # Not checked: a test process running beside this one may have added it first
+        # (pytest-xdist); getpwnam below says whether the user is there.
+        subprocess.run(["useradd", "--system", SERVER_USER], check=False, timeout=30)
         return pwd.getpwnam(SERVER_USER)
 
 
