@@ -12,7 +12,8 @@ without them (the caller puts its own ``raw`` back, so a message is not copied b
 pool is created in :meth:`ConversionPool.start`, i.e. inside each ``spoc serve --workers N``
 worker after the fork, with the ``spawn`` start method (forking a process that runs threads is
 unsafe); its processes ignore SIGINT and SIGTERM, so a stopping gateway finishes the
-conversions in flight and then shuts the pool down. If the pool breaks (a process killed, a
+conversions in flight and then shuts the pool down, and end by themselves if the gateway is
+killed. If the pool breaks (a process killed, a
 result that cannot be sent back), the message -- and every later one -- is converted on a
 thread instead, as before; that is logged once.
 """
@@ -23,7 +24,10 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
@@ -34,10 +38,20 @@ from normalizer.email import contact_from_email
 log = logging.getLogger(__name__)
 
 
-def _ignore_stop_signals() -> None:
-    """In each pool process: the parent decides when to stop (it shuts the pool down)."""
+def _serve_the_parent_only() -> None:
+    """In each pool process: the parent decides when to stop (it shuts the pool down), and if
+    the parent dies without doing so (``kill -9``, OOM) the process ends at once. A pool
+    process would otherwise wait forever: it holds both ends of its task queue's pipe itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        sentinel = parent.sentinel
+        threading.Thread(
+            target=lambda: (multiprocessing.connection.wait([sentinel]), os._exit(0)),
+            name="parent-watch",
+            daemon=True,
+        ).start()
 
 
 def _convert_without_raw(raw: bytes, kwargs: dict[str, Any]) -> tuple[Contact, bool]:
@@ -66,7 +80,7 @@ class ConversionPool:
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_stop_signals,
+            initializer=_serve_the_parent_only,
         )
 
     async def stop(self) -> None:

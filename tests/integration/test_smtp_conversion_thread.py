@@ -9,8 +9,12 @@ import asyncio
 import logging
 import os
 import smtplib
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +109,41 @@ async def test_a_broken_pool_falls_back_to_a_thread(caplog: pytest.LogCaptureFix
     assert "Every printer is jammed." in intake.contacts[1].text
     assert len([r for r in caplog.records if "pool broken" in r.getMessage()]) == 1
     assert converted_on and converted_on[0] is not threading.main_thread()
+
+
+_POOL_THEN_WAIT = """
+import asyncio, sys
+from channels.mail_conversion import ConversionPool
+
+async def main():
+    pool = ConversionPool(1)
+    pool.start()
+    await pool.convert(b"Subject: hi\\r\\n\\r\\nhello\\r\\n")
+    print(*[p.pid for p in pool._pool._processes.values()], flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_pool_processes_end_when_the_gateway_is_killed() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", _POOL_THEN_WAIT], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    children = [int(pid) for pid in server.stdout.readline().split()]
+    assert children
+    server.kill()  # kill -9: no shutdown of the pool
+    server.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
