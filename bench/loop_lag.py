@@ -171,7 +171,9 @@ def one_round(args: argparse.Namespace, workdir: Path, round_no: int) -> list[st
     """The sink, then spoc, each through the three phases; a line per target and phase."""
     lines: list[str] = []
     worst: dict[tuple[str, str], tuple[float, float]] = {}
-    for target in ("sink", *(("spoc-thread",) if args.compare_thread else ()), "spoc"):
+    before = [name for name, on in (("spoc-thread", args.compare_thread),
+                                    ("spoc-noyield", args.compare_no_yield)) if on]  # fmt: skip
+    for target in ("sink", *before, "spoc"):
         for phase, (p50, p99, top, count, load) in run_target(target, args, workdir, round_no):
             worst[target, phase.name] = (p99, top)
             lines.append(
@@ -215,6 +217,8 @@ def run_target(
     env = dict(os.environ)
     if target == "spoc-thread":
         env["SPOC_BENCH_CONVERT_ON_THREAD"] = env["SPOC_BENCH_DATA_NO_YIELD"] = "1"
+    elif target == "spoc-noyield":
+        env["SPOC_BENCH_DATA_NO_YIELD"] = "1"
     server = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     try:
         si.wait_for_port(port, server)
@@ -258,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run spoc as before: big mail converted on a thread (not in the process pool), "
         "DATA read without pauses",
+    )
+    parser.add_argument(
+        "--compare-no-yield",
+        action="store_true",
+        help="also run spoc with DATA read without pauses (conversion in the process pool)",
     )
     parser.add_argument(
         "--slow-callbacks",
