@@ -82,6 +82,14 @@ def _serve(samples_file: Path, argv: list[str]) -> int:
     from gateway.cli import main
 
     real = gateway.serve.serve
+    if os.environ.get("SPOC_BENCH_CONVERT_ON_THREAD"):  # before: big mail converted on a thread
+        import channels.smtp
+
+        channels.smtp._PARSE_IN_PROCESS_MAX_BYTES = 0
+    if os.environ.get("SPOC_BENCH_DATA_NO_YIELD"):  # before: DATA read without a pause
+        import channels.smtp_data
+
+        channels.smtp_data._YIELD_EVERY_BYTES = 1 << 62
     if os.environ.get("SPOC_BENCH_SWITCH_INTERVAL"):  # an experiment: the GIL's hand-over
         sys.setswitchinterval(float(os.environ["SPOC_BENCH_SWITCH_INTERVAL"]))
 
@@ -163,11 +171,13 @@ def one_round(args: argparse.Namespace, workdir: Path, round_no: int) -> list[st
     """The sink, then spoc, each through the three phases; a line per target and phase."""
     lines: list[str] = []
     worst: dict[tuple[str, str], tuple[float, float]] = {}
-    for target in ("sink", "spoc"):
+    before = [name for name, on in (("spoc-thread", args.compare_thread),
+                                    ("spoc-noyield", args.compare_no_yield)) if on]  # fmt: skip
+    for target in ("sink", *before, "spoc"):
         for phase, (p50, p99, top, count, load) in run_target(target, args, workdir, round_no):
             worst[target, phase.name] = (p99, top)
             lines.append(
-                f"{target:5} {phase.name:6} {phase.messages:6d} {phase.rate:8.1f} {p50:8.2f} "
+                f"{target:11} {phase.name:6} {phase.messages:6d} {phase.rate:8.1f} {p50:8.2f} "
                 f"{p99:8.2f} {top:8.2f} {count:8d}  {load}"
             )
     spoc_html, spoc_plain, sink_html = worst["spoc", "html"], worst["spoc", "plain"], worst[
@@ -200,11 +210,16 @@ def run_target(
         command = [sys.executable, __file__, "_sink", str(port), str(samples_file)]
     else:
         relay = si.start_sink(relay_port)
-        config = workdir / f"lag-{round_no}.toml"
-        db = f"sqlite:///{workdir}/lag-{round_no}.db"
+        config = workdir / f"lag-{target}-{round_no}.toml"
+        db = f"sqlite:///{workdir}/lag-{target}-{round_no}.db"
         config.write_text(si.spoc_config(db, port, http, relay_port, "shipped", args.triage))
         command = [sys.executable, __file__, "_serve", str(samples_file), "--config", str(config)]
-    server = subprocess.Popen(command, stdout=log, stderr=log)
+    env = dict(os.environ)
+    if target == "spoc-thread":
+        env["SPOC_BENCH_CONVERT_ON_THREAD"] = env["SPOC_BENCH_DATA_NO_YIELD"] = "1"
+    elif target == "spoc-noyield":
+        env["SPOC_BENCH_DATA_NO_YIELD"] = "1"
+    server = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     try:
         si.wait_for_port(port, server)
 
@@ -243,6 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--triage", choices=("on", "off"), default="on")
     parser.add_argument(
+        "--compare-thread",
+        action="store_true",
+        help="also run spoc as before: big mail converted on a thread (not in the process pool), "
+        "DATA read without pauses",
+    )
+    parser.add_argument(
+        "--compare-no-yield",
+        action="store_true",
+        help="also run spoc with DATA read without pauses (conversion in the process pool)",
+    )
+    parser.add_argument(
         "--slow-callbacks",
         type=float,
         default=0,
@@ -255,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.slow_callbacks:
         os.environ["SPOC_BENCH_SLOW_CALLBACKS"] = str(args.slow_callbacks / 1000)
     print(
-        f"{'target':5} {'phase':6} {'msgs':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'target':11} {'phase':6} {'msgs':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'max ms':>8} {'samples':>8}  loadavg"
     )
     with tempfile.TemporaryDirectory(prefix="spoc-lag-") as tmp:

@@ -90,6 +90,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from channels.base import Channel
+from channels.mail_conversion import ConversionPool
 from channels.smtp_data import BudgetedDataSMTP, InflightBudget
 from channels.smtp_limits import ClientCounts, LimitedSMTP, client_networks
 from channels.smtp_tls import server_tls_context
@@ -115,7 +116,13 @@ _NO_AUTH_MECHANISMS = "250-AUTH "  # what aiosmtpd's EHLO says after STARTTLS wi
 # Parse big messages off the loop so one 25 MB mail does not stall every other session. 32 KiB:
 # sanitising and converting a 250 KB HTML body takes 40-70 ms here (bench/loop_lag.py), ~8 ms
 # per 32 KiB; a plain 4 KB mail (~0.2 ms) is cheaper to parse than the hop to a thread.
-_PARSE_IN_THREAD_BYTES = 32 * 1024
+# Up to 4 MiB the conversion runs in another process (channels.mail_conversion): on a thread
+# it would still hold the GIL, and so the loop, for long stretches. Above it a message is
+# mostly attachments, whose decoding is C work in big steps; sending it to a process would only
+# copy it once more (issue 12 bounds a big message's memory), so it stays on a thread.
+_PARSE_OFF_LOOP_BYTES = 32 * 1024
+_PARSE_IN_PROCESS_MAX_BYTES = 4 * 1024 * 1024
+_CONVERSION_PROCESSES = 2  # per SMTP channel (so per serve worker); 2 cores on the target box
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -355,16 +362,20 @@ class _DeskHandler:
         }
         steps = self._channel.steps
 
-        def convert() -> Contact:
-            contact = contact_from_email(raw, **kwargs)
+        def finish(contact: Contact) -> Contact:
             for step in steps:
                 contact = step(contact)
             contact = contact.without_located_bytes()  # stored once: inside the raw message
             return replace(contact, tls=tls) if tls else contact
 
-        if len(raw) > _PARSE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(convert)
-        return convert()
+        if len(raw) <= _PARSE_OFF_LOOP_BYTES:
+            return finish(contact_from_email(raw, **kwargs))
+        if len(raw) <= _PARSE_IN_PROCESS_MAX_BYTES:
+            # The steps (fax, forwarded mail, attachment limit) may hold callables that do not
+            # pickle; they are cheap next to the conversion and run on a thread here.
+            contact = await self._channel.conversions.convert(raw, **kwargs)
+            return await asyncio.to_thread(finish, contact)
+        return await asyncio.to_thread(lambda: finish(contact_from_email(raw, **kwargs)))
 
 
 def _close_transport(server: SMTP) -> None:
@@ -472,6 +483,7 @@ class SMTPChannel(Channel):
         )
         self._in_flight: _InFlight | None = None
         self.budget = InflightBudget(settings.max_inflight_bytes)
+        self.conversions = ConversionPool(_CONVERSION_PROCESSES)  # started and stopped with us
         self._hostname = settings.hostname
         self._tls_context: ssl.SSLContext | None = None
 
@@ -504,6 +516,7 @@ class SMTPChannel(Channel):
             self.settings.port,
             reuse_port=self.settings.reuse_port or None,
         )
+        self.conversions.start()  # here: in each serve worker, after the fork
         log.info(
             "SMTP listening on %s:%d (STARTTLS %s)",
             self.settings.host,
@@ -538,6 +551,7 @@ class SMTPChannel(Channel):
                 transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")
                 transport.close()
         await server.wait_closed()
+        await self.conversions.stop()
         log.info("SMTP stopped")
 
     def _make_protocol(self) -> asyncio.BaseProtocol:

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 OVER_BUDGET = "451 4.3.1 Insufficient system resources, try again later"
 _CRLF = b"\r\n"
 _END_OF_DATA = b".\r\n"
+# ``readuntil`` returns at once while lines are buffered (up to the read size, 256 KiB, and
+# more behind it), so without a pause a big message is split and copied in one stretch that
+# holds the event loop: after this many bytes the reader lets the other callbacks run.
+_YIELD_EVERY_BYTES = 64 * 1024
 
 
 class InflightBudget:
@@ -170,8 +174,12 @@ class BudgetedDataSMTP(SMTP):
         mid_line = False  # after a piece of an over-long line (which makes the state TOO_LONG)
         state = _State.NOMINAL
         reader = self._reader
+        since_yield = 0
         while self.transport is not None:  # pragma: no branch
             try:
+                if since_yield >= _YIELD_EVERY_BYTES:
+                    since_yield = 0
+                    await asyncio.sleep(0)
                 line = await reader.readuntil(_CRLF)
             except asyncio.CancelledError:
                 log.info("Connection lost during DATA")
@@ -183,6 +191,7 @@ class BudgetedDataSMTP(SMTP):
                 break
             mid_line = not line.endswith(_CRLF)
             size += len(line)
+            since_yield += len(line)
             if state is not _State.NOMINAL:
                 continue  # drain to the final dot, keeping nothing
             if mid_line or len(line) > length_limit:

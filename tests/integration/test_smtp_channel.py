@@ -447,14 +447,15 @@ async def test_exception_in_any_hook_gets_451_not_500(
 
 
 async def test_large_message_is_converted_and_submitted(
-    start_channel: StartChannel, intake: RecordingIntake, conversions: list[Conversion]
+    start_channel: StartChannel, intake: RecordingIntake
 ) -> None:
     channel = await start_channel(max_message_bytes=2 * 1024 * 1024)
     big = message() + (b"y" * 998 + b"\r\n") * 400
     result = await transact(channel.port, [f"<{DESK}>"], big)
     assert result.data == (250, b"2.0.0 Ok: queued as SD-1")
-    assert conversions[0].raw == big
+    assert channel.conversions.converted_in_process == 1  # in the pool, not on this process
     assert len(intake.contacts) == 1
+    assert intake.contacts[0].raw == big  # the exact bytes, put back after the conversion
 
 
 async def test_rejected_contact_gets_550_with_a_one_line_reason(

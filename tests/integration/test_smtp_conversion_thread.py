@@ -1,14 +1,25 @@
-"""Converting a large message (a 100 KB HTML mail: nh3 plus HTML to text, tens of ms) runs on a
-worker thread, so the event loop keeps serving every other SMTP session meanwhile."""
+"""Converting a large message (a 100 KB HTML mail: nh3 plus HTML to text, tens of ms) runs in the
+channel's conversion process pool (not even on a thread of the loop's process, which would hold
+the GIL), so the event loop keeps serving every other SMTP session meanwhile; if the pool is
+broken, on a worker thread."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import smtplib
+import subprocess
+import sys
 import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
 
 from channels.smtp import SMTPChannel, SMTPChannelSettings
-from normalizer.contact import Contact
+from normalizer.contact import Contact, ContactStep
 from normalizer.intake import IntakeResult
 
 DESK = "servicedesk@example.com"
@@ -36,19 +47,15 @@ def html_mail(size: int) -> bytes:
     ).encode()
 
 
-async def test_a_100_kb_html_mail_is_converted_off_the_event_loop_thread() -> None:
-    converted_on: list[threading.Thread] = []
-
-    def record_thread(contact: Contact) -> Contact:  # a step runs right after the conversion
+def record_thread(converted_on: list[threading.Thread]) -> ContactStep:
+    def step(contact: Contact) -> Contact:  # a step runs right after the conversion
         converted_on.append(threading.current_thread())
         return contact
 
-    intake = Intake()
-    settings = SMTPChannelSettings(
-        desk_address=DESK, port=0, hostname="mx.test", max_message_bytes=1 << 20
-    )
-    channel = SMTPChannel(settings, intake, steps=[record_thread])
-    await channel.start()
+    return step
+
+
+async def send_big_html(channel: SMTPChannel) -> None:
     raw = html_mail(1_700)
     assert 90_000 < len(raw) < 120_000
 
@@ -56,10 +63,87 @@ async def test_a_100_kb_html_mail_is_converted_off_the_event_loop_thread() -> No
         with smtplib.SMTP("127.0.0.1", channel.port, timeout=30) as client:
             client.sendmail("alice@example.org", [DESK], raw)
 
+    await asyncio.to_thread(send)
+
+
+def big_channel(intake: Intake, converted_on: list[threading.Thread]) -> SMTPChannel:
+    settings = SMTPChannelSettings(
+        desk_address=DESK, port=0, hostname="mx.test", max_message_bytes=1 << 20
+    )
+    return SMTPChannel(settings, intake, steps=[record_thread(converted_on)])
+
+
+async def test_a_100_kb_html_mail_is_converted_in_another_process() -> None:
+    converted_on: list[threading.Thread] = []
+    intake = Intake()
+    channel = big_channel(intake, converted_on)
+    await channel.start()
     try:
-        await asyncio.to_thread(send)
+        await send_big_html(channel)
+        assert channel.conversions.converted_in_process == 1
     finally:
         await channel.stop(grace_seconds=1)
     assert [c.subject for c in intake.contacts] == ["Printers"]
     assert "Every printer is jammed." in intake.contacts[0].text
+    assert intake.contacts[0].raw.startswith(b"From: Alice")  # the raw bytes put back
     assert converted_on and converted_on[0] is not threading.main_thread()
+
+
+async def test_a_broken_pool_falls_back_to_a_thread(caplog: pytest.LogCaptureFixture) -> None:
+    converted_on: list[threading.Thread] = []
+    intake = Intake()
+    channel = big_channel(intake, converted_on)
+    await channel.start()
+    try:
+        pool = channel.conversions._pool
+        assert pool is not None
+        with pytest.raises(BrokenProcessPool):  # a pool process dies: the pool is broken
+            await asyncio.wrap_future(pool.submit(os._exit, 1))
+        with caplog.at_level(logging.ERROR, logger="channels.mail_conversion"):
+            await send_big_html(channel)
+            await send_big_html(channel)
+        assert channel.conversions.converted_in_process == 0
+    finally:
+        await channel.stop(grace_seconds=1)
+    assert [c.subject for c in intake.contacts] == ["Printers", "Printers"]
+    assert "Every printer is jammed." in intake.contacts[1].text
+    assert len([r for r in caplog.records if "pool broken" in r.getMessage()]) == 1
+    assert converted_on and converted_on[0] is not threading.main_thread()
+
+
+_POOL_THEN_WAIT = """
+import asyncio, sys
+from channels.mail_conversion import ConversionPool
+
+async def main():
+    pool = ConversionPool(1)
+    pool.start()
+    await pool.convert(b"Subject: hi\\r\\n\\r\\nhello\\r\\n")
+    print(*[p.pid for p in pool._pool._processes.values()], flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_pool_processes_end_when_the_gateway_is_killed() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", _POOL_THEN_WAIT], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    children = [int(pid) for pid in server.stdout.readline().split()]
+    assert children
+    server.kill()  # kill -9: no shutdown of the pool
+    server.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
