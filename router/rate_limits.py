@@ -7,8 +7,8 @@ is allowed. Keys are stored hashed, so the table holds no client or email addres
 ``at``), so the table holds one window of events.
 
 On PostgreSQL a hit takes a transaction-scoped advisory lock on its ``(scope, key)`` before it
-counts: two instances counting the same key at once cannot both take the last place. SQLite's
-writer is serial already.
+counts (``router.thread_lock.lock_names``): two instances counting the same key at once cannot
+both take the last place. SQLite's writer is serial already.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from router.clock import Clock, utcnow
 from router.schema import rate_hits
 from router.store import Store
+from router.thread_lock import lock_names
 
 _AT = rate_hits.c.at.type
 _IN_WINDOW = sa.select(sa.func.count(), sa.func.min(rate_hits.c.at)).where(
@@ -32,15 +33,10 @@ _IN_WINDOW = sa.select(sa.func.count(), sa.func.min(rate_hits.c.at)).where(
 _EXPIRE = sa.delete(rate_hits).where(
     rate_hits.c.at <= sa.bindparam("since", type_=_AT), rate_hits.c.scope == sa.bindparam("scope")
 )
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def key_hash(scope: str, key: str) -> str:
     return hashlib.sha256(f"{scope}\0{key}".encode("utf-8", "replace")).hexdigest()
-
-
-def _lock_key(digest: str) -> int:
-    return int.from_bytes(bytes.fromhex(digest[:16]), "big", signed=True)
 
 
 class RateLimits:
@@ -55,8 +51,7 @@ class RateLimits:
         since = now - timedelta(seconds=window_seconds)
 
         def write(conn: Connection) -> float | None:
-            if conn.dialect.name == "postgresql":
-                conn.execute(_LOCK, {"key": _lock_key(digest)})
+            lock_names(conn, [f"rate:{digest}"])  # PostgreSQL; SQLite's writer is serial
             conn.execute(_EXPIRE, {"since": since, "scope": scope})
             retry = _retry_after(conn, scope, digest, limit, since, window_seconds, now)
             if retry is None:

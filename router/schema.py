@@ -315,7 +315,7 @@ rate_hits = sa.Table(
     sa.Index(None, "at"),
 )
 
-# Dashboard sessions ended by logout before their cookie expires (router/rate_limits.py).
+# Dashboard sessions ended by logout before their cookie expires (router/sessions.py).
 revoked_sessions = sa.Table(
     "revoked_sessions",
     metadata,

@@ -49,6 +49,7 @@ from channels.outbound.forward import (
     must_create,
     object_at,
     read_standard_hook,
+    tagged,
     update_text,
 )
 from normalizer.hooks import HookEvent
@@ -85,12 +86,13 @@ class ServiceNowForwarder:
 
     async def _create(self, job: ForwardJob) -> ForwardResult:
         ticket = job.ticket
-        found = adopted(self._what, str(ticket.get("ref")), await self._existing(ticket))
+        ref = str(ticket.get("ref"))
+        found = adopted(self._what, ref, await self._existing(ref))
         if found is not None:
             return found
         urgency, impact = URGENCY_IMPACT.get(str(ticket.get("priority")), ("2", "2"))
         body: dict[str, Any] = {
-            "short_description": f"[{ticket.get('ref')}] {ticket.get('subject') or ''}"[:160],
+            "short_description": tagged(ref, str(ticket.get("subject") or ""), 160),
             "description": first_text(ticket),
             "urgency": urgency,
             "impact": impact,
@@ -109,9 +111,8 @@ class ServiceNowForwarder:
             str(created.get("number") or created["sys_id"]), str(created["sys_id"])
         )
 
-    async def _existing(self, ticket: Mapping[str, Any]) -> ForwardResult | None:
-        """The incident created for the ticket already (``correlation_id`` == our ref), if any."""
-        ref = str(ticket.get("ref"))
+    async def _existing(self, ref: str) -> ForwardResult | None:
+        """The incident created for ``ref`` already (``correlation_id`` == ref), if any."""
         if "^" in ref:  # never widen the encoded query (refs are letters, digits and a hyphen)
             return None
         query = urlencode(
