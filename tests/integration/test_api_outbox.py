@@ -32,14 +32,6 @@ ITEM_KEYS = {
 
 
 @pytest.fixture
-async def store(migrated_db_url: str) -> AsyncIterator[Store]:
-    store = Store.from_url(migrated_db_url)
-    await store.start()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def client(store: Store) -> AsyncIterator[TestClient[Any, Any]]:
     app = build_app(
         store=store,

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
-from gateway.migrate import upgrade
 from normalizer.calls import CallProgress
 from router.calls import CallJournalStore
 from router.store import Store
 from tests.unit.router.conftest import Clock
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    await asyncio.to_thread(upgrade, db_url)
-    store = Store.from_url(db_url)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_a_choice_is_read_back_and_a_finish_keeps_it(store: Store) -> None:

@@ -6,8 +6,6 @@ mailbox stand for two gateway processes sharing the database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -15,17 +13,6 @@ from gateway.migrate import upgrade
 from normalizer.mailbox import Checkpoint
 from router.mailboxes import MailboxCheckpoints, poller_lock
 from router.store import Store, engine_url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    upgrade(db_url)
-    store = Store.from_url(db_url)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_a_checkpoint_is_kept_per_mailbox_and_folder_and_overwritten(store: Store) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -62,17 +62,6 @@ class RecordingSender:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-async def stores(migrated_db_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two stores on one database: what two ``spoc serve`` processes would have."""
-    first, second = Store.from_url(migrated_db_url), Store.from_url(migrated_db_url)
-    await first.start()
-    await second.start()
-    yield first, second
-    await first.close()
-    await second.close()
 
 
 def queue(store: Store, clock: Clock, count: int = 1, kind: str = "email.reply") -> list[str]:

@@ -5,32 +5,17 @@ limits (``router.rate_limits``), logouts (``router.sessions``) and the generated
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.migrate import upgrade
 from router.rate_limits import RateLimits
 from router.schema import rate_hits
 from router.sessions import RevokedSessions
 from router.shared_secrets import shared_secret
 from router.store import Store
 from tests.unit.router.conftest import Clock
-
-
-@pytest.fixture
-async def stores(db_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    await asyncio.to_thread(upgrade, db_url)
-    first, second = Store.from_url(db_url), Store.from_url(db_url)
-    await first.start()
-    await second.start()
-    try:
-        yield first, second
-    finally:
-        await first.close()
-        await second.close()
 
 
 async def test_a_limit_counts_hits_on_both_instances_and_says_when_to_retry(
