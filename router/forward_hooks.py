@@ -16,7 +16,6 @@ Effects
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,22 +34,6 @@ from router.replies import Said
 from router.schema import forwards, hook_deliveries, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
-
-log = logging.getLogger(__name__)
-
-
-def tell_requester(
-    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, said: Said, now: datetime
-) -> str:
-    """Queue what a tool ``said`` for the requester; what happened, for the event's detail (the
-    channel it goes out on, or ``not sent: <why>``)."""
-    try:
-        return replies.queue_reply(conn, settings, ticket_id, ref, said, now)
-    except replies.ReplyNotPossible as exc:  # raised before it wrote anything
-        log.warning(
-            "an answer from a forward target cannot reach the requester of %s: %s", ref, exc
-        )
-        return f"not sent: {exc}"
 
 
 class HookTicketUnknown(LookupError):
@@ -117,7 +100,9 @@ class HookInbox:
             detail.update(public=public, text=event.text)
             if public:
                 said = Said.reply(event.text)
-                detail["sent"] = tell_requester(conn, self.settings, ticket_id, ref, said, now)
+                detail["sent"] = replies.tell_requester(
+                    conn, self.settings, ticket_id, ref, said, now
+                )
             add_event(conn, ticket_id, "forward.comment", detail, now)
         return HookOutcome(ref, applied=True)
 
@@ -145,7 +130,7 @@ class HookInbox:
             conn, ticket_id, "status.changed", {"from": status, "to": "resolved", "note": note}, now
         )
         said = Said.status_change("resolved", event.text)
-        detail["sent"] = tell_requester(conn, self.settings, ticket_id, ref, said, now)
+        detail["sent"] = replies.tell_requester(conn, self.settings, ticket_id, ref, said, now)
         add_event(conn, ticket_id, "forward.resolved", detail, now)
         queue_forwards(
             conn,

@@ -17,6 +17,7 @@ the words an agent or a tool wrote), so the timeline shows it. Status announceme
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,8 @@ from router.mail_thread import thread_references
 from router.outbox import enqueue
 from router.schema import contacts, identities, tickets
 from router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
 
 
 class ReplyNotPossible(ContactRejectedError):
@@ -146,6 +149,20 @@ def queue_reply(
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(**values))
     add_event(conn, ticket_id, "replied", sent, now)
     return str(sent["channel"])
+
+
+def tell_requester(
+    conn: Connection, settings: RouterSettings, ticket_id: int, ref: str, said: Said, now: datetime
+) -> str:
+    """Queue what a tool ``said`` for the requester; what happened, for the event's detail (the
+    channel it goes out on, or ``not sent: <why>``)."""
+    try:
+        return queue_reply(conn, settings, ticket_id, ref, said, now)
+    except ReplyNotPossible as exc:  # raised before it wrote anything
+        log.warning(
+            "an answer from a forward target cannot reach the requester of %s: %s", ref, exc
+        )
+        return f"not sent: {exc}"
 
 
 def announce(conn: Connection, ticket_id: int, ref: str, said: Said, now: datetime) -> bool:

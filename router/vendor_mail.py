@@ -32,8 +32,7 @@ from sqlalchemy.engine import Connection
 
 from normalizer.contact import AutoClass, Channel, Contact
 from normalizer.reply_text import newest_reply
-from router.forward_hooks import tell_requester
-from router.replies import Said
+from router.replies import Said, tell_requester
 from router.schema import forwards
 from router.settings import ForwardRule, RouterSettings
 
