@@ -388,7 +388,7 @@ class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP):
     read within the in-flight budget (:mod:`channels.smtp_data`), telling the channel when its
     connection is gone.
 
-    ``line_length_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
+    ``text_line_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
     long base64 lines from broken clients) breaks that, and Postfix and Exchange accept it.
     aiosmtpd would answer such a message with a permanent ``500 Line too long``; we accept lines
     up to 1 MiB instead. Memory stays bounded: the whole message is still capped by SIZE, and
@@ -396,7 +396,7 @@ class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP):
     Connections per client, errors, the DATA deadline: ``channels.smtp_limits``.
     """
 
-    line_length_limit = 1 << 20
+    text_line_limit = 1 << 20
 
     async def push(self, status: AnyStr) -> None:
         # aiosmtpd's own replies, as an MX should give them: the enhanced status code on the

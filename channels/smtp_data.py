@@ -1,10 +1,12 @@
 """SMTP DATA read into one buffer, within a budget of bytes in flight shared by all sessions.
 
-aiosmtpd's own ``smtp_DATA`` keeps every line of the message as a ``bytearray`` in a list and
-joins them at the end: about four times the message's size at its peak (each 78-byte line is
-an object of its own, and the list and the joined copy live together). Here each line, once
-dot-unstuffed, is appended to one ``io.BytesIO`` whose ``getvalue()`` hands its buffer over
-without a copy, so the message is held once.
+aiosmtpd's own ``smtp_DATA`` reads the message a line at a time and keeps every line as a
+``bytearray`` in a list, joined at the end: about four times the message's size at its peak
+(each 78-byte line is an object of its own, and the list and the joined copy live together),
+and one await and a few Python steps per line. Here the reader takes everything up to the next
+``.<CRLF>`` at once (a stretch of many lines), unstuffs it with one ``bytes.replace`` and appends
+it to one ``io.BytesIO`` whose ``getvalue()`` hands its buffer over without a copy, so the
+message is held once and costs a handful of steps per stretch, not per line.
 
 Every session charges the bytes it receives, as they arrive, to one :class:`InflightBudget`.
 A message declared bigger than what is left (``MAIL FROM ... SIZE=``), or arriving when the
@@ -14,10 +16,11 @@ before the final dot). Its client retries later, as for any temporary failure. T
 given back when the DATA exchange ends, however it ends: reply sent, error, disconnect or
 timeout (aiosmtpd cancels the command on a lost connection; the ``finally`` runs then too).
 
-What stays as aiosmtpd does it: DATA ends only on ``<CRLF>.<CRLF>`` (lines are read up to CRLF,
-so a bare-LF "smuggled" dot stays inside the message), a leading dot is removed (RFC 5321
-section 4.5.2), over ``data_size_limit`` answers ``552`` and over ``line_length_limit`` ``500``,
-both once the message has been read to its end.
+What stays as aiosmtpd does it: DATA ends only on ``<CRLF>.<CRLF>`` (a ``.<CRLF>`` ends it only
+right after a CRLF or at the very start, so a bare-LF "smuggled" dot stays inside the message),
+lines are split on CRLF only, a leading dot is removed (RFC 5321 section 4.5.2), over
+``data_size_limit`` answers ``552`` and a line over ``text_line_limit`` ``500``, both once the
+message has been read to its end.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class InflightBudget:
 
 class _State(enum.Enum):
     NOMINAL = enum.auto()
-    TOO_LONG = enum.auto()  # a line over line_length_limit: 500
+    TOO_LONG = enum.auto()  # a line over text_line_limit: 500
     TOO_MUCH = enum.auto()  # over data_size_limit: 552
     OVER_BUDGET = enum.auto()  # the in-flight budget is spent: 451 4.3.1
 
@@ -110,6 +113,13 @@ class _Held:
 class BudgetedDataSMTP(SMTP):
     """aiosmtpd's SMTP protocol with a DATA reader that holds the message once, in budget."""
 
+    # aiosmtpd sizes its StreamReader's window from ``line_length_limit``: how far DATA's reader
+    # looks ahead for the next ".<CRLF>", so how much a session holds unread, and not yet
+    # charged to the budget, before DATA takes it. Lines longer than that still arrive, in
+    # pieces; how long a text line may be is ``text_line_limit``.
+    line_length_limit = 16 * 1024
+    text_line_limit = 1001  # aiosmtpd's (RFC 5321 section 4.5.3.1.6), CRLF counted
+
     def __init__(self, handler: object, budget: InflightBudget, **kw: object) -> None:
         super().__init__(handler, **kw)  # type: ignore[arg-type]
         self._budget = budget
@@ -147,7 +157,7 @@ class BudgetedDataSMTP(SMTP):
             await self.push(OVER_BUDGET)
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        state, content = await self._read_lines(held)
+        state, content = await self._read_data(held)
         if state is not _State.NOMINAL:
             if state is _State.OVER_BUDGET:
                 self._budget.refused += 1
@@ -165,46 +175,80 @@ class BudgetedDataSMTP(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
-    async def _read_lines(self, held: _Held) -> tuple[_State, bytes]:
-        """Read to the final dot; the unstuffed message, or why it is refused (and b"")."""
+    async def _read_data(self, held: _Held) -> tuple[_State, bytes]:
+        """Read to the final dot; the unstuffed message, or why it is refused (and b"").
+
+        The reader asks for everything up to the next ``.<CRLF>`` -- one call per line that ends
+        with a dot, or per window (``line_length_limit``) -- instead of one call per line, and
+        works on what it got with bytes methods. A ``.<CRLF>`` is the final dot only when it
+        starts a line: right after a CRLF, or at the very start of the data.
+        """
         buffer = io.BytesIO()
         size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
         limit = self.data_size_limit
-        length_limit = self.line_length_limit
-        mid_line = False  # after a piece of an over-long line (which makes the state TOO_LONG)
+        length_limit = self.text_line_limit
         state = _State.NOMINAL
         reader = self._reader
+        partial = b""  # the start of a line whose CRLF has not arrived yet
+        last_two = _CRLF  # the last two bytes read: the data starts at the start of a line
         since_yield = 0
         while self.transport is not None:  # pragma: no branch
             try:
                 if since_yield >= _YIELD_EVERY_BYTES:
                     since_yield = 0
                     await asyncio.sleep(0)
-                line = await reader.readuntil(_CRLF)
+                piece = await reader.readuntil(_END_OF_DATA)
             except asyncio.CancelledError:
                 log.info("Connection lost during DATA")
                 self._writer.close()
                 raise
             except asyncio.LimitOverrunError as exc:
-                line = await reader.read(exc.consumed)  # a piece of a line over the limit
-            if not mid_line and line == _END_OF_DATA:
-                break
-            mid_line = not line.endswith(_CRLF)
-            size += len(line)
-            since_yield += len(line)
-            if state is not _State.NOMINAL:
-                continue  # drain to the final dot, keeping nothing
-            if mid_line or len(line) > length_limit:
-                state = _State.TOO_LONG
-            elif limit and size > limit:
-                state = _State.TOO_MUCH
-            elif not held.take(len(line)):
-                state = _State.OVER_BUDGET
+                # No ".<CRLF>" within the reader's limit: take what can't be part of one.
+                piece = await reader.read(exc.consumed)
+            ended = piece.endswith(_END_OF_DATA) and (last_two + piece[:-3])[-2:] == _CRLF
+            data = piece[:-3] if ended else piece
+            last_two = (last_two + piece)[-2:]
+            size += len(data)
+            since_yield += len(piece)
             if state is _State.NOMINAL:
-                buffer.write(memoryview(line)[1:] if line[:1] == b"." else line)
-            else:
-                buffer = io.BytesIO()  # drop what arrived so far at once
-                held.release_all()
+                lines, partial = _complete_lines(partial + data)
+                if len(partial) > length_limit or (
+                    len(lines) > length_limit and _longest_line(lines) > length_limit
+                ):
+                    state = _State.TOO_LONG
+                elif limit and size > limit:
+                    state = _State.TOO_MUCH
+                elif not held.take(len(data)):
+                    state = _State.OVER_BUDGET
+                if state is _State.NOMINAL:
+                    buffer.write(_unstuff(lines))
+                else:  # drop what arrived so far at once, keep reading to the final dot
+                    buffer, partial = io.BytesIO(), b""
+                    held.release_all()
+            if ended:
+                break
         if state is not _State.NOMINAL:
             return state, b""
         return state, buffer.getvalue()
+
+
+def _complete_lines(data: bytes) -> tuple[bytes, bytes]:
+    """``data`` cut after its last CRLF: (the whole lines, the start of the next line)."""
+    cut = data.rfind(_CRLF) + 2
+    if cut == 1:  # no CRLF at all
+        return b"", data
+    return data[:cut], data[cut:]
+
+
+def _longest_line(lines: bytes) -> int:
+    """The length of the longest of ``lines`` (whole lines), its CRLF counted."""
+    if not lines:
+        return 0
+    return max(map(len, lines.split(_CRLF))) + 2
+
+
+def _unstuff(lines: bytes) -> bytes:
+    """Whole lines with the leading dot of each line removed (RFC 5321 section 4.5.2)."""
+    if lines[:1] == b".":
+        lines = lines[1:]
+    return lines.replace(b"\r\n.", _CRLF)
