@@ -26,7 +26,6 @@ import json
 import os
 import re
 import smtplib
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -41,22 +40,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.mail_mutations import mutations, seed_messages
+from bench.ports import free_ports
 from normalizer.email import contact_from_email
 
 DESK = "servicedesk@example.com"
 HERE = Path(__file__).resolve().parent
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free now, all different (each socket is held until every port is picked)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def normalise_pass(messages: list[bytes], seeds: list[bytes]) -> dict[str, float]:

@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,17 +40,12 @@ from slack_sdk.signature import SignatureVerifier
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from ports import free_port  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackAPI  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-bench-0000"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start_spoc(config: Path, log_path: Path) -> subprocess.Popen[bytes]:

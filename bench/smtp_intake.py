@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosmtplib
+from ports import free_port  # bench/ is on sys.path when run as a script
 
 DESK = "servicedesk@example.com"
 MAX_MESSAGE_BYTES = 26_214_400  # spoc's default [smtp] max_message_bytes; the sink uses it too
@@ -189,12 +190,6 @@ class Timed:
 
 
 # ---- servers ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and of its child processes, every thread included.
 

@@ -36,20 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ports import free_ports  # bench/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
 DESK = "servicedesk@example.com"
 SENDER = "big.sender@example.org"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def big_message(size: int, tag: str) -> bytes:

@@ -32,7 +32,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
+from ports import free_port  # bench/ is on sys.path when run as a script
 from twilio.request_validator import RequestValidator
 
 HERE = Path(__file__).resolve().parent
@@ -101,13 +101,6 @@ app.router.add_post("/twilio/voice", voice)
 app.router.add_post("/twilio/voice/menu", menu)
 web.run_app(app, host="127.0.0.1", port=PORT, print=None, access_log=None)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def pin(pid: int, core: int) -> None:

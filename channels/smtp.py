@@ -91,8 +91,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from channels.base import Channel
 from channels.mail_conversion import ConversionPool
+from channels.networks import client_networks
 from channels.smtp_data import BudgetedDataSMTP, InflightBudget
-from channels.smtp_limits import ClientCounts, LimitedSMTP, client_networks
+from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
 from normalizer.contact import Contact, ContactStep
 from normalizer.email import contact_from_email

@@ -28,7 +28,6 @@ long``, the session goes on).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -36,9 +35,9 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
-log = logging.getLogger(__name__)
+from channels.networks import client_networks, in_networks, ip_address
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger(__name__)
 
 TOO_MANY_FROM_CLIENT = b"421 4.7.0 Too many connections from your address\r\n"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors"
@@ -54,17 +53,6 @@ def counts_as_client_error(reply: str) -> bool:
     return reply[:1] == "4" and not reply.startswith("421") and reply[4:8] != "4.3."
 
 
-def client_networks(texts: Sequence[str]) -> tuple[IPNetwork, ...]:
-    """``client_limit_exceptions`` parsed; a bad entry raises ValueError naming it."""
-    networks = []
-    for text in texts:
-        try:
-            networks.append(ipaddress.ip_network(text, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{text!r} is no network (an address or a CIDR block)") from exc
-    return tuple(networks)
-
-
 class ClientCounts:
     """Open sessions per client address, for ``max_connections_per_client``; addresses in
     ``exceptions`` are not counted (Postfix: ``smtpd_client_event_limit_exceptions``)."""
@@ -75,13 +63,7 @@ class ClientCounts:
         self._open: Counter[str] = Counter()
 
     def _exempt(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self._exceptions)
+        return in_networks(ip_address(host), self._exceptions)
 
     def admit(self, host: str) -> bool:
         if self._exempt(host):

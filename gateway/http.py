@@ -10,6 +10,9 @@ framing), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer
 Every error is JSON ``{"error": ...}``: aiohttp's own 404/405/413 included. An unexpected
 exception is logged with its traceback and answers a JSON 500 -- bad input never gets there.
 
+Behind a reverse proxy listed in ``[server] trusted_proxies`` the client's address
+(``request.remote``, the access log) is the one the proxy forwarded (``gateway.client_address``).
+
 The app runs in the gateway's one event loop through :func:`start_http` (``AppRunner`` +
 ``TCPSite``), beside the SMTP server; state lives in typed ``AppKey`` slots, not globals.
 """
@@ -24,9 +27,11 @@ from typing import Final
 from aiohttp import web
 
 from channels.base import WebhookChannel
+from channels.networks import IPNetwork
 from gateway.api import build_api_app, error_response, json_response
 from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
+from gateway.client_address import ClientAccessLogger, forwarded_client
 from gateway.dashboard import Dashboard
 from gateway.http_metrics import refresh_gauges, route_timing
 from gateway.logs import ClientErrorLogger
@@ -71,11 +76,14 @@ def build_app(
     api_enabled: bool,
     channels: Sequence[WebhookChannel] = (),
     dashboard: Dashboard | None = None,
+    trusted_proxies: Sequence[IPNetwork] = (),
 ) -> web.Application:
     """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404);
-    without a ``dashboard`` ``GET /`` is a 404."""
+    without a ``dashboard`` ``GET /`` is a 404. A request from one of ``trusted_proxies`` is
+    seen as coming from the client its ``X-Forwarded-For`` names (``gateway.client_address``)."""
     app = web.Application(
-        middlewares=[route_timing(metrics), _json_errors], client_max_size=CLIENT_MAX_SIZE
+        middlewares=[route_timing(metrics), forwarded_client(trusted_proxies), _json_errors],
+        client_max_size=CLIENT_MAX_SIZE,
     )
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets
@@ -105,7 +113,7 @@ async def start_http(
 ) -> web.AppRunner:
     """Serve ``app`` on ``host:port`` in the running loop; ``await runner.cleanup()`` to stop.
     ``reuse_port``: bind with SO_REUSEPORT, sharing the port with other processes that do."""
-    runner = web.AppRunner(app, logger=ClientErrorLogger())
+    runner = web.AppRunner(app, logger=ClientErrorLogger(), access_log_class=ClientAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     try:

@@ -180,6 +180,7 @@ class Gateway:
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
             dashboard=self.dashboard,
+            trusted_proxies=config.server.proxy_networks(),
         )
         add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(

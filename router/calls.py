@@ -8,8 +8,8 @@ rows older than :data:`MAX_AGE`, through the index on ``updated_at``, so the tab
 day of calls. A row stays after the call ended: a status callback Twilio sends again finds the
 call finished.
 
-``wait_finished`` polls the row (every :data:`POLL_SECONDS`): it runs only for a caller who
-hung up while recording, for at most the IVR's grace of a couple of seconds.
+``wait_finished`` polls the row (every :data:`POLL_SECONDS`; why polling, there): it runs only
+for a caller who hung up while recording, for at most the IVR's grace of a couple of seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,7 +28,12 @@ from router.schema import call_progress, upsert
 from router.store import Store
 
 MAX_AGE = timedelta(hours=24)
-POLL_SECONDS = 0.1
+# How often wait_finished reads the row. Polling on purpose: the finish may be written by
+# another instance, and the database is all the instances share. The one push channel there,
+# PostgreSQL's LISTEN/NOTIFY, would need a listening connection outside the store's thread pools
+# and nothing like it exists on SQLite; a wait happens only for a caller who hung up while
+# recording and lasts at most the IVR's grace (2 s), so it costs some 20 primary-key reads.
+POLL_SECONDS: Final = 0.1
 
 _COLUMNS = ("path", "offered_ref", "after_hours", "recording")
 _GET = sa.select(

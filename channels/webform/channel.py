@@ -72,7 +72,12 @@ class WebFormChannel(WebhookChannel):
         self._guard = FormGuard(
             settings.secret, salt="spoc.webform", max_age_seconds=FORM_MAX_AGE_SECONDS
         )
-        self._limiter = limiter if limiter is not None else MemoryRateLimiter()
+        # Counts kept in this process are the channel's own, dropped when it stops; the
+        # database's belong to every instance and stay.
+        self._own_counts: MemoryRateLimiter | None = None
+        if limiter is None:
+            limiter = self._own_counts = MemoryRateLimiter()
+        self._limiter = limiter
         self._templates = html_templates("channels.webform")
 
     def add_routes(self, app: web.Application) -> None:
@@ -205,8 +210,8 @@ class WebFormChannel(WebhookChannel):
         return form
 
     async def stop(self, grace_seconds: float) -> None:
-        if isinstance(self._limiter, MemoryRateLimiter):
-            self._limiter.reset()
+        if self._own_counts is not None:
+            self._own_counts.reset()
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

@@ -21,10 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from channels.networks import IPNetwork, client_networks
 from channels.outbound.email import OutboundSMTPSettings
 from channels.outbound.email_text import DEFAULT_SINGLE_ADDRESS_NOTICE, EmailWording
 from channels.smtp import SMTPChannelSettings
-from channels.smtp_limits import client_networks
 from gateway.config.values import (
     Address,
     ChannelName,
@@ -56,6 +56,19 @@ class ServerSection(Section):
     http_port: Port = 8080
     public_base_url: HttpUrl | None = None  # default: http://<http_host>:<http_port>
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
+    # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client;
+    # empty: the header is never believed (gateway.client_address).
+    trusted_proxies: tuple[StrictStr, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        client_networks(value)
+        return value
+
+    def proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """``trusted_proxies`` as networks."""
+        return client_networks(self.trusted_proxies)
 
     @property
     def base_url(self) -> str:

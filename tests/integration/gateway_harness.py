@@ -80,18 +80,20 @@ def write_config(
     extra: str = "",
     email_keys: str = "",
     smtp_keys: str = "",
+    server_keys: str = "",
 ) -> Path:
     """Write ``directory/config.toml``: the contract's desk, aliases and groups, fast outbox.
 
     ``extra`` is appended verbatim (more TOML sections, e.g. ``[acks]``; an ``[api]`` of its own
     replaces the default one); ``email_keys`` are more lines for ``[email]``, ``smtp_keys`` for
-    ``[smtp]``. Returns the path.
+    ``[smtp]``, ``server_keys`` for ``[server]``. Returns the path.
     """
     api = "" if "[api]" in extra else "[api]\nenabled = true\n"
     text = f"""\
 [server]
 http_host = "127.0.0.1"
 http_port = {http_port or free_port()}
+{server_keys}
 
 [database]
 url = "{db_url}"
@@ -244,6 +246,7 @@ class GatewayHarness:
         extra_config: str = "",
         email_keys: str = "",
         smtp_keys: str = "",
+        server_keys: str = "",
     ):
         assert sink.port, "start the relay sink first: the config names its port"
         self.directory = directory
@@ -252,6 +255,7 @@ class GatewayHarness:
         self.extra_config = extra_config
         self.email_keys = email_keys
         self.smtp_keys = smtp_keys
+        self.server_keys = server_keys
         self.environ: dict[str, str] = {"SPOC_API_TOKEN": API_TOKEN}
         self.config_path = write_config(
             directory,
@@ -260,6 +264,7 @@ class GatewayHarness:
             extra=extra_config,
             email_keys=email_keys,
             smtp_keys=smtp_keys,
+            server_keys=server_keys,
         )
         self.gateway: Gateway | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -292,6 +297,7 @@ class GatewayHarness:
                     extra=self.extra_config,
                     email_keys=self.email_keys,
                     smtp_keys=self.smtp_keys,
+                    server_keys=self.server_keys,
                 )
                 continue
             self.gateway = gateway
@@ -375,13 +381,16 @@ async def running_gateway(
     extra_config: str = "",
     email_keys: str = "",
     smtp_keys: str = "",
+    server_keys: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[GatewayHarness]:
     """A started gateway and its relay sink; both are stopped on the way out. ``environ``
     adds environment variables (secrets) to the gateway's."""
     sink = RelaySink()
     await sink.start()
-    harness = GatewayHarness(directory, db_url, sink, extra_config, email_keys, smtp_keys)
+    harness = GatewayHarness(
+        directory, db_url, sink, extra_config, email_keys, smtp_keys, server_keys
+    )
     harness.environ.update(environ or {})
     try:
         await harness.start()

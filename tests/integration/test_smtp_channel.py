@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 import channels.smtp
-from channels.smtp import SMTPChannel, SMTPChannelSettings
+from channels.smtp import SMTPChannel
 from normalizer.contact import Channel, Contact
 from normalizer.email import contact_from_email
 from normalizer.intake import (
@@ -24,9 +24,7 @@ from normalizer.intake import (
     QuarantineReceipt,
     TemporaryIntakeError,
 )
-
-DESK = "servicedesk@example.com"
-ALIASES = ("helpdesk@example.com", "cs@example.com")
+from tests.support.smtp_channel import ALIASES, DESK, StartChannel, channel_starter
 
 
 @dataclass
@@ -62,9 +60,6 @@ class Conversion:
     kwargs: dict[str, Any]
 
 
-StartChannel = Callable[..., Awaitable[SMTPChannel]]
-
-
 @pytest.fixture
 def intake() -> RecordingIntake:
     return RecordingIntake()
@@ -85,26 +80,8 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> list[Conversion]:
 
 @pytest.fixture
 async def start_channel(intake: RecordingIntake) -> AsyncIterator[StartChannel]:
-    started: list[SMTPChannel] = []
-
-    async def start(**overrides: Any) -> SMTPChannel:
-        values: dict[str, Any] = {
-            "desk_address": DESK,
-            "aliases": ALIASES,
-            "host": "127.0.0.1",
-            "port": 0,
-            "hostname": "mx.test",
-            "max_message_bytes": 64 * 1024,
-        }
-        quarantine = overrides.pop("quarantine", None)
-        channel = SMTPChannel(SMTPChannelSettings(**(values | overrides)), intake, quarantine)
-        await channel.start()
-        started.append(channel)
-        return channel
-
-    yield start
-    for channel in started:
-        await channel.stop(grace_seconds=1)
+    async with channel_starter(intake, max_message_bytes=64 * 1024) as start:
+        yield start
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from channels.smtp import SMTPChannel, SMTPChannelSettings
-from tests.integration.test_smtp_channel import ALIASES, DESK, RecordingIntake, message, transact
+from channels.smtp import SMTPChannel
+from tests.integration.test_smtp_channel import RecordingIntake, message, transact
+from tests.support.smtp_channel import DESK, channel_starter
 
 pytestmark = pytest.mark.reliability
 
@@ -49,18 +50,8 @@ def intake() -> RecordingIntake:
 
 @pytest.fixture
 async def channel(intake: RecordingIntake) -> AsyncIterator[SMTPChannel]:
-    settings = SMTPChannelSettings(
-        desk_address=DESK,
-        aliases=ALIASES,
-        host="127.0.0.1",
-        port=0,
-        hostname="mx.test",
-        max_message_bytes=64 * 1024,
-    )
-    started = SMTPChannel(settings, intake, None)
-    await started.start()
-    yield started
-    await started.stop(grace_seconds=1)
+    async with channel_starter(intake, max_message_bytes=64 * 1024) as start:
+        yield await start()
 
 
 @pytest.mark.parametrize("rcpt", VARIANTS)

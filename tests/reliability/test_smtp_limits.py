@@ -23,20 +23,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from channels.smtp import SMTPChannel, SMTPChannelSettings
+from channels.smtp import SMTPChannel
 from normalizer.intake import TemporaryIntakeError
-from tests.integration.test_smtp_channel import (
-    ALIASES,
-    DESK,
-    RecordingIntake,
-    StartChannel,
-    _command,
-    message,
-)
+from tests.integration.test_smtp_channel import RecordingIntake, _command, message
+from tests.support.smtp_channel import DESK, StartChannel, channel_starter
 
 pytestmark = pytest.mark.reliability
 
@@ -78,24 +71,8 @@ def intake() -> RecordingIntake:
 @pytest.fixture
 async def start_channel(intake: RecordingIntake) -> AsyncIterator[StartChannel]:
     """A channel with spoc's defaults for every limit but the ones a test overrides."""
-    started: list[SMTPChannel] = []
-
-    async def start(**overrides: Any) -> SMTPChannel:
-        values: dict[str, Any] = {
-            "desk_address": DESK,
-            "aliases": ALIASES,
-            "host": "127.0.0.1",
-            "port": 0,
-            "hostname": "mx.test",
-        }
-        channel = SMTPChannel(SMTPChannelSettings(**(values | overrides)), intake)
-        await channel.start()
-        started.append(channel)
-        return channel
-
-    yield start
-    for channel in started:
-        await channel.stop(grace_seconds=1)
+    async with channel_starter(intake) as start:
+        yield start
 
 
 @pytest.fixture

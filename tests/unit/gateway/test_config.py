@@ -80,6 +80,15 @@ def test_every_problem_is_reported_one_line_each(tmp_path: Path) -> None:
     assert {p.split(":")[0] for p in found} == {"smtp.port", "smtp.host", "tickets.prefix"}
 
 
+def test_trusted_proxies_are_parsed_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, '[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8"]\n'), {}
+    )
+    assert [str(n) for n in config.server.proxy_networks()] == ["127.0.0.1/32", "10.0.0.0/8"]
+    [problem] = problems(tmp_path, '[server]\ntrusted_proxies = ["127.0.0.1", "proxy.lan"]\n')
+    assert problem.startswith("server.trusted_proxies: ") and "'proxy.lan' is no network" in problem
+
+
 def test_toml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
     [problem] = problems(tmp_path, "[server]\nhttp_port = = 1\n")
     assert "not valid TOML" in problem and "line 2" in problem and "column" in problem
