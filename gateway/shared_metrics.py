@@ -58,7 +58,13 @@ def shared_metrics_dir() -> Iterator[Path]:
             os.environ.pop(MULTIPROC_DIR_ENV, None)
         else:
             os.environ[MULTIPROC_DIR_ENV] = previous
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_shared_metrics_dir(directory)
+
+
+def remove_shared_metrics_dir(directory: Path) -> None:
+    """Remove the directory and the files in it; one gone already is no error (each worker of
+    a parent that was killed tries)."""
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def join_shared_metrics(directory: Path) -> None:

@@ -17,7 +17,8 @@ Metrics
     ``/metrics`` in any worker answers with the sums over all of them: the parent makes a
     private directory for prometheus_client's multiprocess files, removed when it exits, and
     marks a dead worker's pid before replacing it; the dead worker's counts stay in the totals
-    (``gateway.shared_metrics``).
+    (``gateway.shared_metrics``). Should the parent be killed, the workers remove the directory
+    as they stop.
 
 SQLite
     Refused for N > 1 (:func:`workers_refused`): each process would run its own writer thread
@@ -53,7 +54,12 @@ from typing import Final
 from gateway.config import Config
 from gateway.logs import configure_logging
 from gateway.serve import STOP_GRACE_SECONDS, StartupError, WorkerRole, bring_schema_up, serve
-from gateway.shared_metrics import forget_dead_worker, join_shared_metrics, shared_metrics_dir
+from gateway.shared_metrics import (
+    forget_dead_worker,
+    join_shared_metrics,
+    remove_shared_metrics_dir,
+    shared_metrics_dir,
+)
 from router.store import is_sqlite
 
 log = logging.getLogger(__name__)
@@ -201,7 +207,10 @@ def _worker_main(
         ready.send_bytes(str(index).encode("ascii"))
 
     role = WorkerRole(index=index, ready=tell_ready, metrics_dir=metrics_dir)
-    raise SystemExit(asyncio.run(serve(config, role)))
+    code = asyncio.run(serve(config, role))
+    if os.getppid() != parent:  # the parent was killed: it will not remove the directory
+        remove_shared_metrics_dir(metrics_dir)
+    raise SystemExit(code)
 
 
 def _stop_with_the_parent(parent: int) -> None:

@@ -24,6 +24,7 @@ from router.quarantine import QuarantineStore
 from router.store import Store
 from tests.integration.test_serve_process import Gateway, http_get, running_gateways
 from tests.integration.test_serve_workers import (
+    _METRICS_DIR,
     _QUEUED,
     _STARTED,
     mail_each_on_its_own_connection,
@@ -34,7 +35,6 @@ from tests.integration.test_serve_workers import (
 __all__ = ["running_gateways"]  # the fixture, imported for the tests below
 
 SCRAPES = 16  # one connection each: both workers answer some (all on one: 2 in 65,536)
-_METRICS_DIR = re.compile(r"workers share their metrics in (\S+)")
 _SCRAPED = re.compile(r'\[(\d+)\] aiohttp\.access: .*"GET /metrics')
 
 
