@@ -1,5 +1,10 @@
 """Prometheus metrics for ``GET /metrics``, on a registry of our own (no global state).
 
+Under ``spoc serve --workers N`` (:class:`Metrics` given the shared directory) each worker's
+counters and histograms live in prometheus_client's multiprocess files, and ``render`` serves
+the sums over all workers (``gateway.shared_metrics``); the gauges read from the database come
+from one collector (``gateway.database_gauges``), never summed.
+
 Exposed series:
 
 - ``spoc_contacts_total{channel,outcome}``: contacts handed to intake, by what became of them
@@ -38,17 +43,21 @@ the same way without knowing about metrics.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 
+from gateway.database_gauges import DatabaseGauges
+from gateway.shared_metrics import in_multiprocess_mode
 from normalizer.contact import Channel, Contact
 from normalizer.intake import (
     ContactRejectedError,
@@ -68,95 +77,91 @@ _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Metrics:
-    """The gateway's metrics; one instance per process (or per test)."""
+    """The gateway's metrics; one instance per process (or per test).
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    ``shared_dir``: the directory the workers of ``spoc serve --workers N`` share their metrics
+    through; this process must have joined it (``gateway.shared_metrics``). Without it, the
+    metrics are this process's own, in memory.
+    """
+
+    def __init__(self, shared_dir: Path | None = None) -> None:
+        if shared_dir is not None and not in_multiprocess_mode():
+            raise RuntimeError(
+                "shared metrics need prometheus_client in multiprocess mode: call "
+                "gateway.shared_metrics.join_shared_metrics before creating Metrics"
+            )
+        own: CollectorRegistry | None
+        if shared_dir is None:
+            self.registry = own = CollectorRegistry(auto_describe=True)
+        else:
+            # The counters go to no registry: their values are in the shared files, where the
+            # MultiProcessCollector reads every worker's (registering them as well would export
+            # them twice, says prometheus_client's documentation).
+            self.registry, own = CollectorRegistry(), None
+            MultiProcessCollector(self.registry, path=str(shared_dir))  # type: ignore[no-untyped-call]
         self._contacts = Counter(
             "spoc_contacts",
             "Contacts handed to intake, by channel and outcome.",
             ("channel", "outcome"),
-            registry=self.registry,
+            registry=own,
         )
         self._tickets_created = Counter(
             "spoc_tickets_created",
             "Tickets opened, by the channel of their first contact.",
             ("channel",),
-            registry=self.registry,
-        )
-        self._outbox_depth = Gauge(
-            "spoc_outbox_depth",
-            "Outbox rows waiting to be delivered.",
-            registry=self.registry,
-        )
-        self._outbox_dead = Gauge(
-            "spoc_outbox_dead",
-            "Outbox rows given up on (dead letters), until retried.",
-            registry=self.registry,
-        )
-        self._outbox_oldest_pending = Gauge(
-            "spoc_outbox_oldest_pending_seconds",
-            "Seconds since the oldest outbox row still waiting was queued; 0 when none waits.",
-            registry=self.registry,
+            registry=own,
         )
         self._delivery_failures = Counter(
             "spoc_delivery_failures",
             "Failed outbound deliveries, by outbox kind and target.",
             ("kind", "target"),
-            registry=self.registry,
+            registry=own,
         )
         self._intake_seconds = Histogram(
             "spoc_intake_seconds",
             "Seconds from handing a contact to intake until it is committed or refused.",
             ("channel",),
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         self._legacy = Counter(
             "spoc_legacy_contacts",
             "Contacts that reached a legacy alias instead of the desk address, by alias.",
             ("address",),
-            registry=self.registry,
+            registry=own,
         )
         self._acks_suppressed = Counter(
             "spoc_acks_suppressed",
             "Acknowledgements not sent, by channel and reason.",
             ("channel", "reason"),
-            registry=self.registry,
+            registry=own,
         )
         self._thread_matches = Counter(
             "spoc_thread_matches",
             "Contacts routed to a ticket, by channel and the thread rule that decided.",
             ("channel", "reason"),
-            registry=self.registry,
+            registry=own,
         )
         self._http_seconds = Histogram(
             "spoc_http_request_seconds",
             "Seconds an HTTP handler took, by method and route template.",
             ("method", "route"),
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         self._http_responses = Counter(
             "spoc_http_responses",
             "HTTP responses, by method, route template and status code.",
             ("method", "route", "status"),
-            registry=self.registry,
-        )
-        self._quarantine_size = Gauge(
-            "spoc_quarantine_size",
-            "Items in the quarantine not yet replayed, by kind.",
-            ("kind",),
-            registry=self.registry,
+            registry=own,
         )
         self._quarantined = Counter(
             "spoc_quarantined",
             "Items kept in the quarantine instead of a ticket, by kind and reason.",
             ("kind", "reason"),
-            registry=self.registry,
+            registry=own,
         )
         for kind, reasons in QUARANTINE_REASONS.items():
-            self._quarantine_size.labels(kind=kind)
             for reason in reasons:
                 self._quarantined.labels(kind=kind, reason=reason)
         # Every known series exists from the start, so a dashboard shows 0 rather than nothing.
@@ -165,6 +170,13 @@ class Metrics:
             self._intake_seconds.labels(channel=channel.value)
             for outcome in OUTCOMES:
                 self._contacts.labels(channel=channel.value, outcome=outcome)
+        # Read from the database at each scrape: once in what /metrics serves, never per worker.
+        # A gauge a process sets for itself, if one is ever added here, needs a
+        # ``multiprocess_mode`` for --workers: ``livesum`` for what each worker holds (open
+        # sessions, bytes in flight), ``max`` for a high-water mark; never the default ``all``,
+        # which exports one series per pid.
+        self._database = DatabaseGauges(QUARANTINE_REASONS)
+        self.registry.register(self._database)
 
     def observe_intake(self, channel: str, outcome: str, seconds: float) -> None:
         """Count one contact's outcome and how long its handling took."""
@@ -205,13 +217,10 @@ class Metrics:
 
     def set_outbox_state(self, pending: int, dead: int, oldest_pending_seconds: float) -> None:
         """The outbox gauges, as one scrape read them."""
-        self._outbox_depth.set(pending)
-        self._outbox_dead.set(dead)
-        self._outbox_oldest_pending.set(max(oldest_pending_seconds, 0.0))
+        self._database.set_outbox(pending, dead, oldest_pending_seconds)
 
-    def set_quarantine_sizes(self, sizes: dict[str, int]) -> None:
-        for kind, size in sizes.items():
-            self._quarantine_size.labels(kind=kind).set(size)
+    def set_quarantine_sizes(self, sizes: Mapping[str, int]) -> None:
+        self._database.set_quarantine_sizes(sizes)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type, for ``GET /metrics``."""

@@ -82,6 +82,7 @@ class WorkerRole:
 
     index: int  # 1..N, for the logs
     ready: Callable[[], None]  # tells the parent this worker is listening
+    metrics_dir: Path  # where the workers share their metrics (gateway.shared_metrics)
 
 
 @dataclass(slots=True)
@@ -104,7 +105,7 @@ class Gateway:
     def __init__(self, config: Config, worker: WorkerRole | None = None) -> None:
         self.config = config
         self.worker = worker
-        self.metrics = Metrics()
+        self.metrics = Metrics(worker.metrics_dir if worker is not None else None)
         self.store: Store | None = None
         self.router: Router | None = None
         self.meaning: MeaningReader | None = None

@@ -13,6 +13,13 @@ What it does
     database, so a login or a form token from one worker is good on all of them (and on other
     hosts). Every log line carries its pid.
 
+Metrics
+    ``/metrics`` in any worker answers with the sums over all of them: the parent makes a
+    private directory for prometheus_client's multiprocess files, removed when it exits, and
+    marks a dead worker's pid before replacing it; the dead worker's counts stay in the totals
+    (``gateway.shared_metrics``). Should the parent be killed, the workers remove the directory
+    as they stop.
+
 SQLite
     Refused for N > 1 (:func:`workers_refused`): each process would run its own writer thread
     on the one database file, and the writers would fight over its lock (busy errors answered
@@ -41,11 +48,18 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Final
 
 from gateway.config import Config
 from gateway.logs import configure_logging
 from gateway.serve import STOP_GRACE_SECONDS, StartupError, WorkerRole, bring_schema_up, serve
+from gateway.shared_metrics import (
+    forget_dead_worker,
+    join_shared_metrics,
+    remove_shared_metrics_dir,
+    shared_metrics_dir,
+)
 from router.store import is_sqlite
 
 log = logging.getLogger(__name__)
@@ -81,7 +95,9 @@ def run_workers(config: Config, workers: int) -> int:
     # worker until its own handlers are in place (gateway.serve unblocks them).
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
     try:
-        return _Supervisor(config, workers).run()
+        with shared_metrics_dir() as metrics_dir:
+            log.info("workers share their metrics in %s", metrics_dir)
+            return _Supervisor(config, workers, metrics_dir).run()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
@@ -95,9 +111,10 @@ class _Worker:
 class _Supervisor:
     """The parent: starts the workers, replaces one that dies, stops them all on a signal."""
 
-    def __init__(self, config: Config, workers: int) -> None:
+    def __init__(self, config: Config, workers: int, metrics_dir: Path) -> None:
         self._config = config
         self._count = workers
+        self._metrics_dir = metrics_dir
         self._context = multiprocessing.get_context("fork")
         self._ready_reader, self._ready_writer = self._context.Pipe(duplex=False)
         self._workers: dict[int, _Worker] = {}
@@ -116,7 +133,7 @@ class _Supervisor:
                 return EXIT_FAILED
 
     def _start(self, index: int) -> None:
-        role = (self._config, index, self._ready_writer, os.getpid())
+        role = (self._config, index, self._ready_writer, os.getpid(), self._metrics_dir)
         # daemon: should the parent itself fail, its exit sends the workers SIGTERM.
         process = self._context.Process(
             target=_worker_main, args=role, name=f"spoc-{index}", daemon=True
@@ -153,6 +170,8 @@ class _Supervisor:
                 del self._workers[index]
                 return False
             log.error("worker %d (pid %s) %s: starting another", index, worker.process.pid, how)
+            if worker.process.pid is not None:
+                forget_dead_worker(self._metrics_dir, worker.process.pid)
             self._start(index)
         return True
 
@@ -176,16 +195,22 @@ class _Supervisor:
         return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
-def _worker_main(config: Config, index: int, ready: Connection, parent: int) -> None:
+def _worker_main(
+    config: Config, index: int, ready: Connection, parent: int, metrics_dir: Path
+) -> None:
     """A forked worker: a whole gateway on the shared ports, until SIGTERM."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     _stop_with_the_parent(parent)
+    join_shared_metrics(metrics_dir)
 
     def tell_ready() -> None:
         ready.send_bytes(str(index).encode("ascii"))
 
-    role = WorkerRole(index=index, ready=tell_ready)
-    raise SystemExit(asyncio.run(serve(config, role)))
+    role = WorkerRole(index=index, ready=tell_ready, metrics_dir=metrics_dir)
+    code = asyncio.run(serve(config, role))
+    if os.getppid() != parent:  # the parent was killed: it will not remove the directory
+        remove_shared_metrics_dir(metrics_dir)
+    raise SystemExit(code)
 
 
 def _stop_with_the_parent(parent: int) -> None:

@@ -44,6 +44,7 @@ _WORKERS_READY = re.compile(r"spoc workers ready: (\d+) \(pids ([\d, ]+)\)")
 _QUEUED = re.compile(r"\[(\d+)\] channels\.smtp: SMTP .* queued as (\S+)")
 _ACCESS = re.compile(r'\[(\d+)\] aiohttp\.access: .*"GET /healthz')
 _STARTED = re.compile(r"worker (\d) started \(pid (\d+)\)")
+_METRICS_DIR = re.compile(r"workers share their metrics in (\S+)")
 
 
 def wait_for(gateway: Gateway, pattern: re.Pattern[str], count: int = 1) -> list[re.Match[str]]:
@@ -196,6 +197,8 @@ def test_workers_stop_when_their_parent_is_killed_hard(
     gateway, pids = start_workers(tmp_path, pg_url)
     running_gateways.append(gateway)
 
+    [metrics_dir] = _METRICS_DIR.findall(gateway.process.log())
+
     gateway.process.kill()  # SIGKILL to the parent only
 
     deadline = time.monotonic() + READY_SECONDS
@@ -207,6 +210,7 @@ def test_workers_stop_when_their_parent_is_killed_hard(
     assert not orphans, gateway.process.log_tail()
     with pytest.raises(OSError):  # nobody holds the SMTP port any more
         socket.create_connection((HOST, gateway.ready.smtp_port), timeout=SOCKET_SECONDS).close()
+    assert not Path(metrics_dir).exists()  # the workers removed what their parent could not
 
 
 def _alive(pid: int) -> bool:
