@@ -205,9 +205,9 @@ class BudgetedDataSMTP(SMTP):
             except asyncio.LimitOverrunError as exc:
                 # No ".<CRLF>" within the reader's limit: take what can't be part of one.
                 piece = await reader.read(exc.consumed)
-            ended = piece.endswith(_END_OF_DATA) and (last_two + piece[:-3])[-2:] == _CRLF
+            ended = _ends_data(last_two, piece)
             data = piece[:-3] if ended else piece
-            last_two = (last_two + piece)[-2:]
+            last_two = _last_two(last_two, piece)
             size += len(data)
             since_yield += len(piece)
             if state is _State.NOMINAL:
@@ -230,6 +230,21 @@ class BudgetedDataSMTP(SMTP):
         if state is not _State.NOMINAL:
             return state, b""
         return state, buffer.getvalue()
+
+
+def _ends_data(before: bytes, piece: bytes) -> bool:
+    """Whether ``piece``, read after ``before`` (the stream's last two bytes), ends the data:
+    it ends in ``.<CRLF>`` and that dot starts a line."""
+    if not piece.endswith(_END_OF_DATA):
+        return False
+    if len(piece) >= 5:
+        return piece[-5:-3] == _CRLF
+    return (before + piece[:-3])[-2:] == _CRLF
+
+
+def _last_two(before: bytes, piece: bytes) -> bytes:
+    """The last two bytes of the stream once ``piece`` follows ``before`` (its last two)."""
+    return piece[-2:] if len(piece) >= 2 else (before + piece)[-2:]
 
 
 def _complete_lines(data: bytes) -> tuple[bytes, bytes]:
