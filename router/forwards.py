@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.refs import format_ref
+from router.blob_read import read_blob
 from router.clock import Clock, utcnow
 from router.conversation import add_participants
 from router.outbox import DEAD, PENDING, enqueue
@@ -209,8 +210,7 @@ class ForwardRecords:
     async def original(self, contact_id: int) -> bytes | None:
         """The contact's raw message as it came in (an email target forwards it whole)."""
         stmt = sa.select(contacts.c.raw).where(contacts.c.id == contact_id)
-        raw = await self._store.read(lambda c: c.execute(stmt).scalar())
-        return bytes(raw) if raw is not None else None
+        return await self._store.read(lambda c: read_blob(c, stmt))
 
     async def delivered(
         self,

@@ -32,6 +32,7 @@ from normalizer.contact import Contact
 from normalizer.email import contact_from_email
 from normalizer.intake import IntakeError, IntakeResult, QuarantineReceipt, TemporaryIntakeError
 from router import blob_write
+from router.blob_read import read_blob
 from router.clock import Clock, utcnow
 from router.schema import insert_ignore, quarantine
 from router.settings import RouterSettings
@@ -166,14 +167,13 @@ class QuarantineStore:
 
         def read(conn: Connection) -> dict[str, Any]:
             row = conn.execute(
-                sa.select(*_SUMMARY, quarantine.c.raw, quarantine.c.envelope_sender).where(
-                    quarantine.c.id == item_id
-                )
+                sa.select(*_SUMMARY, quarantine.c.envelope_sender).where(quarantine.c.id == item_id)
             ).first()
             if row is None:
                 raise QuarantineItemNotFound(item_id)
             item = _summary(row._mapping)
-            item["raw"] = bytes(row.raw)
+            raw = sa.select(quarantine.c.raw).where(quarantine.c.id == item_id)
+            item["raw"] = read_blob(conn, raw) or b""
             item["envelope_sender"] = row.envelope_sender
             return item
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.email import attachment_bytes
+from router.blob_read import read_blob
 from router.schema import attachments, blobs, contacts, events, outbox, quarantine, tickets
 from router.store import Store
 
@@ -237,8 +238,8 @@ def attachment_file(conn: Connection, contact_id: int, sha256: str) -> tuple[str
         return str(row.filename), bytes(row.data)
     if row.part is None:
         return None
-    raw = conn.execute(sa.select(contacts.c.raw).where(contacts.c.id == contact_id)).scalar()
-    data = attachment_bytes(bytes(raw), row.part) if raw else None
+    raw = read_blob(conn, sa.select(contacts.c.raw).where(contacts.c.id == contact_id))
+    data = attachment_bytes(raw, row.part) if raw else None
     if data is None or hashlib.sha256(data).hexdigest() != sha256:
         log.warning("attachment %s of contact %d is not where its row says", sha256, contact_id)
         return None
