@@ -223,8 +223,7 @@ def attachment_file(conn: Connection, contact_id: int, sha256: str) -> tuple[str
     """An attachment's name and bytes: from its blob, or decoded from the part of the contact's
     raw message that holds it (checked against its sha256); None if there are none."""
     row = conn.execute(
-        sa.select(attachments.c.filename, attachments.c.part, blobs.c.data)
-        .outerjoin(blobs, blobs.c.sha256 == attachments.c.sha256)
+        sa.select(attachments.c.filename, attachments.c.part)
         .where(
             attachments.c.contact_id == contact_id,
             attachments.c.sha256 == sha256,
@@ -234,8 +233,9 @@ def attachment_file(conn: Connection, contact_id: int, sha256: str) -> tuple[str
     ).first()
     if row is None:
         return None
-    if row.data is not None:
-        return str(row.filename), bytes(row.data)
+    blob = read_blob(conn, sa.select(blobs.c.data).where(blobs.c.sha256 == sha256))
+    if blob is not None:
+        return str(row.filename), blob
     if row.part is None:
         return None
     raw = read_blob(conn, sa.select(contacts.c.raw).where(contacts.c.id == contact_id))
