@@ -180,6 +180,7 @@ class Gateway:
             api_enabled=config.api.enabled,
             channels=self.webhook_channels,
             dashboard=self.dashboard,
+            max_inflight_body_bytes=config.server.max_inflight_body_bytes,
         )
         add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(

@@ -171,6 +171,10 @@ class WebFormChannel(WebhookChannel):
             return form
         if request.content_type != "multipart/form-data":
             raise _Refused(415, "send the form as multipart/form-data")
+        if request.content_length is None:
+            # The HTTP body budget reserves a Content-Length; a chunked upload would be charged
+            # less than the files this reader may hold. Browsers always send one.
+            raise _Refused(411, "send the form with a Content-Length")
         try:
             reader = await request.multipart()
             total = 0

@@ -37,6 +37,7 @@ from gateway.config.sections import (
     TwilioSection,
     WebformSection,
 )
+from gateway.http_budget import SMALL_BODY_HEADROOM
 from normalizer.contact import ContactStep
 from normalizer.email import contact_from_email
 from normalizer.fax import FaxRules, FaxStep
@@ -173,6 +174,19 @@ def _cross_problems(config: Config) -> Iterator[str]:
         yield from _duplicates("ivr.options", (o.digit for o in config.ivr.options), "digit")
     yield from _category_problems(config, names)
     yield from _smtp_tls_problems(config)
+    yield from _body_budget_problems(config)
+
+
+def _body_budget_problems(config: Config) -> Iterator[str]:
+    """The HTTP body budget takes one web-form report with its files at their limit."""
+    room = config.server.max_inflight_body_bytes - SMALL_BODY_HEADROOM
+    if config.webform.enabled and config.webform.max_attachment_bytes > room:
+        yield (
+            f"server.max_inflight_body_bytes ({config.server.max_inflight_body_bytes}) cannot "
+            f"take one web-form report with webform.max_attachment_bytes "
+            f"({config.webform.max_attachment_bytes}) of files; raise it to at least "
+            f"{config.webform.max_attachment_bytes + SMALL_BODY_HEADROOM}"
+        )
 
 
 def _smtp_tls_problems(config: Config) -> Iterator[str]:

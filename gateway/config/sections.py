@@ -41,6 +41,12 @@ from gateway.config.values import (
     check_prefix,
 )
 from gateway.dispatcher import DispatcherSettings
+from gateway.http_budget import (
+    CLIENT_MAX_SIZE,
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    MIN_INFLIGHT_BODY_BYTES,
+    SMALL_BODY_HEADROOM,
+)
 from router.retry import RetryPolicy
 from router.settings import TriageSettings
 
@@ -56,6 +62,19 @@ class ServerSection(Section):
     http_port: Port = 8080
     public_base_url: HttpUrl | None = None  # default: http://<http_host>:<http_port>
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
+    # Request-body bytes all HTTP requests may hold at once (gateway.http_budget); beyond: 503.
+    max_inflight_body_bytes: PositiveInt = DEFAULT_MAX_INFLIGHT_BODY_BYTES
+
+    @field_validator("max_inflight_body_bytes")
+    @classmethod
+    def _budget_holds_one_body(cls, value: int) -> int:
+        if value < MIN_INFLIGHT_BODY_BYTES:
+            raise ValueError(
+                f"max_inflight_body_bytes ({value}) is below {MIN_INFLIGHT_BODY_BYTES}: the "
+                f"{CLIENT_MAX_SIZE}-byte per-request limit plus the {SMALL_BODY_HEADROOM} bytes "
+                "kept for small webhook bodies; a request of the largest size could never be taken"
+            )
+        return value
 
     @property
     def base_url(self) -> str:
