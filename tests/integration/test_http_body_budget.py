@@ -17,23 +17,16 @@ import pytest
 from aiohttp import web
 
 from channels.inflight_budget import InflightBudget
-from gateway.http import bound_port, build_app, start_http
+from gateway.http import bound_port, start_http
 from gateway.http_budget import (
     BODY_BUDGET_KEY,
     CLIENT_MAX_SIZE,
     MIN_INFLIGHT_BODY_BYTES,
     SMALL_BODY_HEADROOM,
 )
-from gateway.metrics import MeteredIntake, Metrics
-from router.router import Router
-from router.settings import Group, RouterSettings
 from router.store import Store
-from router.tickets import TicketService
+from tests.integration.test_http_api import TOKEN, api_app
 
-TOKEN = "test-token-0123456789"
-SETTINGS = RouterSettings(
-    ticket_prefix="SD", desk_address="servicedesk@example.com", groups=(Group("desk", 1.0),)
-)
 BIG = 1024 * 1024  # bytes: an upload, not a webhook
 
 
@@ -109,16 +102,7 @@ def contact_json(size: int) -> bytes:
 
 
 async def serve(store: Store, budget_bytes: int) -> tuple[web.AppRunner, Server]:
-    metrics = Metrics()
-    app = build_app(
-        store=store,
-        tickets=TicketService(store, SETTINGS),
-        intake=MeteredIntake(Router(store, SETTINGS), metrics),
-        metrics=metrics,
-        api_tokens=(TOKEN,),
-        api_enabled=True,
-        max_inflight_body_bytes=budget_bytes,
-    )
+    app = api_app(store, max_inflight_body_bytes=budget_bytes)
     runner = await start_http(app, "127.0.0.1", 0)
     return runner, Server(bound_port(runner), app[BODY_BUDGET_KEY])
 
