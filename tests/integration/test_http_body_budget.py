@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,9 @@ from gateway.http_budget import (
     SMALL_BODY_HEADROOM,
 )
 from router.store import Store
+from tests.integration.gateway_harness import API_TOKEN
 from tests.integration.test_http_api import TOKEN, api_app
+from tests.integration.twilio_support import phone_desk
 
 BIG = 1024 * 1024  # bytes: an upload, not a webhook
 
@@ -34,6 +37,7 @@ BIG = 1024 * 1024  # bytes: an upload, not a webhook
 class Server:
     port: int
     budget: InflightBudget
+    token: str = TOKEN
 
     async def open(self, path: str, length: int | None, *, sent: bytes = b"") -> Held:
         """A POST whose headers and the first ``sent`` bytes of its body are on the wire."""
@@ -44,7 +48,7 @@ class Server:
             else "Transfer-Encoding: chunked\r\n"
         )
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
             f"Content-Type: application/json\r\n{framing}\r\n"
         )
         writer.write(head.encode() + sent)
@@ -282,3 +286,26 @@ async def test_get_and_empty_bodies_reserve_nothing_even_with_the_budget_spent(
         server.budget.used = 0
     finally:
         await runner.cleanup()
+
+
+# ---- Twilio, which does not retry a 5xx, is not starved by uploads --------------------------
+async def test_a_twilio_sms_is_taken_while_uploads_hold_the_rest_of_a_whole_gateways_budget(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with phone_desk(tmp_path, sqlite_url) as desk:  # the default budget, 64 MiB
+        budget = desk.harness.gw.body_budget
+        server = Server(desk.harness.gw.http_port, budget, API_TOKEN)
+        upload = (budget.limit - SMALL_BODY_HEADROOM) // 3
+        held = [await server.open("/api/contacts", upload, sent=b"{") for _ in range(3)]
+        await server.used(3 * upload)
+        refused = await server.open("/api/contacts", BIG, sent=b"{")
+        assert (await refused.answer())[0] == 503  # no more room for uploads
+
+        twiml = await desk.phone.sms("+12025550100", "My laptop will not start")
+
+        assert twiml.status == 200, twiml
+        [ticket] = await desk.tickets(channel="sms")
+        assert ticket["ref"] in twiml.text
+        for one in (*held, refused):
+            one.close()
+        await server.used(0)
