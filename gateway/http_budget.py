@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 CLIENT_MAX_SIZE: Final = 2 * 1024 * 1024  # bytes; bigger bodies get 413
 SMALL_BODY_BYTES: Final = 64 * 1024  # a webhook's form or JSON; bigger is an upload
 SMALL_BODY_HEADROOM: Final = 1024 * 1024  # kept free of big bodies, for small ones
-# Four of the largest bodies the server takes (the web form's 10 MiB of files and its text
-# fields, about 16 MiB), as [smtp] max_inflight_bytes is four of the largest messages.
+# Four of the largest bodies the server takes (a web-form report: 10 MiB of files, 1 MiB of
+# description and the rest, about 12 MiB, rounded up to 16), as [smtp] max_inflight_bytes is
+# four of the largest messages.
 DEFAULT_MAX_INFLIGHT_BODY_BYTES: Final = 64 * 1024 * 1024
 # The smallest budget a body of the per-request limit fits in, beside the small bodies' room.
 MIN_INFLIGHT_BODY_BYTES: Final = CLIENT_MAX_SIZE + SMALL_BODY_HEADROOM

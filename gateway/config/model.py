@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from channels.smtp import SMTPChannelSettings
 from channels.smtp_tls import TLSFileError, server_tls_context
+from channels.webform.channel import REPORT_OVERHEAD_BYTES
 from gateway.config.categories import CategoryEntry, default_categories
 from gateway.config.ivr import IvrOption, IvrSection
 from gateway.config.router_settings import router_settings
@@ -179,13 +180,13 @@ def _cross_problems(config: Config) -> Iterator[str]:
 
 def _body_budget_problems(config: Config) -> Iterator[str]:
     """The HTTP body budget takes one web-form report with its files at their limit."""
-    room = config.server.max_inflight_body_bytes - SMALL_BODY_HEADROOM
-    if config.webform.enabled and config.webform.max_attachment_bytes > room:
+    files = config.webform.max_attachment_bytes
+    needed = files + REPORT_OVERHEAD_BYTES + SMALL_BODY_HEADROOM
+    if config.webform.enabled and config.server.max_inflight_body_bytes < needed:
         yield (
             f"server.max_inflight_body_bytes ({config.server.max_inflight_body_bytes}) cannot "
-            f"take one web-form report with webform.max_attachment_bytes "
-            f"({config.webform.max_attachment_bytes}) of files; raise it to at least "
-            f"{config.webform.max_attachment_bytes + SMALL_BODY_HEADROOM}"
+            f"take one web-form report with webform.max_attachment_bytes ({files}) of files "
+            f"and its text; raise it to at least {needed}"
         )
 
 
