@@ -27,6 +27,7 @@ from gateway.http_budget import (
 )
 from router.store import Store
 from tests.integration.gateway_harness import API_TOKEN
+from tests.integration.slack_support import dm, slack_desk
 from tests.integration.test_http_api import TOKEN, api_app
 from tests.integration.twilio_support import phone_desk
 
@@ -309,3 +310,27 @@ async def test_a_twilio_sms_is_taken_while_uploads_hold_the_rest_of_a_whole_gate
         for one in (*held, refused):
             one.close()
         await server.used(0)
+
+
+# ---- Slack retries a 503 with X-Slack-Retry-Num: the message arrives once -------------------
+async def test_a_slack_event_refused_for_want_of_budget_arrives_once_with_slacks_retry(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with slack_desk(tmp_path, sqlite_url) as (desk, _):
+        budget = desk.harness.gw.body_budget
+        event = dm("VPN is down for everyone on floor 2", desk.next_ts())
+        budget.used = budget.limit  # spent to the last byte: small bodies' room too
+        try:
+            status, text = await desk.event(event, "Ev0BUDGET")
+        finally:
+            budget.used = 0
+        assert status == 503 and "bodies at once" in json.loads(text)["error"]
+        assert await desk.slack_tickets() == []
+
+        for attempt in ("1", "2"):  # Slack retries at once, then after 1 and 5 minutes
+            retry = {"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_error"}
+            status, _ = await desk.event(event, "Ev0BUDGET", headers=retry)
+            assert status == 200
+        [ticket] = await desk.slack_tickets()
+        assert ticket["subject"].startswith("VPN is down")
+        assert budget.used == 0
