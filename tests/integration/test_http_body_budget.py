@@ -25,6 +25,7 @@ from gateway.http_budget import (
     MIN_INFLIGHT_BODY_BYTES,
     SMALL_BODY_HEADROOM,
 )
+from gateway.openapi import openapi_document
 from router.store import Store
 from tests.integration.gateway_harness import API_TOKEN
 from tests.integration.slack_support import dm, slack_desk
@@ -334,3 +335,15 @@ async def test_a_slack_event_refused_for_want_of_budget_arrives_once_with_slacks
         [ticket] = await desk.slack_tickets()
         assert ticket["subject"].startswith("VPN is down")
         assert budget.used == 0
+
+
+# ---- the OpenAPI document says so -----------------------------------------------------------
+def test_every_api_operation_taking_a_body_documents_the_budgets_503_and_413() -> None:
+    document = openapi_document()
+    posts = [ops["post"] for ops in document["paths"].values() if "post" in ops]
+    assert len(posts) >= 7
+    for operation in posts:
+        assert {"413", "503"} <= operation["responses"].keys(), operation["summary"]
+    unavailable = document["components"]["responses"]["Unavailable"]
+    assert "request bodies at once" in unavailable["description"]
+    assert unavailable["headers"]["Retry-After"]["required"] is True
