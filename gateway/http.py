@@ -34,6 +34,7 @@ from gateway.dashboard import Dashboard
 from gateway.http_budget import (
     BODY_BUDGET_KEY,
     CLIENT_MAX_SIZE,
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_INFLIGHT_BODY_BYTES,
     body_budget,
 )
@@ -80,13 +81,19 @@ def build_app(
     channels: Sequence[WebhookChannel] = (),
     dashboard: Dashboard | None = None,
     max_inflight_body_bytes: int = DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
 ) -> web.Application:
     """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404);
     without a ``dashboard`` ``GET /`` is a 404. Request bodies in flight, all requests together,
-    stay within ``max_inflight_body_bytes`` (:mod:`gateway.http_budget`)."""
+    stay within ``max_inflight_body_bytes`` and must arrive within ``body_timeout_seconds``
+    (:mod:`gateway.http_budget`)."""
     budget = InflightBudget(max_inflight_body_bytes)
     app = web.Application(
-        middlewares=[route_timing(metrics), body_budget(budget), _json_errors],
+        middlewares=[
+            route_timing(metrics),
+            body_budget(budget, body_timeout_seconds),
+            _json_errors,
+        ],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[BODY_BUDGET_KEY] = budget

@@ -14,7 +14,9 @@ Every request with a body reserves, before its handler runs, what its body can h
 What does not fit now is answered at once with ``503``, ``Retry-After`` and the API's JSON
 error, before its body is read; a body bigger than the whole budget could never fit and is
 answered ``413``. The reservation is given back when the handler ends, however it ends:
-response, error, or a client that hung up mid-body (its read fails and the handler ends).
+response, error, or a client that hung up mid-body (its read fails and the handler ends). A body
+must arrive whole within ``[server] body_timeout_seconds`` of its reservation: a client that
+stalls or vanished without closing is cut off then, so it cannot keep its share for ever.
 
 Small bodies are not starved by big ones: a body over :data:`SMALL_BODY_BYTES` must leave
 :data:`SMALL_BODY_HEADROOM` of the budget free, so Twilio's and Slack's webhooks (a few KiB;
@@ -23,6 +25,7 @@ Twilio does not retry a 5xx) still get in while big uploads fill the rest.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Final
 
@@ -41,6 +44,7 @@ SMALL_BODY_HEADROOM: Final = 1024 * 1024  # kept free of big bodies, for small o
 # description and the rest, about 12 MiB, rounded up to 16), as [smtp] max_inflight_bytes is
 # four of the largest messages.
 DEFAULT_MAX_INFLIGHT_BODY_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS: Final = 120.0  # 10 MiB at about 0.7 Mbit/s
 # The smallest budget a body of the per-request limit fits in, beside the small bodies' room.
 MIN_INFLIGHT_BODY_BYTES: Final = CLIENT_MAX_SIZE + SMALL_BODY_HEADROOM
 _NO_BODY: Final = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
@@ -63,8 +67,11 @@ def headroom(size: int) -> int:
     return 0 if size <= SMALL_BODY_BYTES else SMALL_BODY_HEADROOM
 
 
-def body_budget(budget: InflightBudget) -> Middleware:
-    """The middleware charging every request's body to ``budget`` while its handler runs."""
+def body_budget(
+    budget: InflightBudget, timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+) -> Middleware:
+    """The middleware charging every request's body to ``budget`` while its handler runs; a
+    body not received whole within ``timeout_seconds`` has its connection closed."""
 
     @web.middleware
     async def charge_body(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -92,9 +99,28 @@ def body_budget(budget: InflightBudget) -> Middleware:
                 "retry after Retry-After seconds",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
+        deadline = asyncio.get_running_loop().call_later(
+            timeout_seconds, _cut_off, request, timeout_seconds
+        )
         try:
             return await handler(request)
         finally:
+            deadline.cancel()
             budget.release(size)
 
     return charge_body
+
+
+def _cut_off(request: web.Request, timeout_seconds: float) -> None:
+    """Close the connection of a request whose body has not all arrived in time; its read then
+    fails, its handler ends and its reservation is given back."""
+    if request.content.is_eof():  # received whole: the handler is busy with it, not the client
+        return
+    log.warning(
+        "HTTP %s %s: body not received within %g s, connection closed",
+        request.method,
+        request.path,
+        timeout_seconds,
+    )
+    if request.transport is not None:
+        request.transport.close()

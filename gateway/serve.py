@@ -189,6 +189,7 @@ class Gateway:
             channels=self.webhook_channels,
             dashboard=self.dashboard,
             max_inflight_body_bytes=config.server.max_inflight_body_bytes,
+            body_timeout_seconds=config.server.body_timeout_seconds,
         )
         add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(

@@ -43,6 +43,7 @@ from gateway.config.values import (
 from gateway.dispatcher import DispatcherSettings
 from gateway.http_budget import (
     CLIENT_MAX_SIZE,
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_INFLIGHT_BODY_BYTES,
     MIN_INFLIGHT_BODY_BYTES,
     SMALL_BODY_HEADROOM,
@@ -64,6 +65,8 @@ class ServerSection(Section):
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
     # Request-body bytes all HTTP requests may hold at once (gateway.http_budget); beyond: 503.
     max_inflight_body_bytes: PositiveInt = DEFAULT_MAX_INFLIGHT_BODY_BYTES
+    # A request body must arrive whole within this of its reservation, else its connection closes.
+    body_timeout_seconds: PositiveFloat = DEFAULT_BODY_TIMEOUT_SECONDS
 
     @field_validator("max_inflight_body_bytes")
     @classmethod

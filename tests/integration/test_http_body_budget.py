@@ -107,8 +107,8 @@ def contact_json(size: int) -> bytes:
     return data
 
 
-async def serve(store: Store, budget_bytes: int) -> tuple[web.AppRunner, Server]:
-    app = api_app(store, max_inflight_body_bytes=budget_bytes)
+async def serve(store: Store, budget_bytes: int, **options: Any) -> tuple[web.AppRunner, Server]:
+    app = api_app(store, max_inflight_body_bytes=budget_bytes, **options)
     runner = await start_http(app, "127.0.0.1", 0)
     return runner, Server(bound_port(runner), app[BODY_BUDGET_KEY])
 
@@ -203,6 +203,25 @@ async def test_the_budget_returns_to_zero_after_a_client_hangs_up_mid_body(
     request = await server.open("/api/contacts", BIG, sent=body)
     assert (await request.answer())[0] == 201
     request.close()
+
+
+async def test_a_body_that_stalls_past_the_deadline_is_cut_off_and_gives_its_share_back(
+    store: Store,
+) -> None:
+    runner, server = await serve(store, MIN_INFLIGHT_BODY_BYTES, body_timeout_seconds=0.5)
+    try:
+        body = contact_json(BIG)
+        stalled = await server.open("/api/contacts", BIG, sent=body[:1000])
+        await server.used(BIG)
+        await server.used(0)  # after the deadline, not before the client gives up
+        assert await asyncio.wait_for(stalled.reader.read(), 5) == b""  # closed, no answer
+        stalled.close()
+
+        quick = await server.open("/api/contacts", BIG, sent=body)  # in time: taken
+        assert (await quick.answer())[0] == 201
+        quick.close()
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_budget_is_given_back_after_an_error_answer(server: Server) -> None:

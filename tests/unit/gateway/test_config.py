@@ -598,3 +598,11 @@ def test_an_http_body_budget_that_cannot_take_one_web_form_report_is_refused(
     assert load_config(write(tmp_path, fits), {}).webform.max_attachment_bytes == 10485760
     # Disabled, the form takes no budget.
     assert load_config(write(tmp_path, text.replace("true", "false")), {})
+
+
+def test_the_http_body_timeout_defaults_to_two_minutes_and_must_be_positive(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), {}).server.body_timeout_seconds == 120.0
+    text = "[server]\nbody_timeout_seconds = 30.0\n"
+    assert load_config(write(tmp_path, text), {}).server.body_timeout_seconds == 30.0
+    [problem] = problems(tmp_path, "[server]\nbody_timeout_seconds = 0.0\n")
+    assert problem.startswith("server.body_timeout_seconds"), problem
