@@ -224,6 +224,28 @@ async def test_a_body_that_stalls_past_the_deadline_is_cut_off_and_gives_its_sha
         await runner.cleanup()
 
 
+async def test_a_handler_still_busy_with_a_whole_body_after_the_deadline_is_not_cut_off(
+    store: Store,
+) -> None:
+    async def slow(request: web.Request) -> web.Response:  # e.g. Slack's look-ups before its ack
+        await request.read()
+        await asyncio.sleep(1.0)
+        return web.json_response({"ok": True})
+
+    app = api_app(store, max_inflight_body_bytes=MIN_INFLIGHT_BODY_BYTES, body_timeout_seconds=0.2)
+    app.router.add_post("/slow", slow)
+    runner = await start_http(app, "127.0.0.1", 0)
+    try:
+        server = Server(bound_port(runner), app[BODY_BUDGET_KEY])
+        request = await server.open("/slow", BIG, sent=b"x" * BIG)
+        status, _, answer = await request.answer()
+        assert (status, answer) == (200, {"ok": True})
+        request.close()
+        await server.used(0)
+    finally:
+        await runner.cleanup()
+
+
 async def test_the_budget_is_given_back_after_an_error_answer(server: Server) -> None:
     junk = b"[" * 5000  # not a contact: 400, after the body was read
     for _ in range(5):
