@@ -90,9 +90,10 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from channels.base import Channel
+from channels.inflight_budget import InflightBudget
 from channels.mail_conversion import ConversionPool
 from channels.networks import client_networks
-from channels.smtp_data import BudgetedDataSMTP, InflightBudget
+from channels.smtp_data import BudgetedDataSMTP
 from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
 from normalizer.contact import Contact, ContactStep

@@ -32,6 +32,8 @@ import logging
 
 from aiosmtpd.smtp import MISSING, SMTP
 
+from channels.inflight_budget import InflightBudget
+
 log = logging.getLogger(__name__)
 
 OVER_BUDGET = "451 4.3.1 Insufficient system resources, try again later"
@@ -41,30 +43,6 @@ _END_OF_DATA = b".\r\n"
 # more behind it), so without a pause a big message is split and copied in one stretch that
 # holds the event loop: after this many bytes the reader lets the other callbacks run.
 _YIELD_EVERY_BYTES = 64 * 1024
-
-
-class InflightBudget:
-    """Bytes of mail being received or processed, across every SMTP session of one channel."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"the in-flight budget must be at least 1 byte, got {limit!r}")
-        self.limit = limit
-        self.used = 0
-        self.refused = 0  # messages answered 451 4.3.1 so far
-
-    def fits(self, size: int) -> bool:
-        return self.used + size <= self.limit
-
-    def reserve(self, size: int) -> bool:
-        """Take ``size`` bytes if they fit; False (and nothing taken) if they don't."""
-        if not self.fits(size):
-            return False
-        self.used += size
-        return True
-
-    def release(self, size: int) -> None:
-        self.used -= size
 
 
 class _State(enum.Enum):

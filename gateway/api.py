@@ -11,7 +11,9 @@ open. Each body is one pydantic model (:class:`normalizer.api.ContactBody`, and
 "..."}`` with ``field`` the dotted path of the bad value (``from.email``): 400 for bad JSON, a
 wrong content type or invalid fields, 401 without a valid token, 404 for an unknown ref, 409 for
 an ``external_id`` already used for other content, 413 for a body over the app's
-``client_max_size``, 503 when the store cannot take the contact now (retry).
+``client_max_size``, 503 when the store cannot take the contact now or, before the body is read,
+when the HTTP server's body budget is spent (:mod:`gateway.http_budget`; retry, both with
+``Retry-After``).
 
 Idempotency key: ``external_id`` of ``POST /api/contacts``. A retry with the same one and the
 same content (sender, subject, text, category) answers 200 with the ticket of the first call and

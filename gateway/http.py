@@ -7,8 +7,10 @@ Channel webhooks and forms (Twilio, Slack, ``/report``) are added by their own m
 same app. Every response carries a strict Content-Security-Policy (no script at all, no
 framing), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
 
-Every error is JSON ``{"error": ...}``: aiohttp's own 404/405/413 included. An unexpected
-exception is logged with its traceback and answers a JSON 500 -- bad input never gets there.
+Every error is JSON ``{"error": ...}``: aiohttp's own 404/405/413 included. Request bodies are
+charged to one budget of bytes in flight before a handler reads them (503 + ``Retry-After``
+when it is spent; :mod:`gateway.http_budget`). An unexpected exception is logged with its
+traceback and answers a JSON 500 -- bad input never gets there.
 
 Behind a reverse proxy listed in ``[server] trusted_proxies`` the client's address
 (``request.remote``, the access log) is the one the proxy forwarded (``gateway.client_address``).
@@ -27,12 +29,20 @@ from typing import Final
 from aiohttp import web
 
 from channels.base import WebhookChannel
+from channels.inflight_budget import InflightBudget
 from channels.networks import IPNetwork
 from gateway.api import build_api_app, error_response, json_response
 from gateway.api_outbox import add_outbox_routes
 from gateway.api_quarantine import add_quarantine_routes
 from gateway.client_address import ClientAccessLogger, forwarded_client
 from gateway.dashboard import Dashboard
+from gateway.http_budget import (
+    BODY_BUDGET_KEY,
+    CLIENT_MAX_SIZE,
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    body_budget,
+)
 from gateway.http_metrics import refresh_gauges, route_timing
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
@@ -45,7 +55,6 @@ from router.tickets import TicketService
 
 log = logging.getLogger(__name__)
 
-CLIENT_MAX_SIZE: Final = 2 * 1024 * 1024  # bytes; bigger bodies get 413
 # No script runs on any page we serve; styles and images only from here; no framing.
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -77,14 +86,25 @@ def build_app(
     channels: Sequence[WebhookChannel] = (),
     dashboard: Dashboard | None = None,
     trusted_proxies: Sequence[IPNetwork] = (),
+    max_inflight_body_bytes: int = DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
 ) -> web.Application:
     """The root application. ``api_enabled=False`` leaves ``/api`` out entirely (404);
     without a ``dashboard`` ``GET /`` is a 404. A request from one of ``trusted_proxies`` is
-    seen as coming from the client its ``X-Forwarded-For`` names (``gateway.client_address``)."""
+    seen as coming from the client its ``X-Forwarded-For`` names (``gateway.client_address``).
+    Request bodies in flight, all requests together, stay within ``max_inflight_body_bytes``
+    and must arrive within ``body_timeout_seconds`` (:mod:`gateway.http_budget`)."""
+    budget = InflightBudget(max_inflight_body_bytes)
     app = web.Application(
-        middlewares=[route_timing(metrics), forwarded_client(trusted_proxies), _json_errors],
+        middlewares=[
+            route_timing(metrics),
+            forwarded_client(trusted_proxies),
+            body_budget(budget, body_timeout_seconds),
+            _json_errors,
+        ],
         client_max_size=CLIENT_MAX_SIZE,
     )
+    app[BODY_BUDGET_KEY] = budget
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
@@ -144,9 +164,18 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return error_response(exc.status, _http_error_message(exc), headers=_kept_headers(exc))
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_gone(request):
+            # aiohttp fails the body's read when the client hangs up mid-body: not our error,
+            # and nobody is left to read an answer.
+            log.info("client closed the connection during %s %s", request.method, request.path)
+            return error_response(400, "the connection was closed before the request was read")
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal error")
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -29,6 +29,7 @@ from gateway.api_bodies import EscalateBody, ReplyBody, StatusBody
 from gateway.api_outbox import OutboxListParams
 from gateway.api_quarantine import DEFAULT_LIMIT as QUARANTINE_DEFAULT_LIMIT
 from gateway.api_quarantine import MAX_LIMIT as QUARANTINE_MAX_LIMIT
+from gateway.http_budget import CLIENT_MAX_SIZE
 from normalizer.api import ContactBody
 from normalizer.contact import Channel
 from router.quarantine import KINDS as QUARANTINE_KINDS
@@ -142,6 +143,8 @@ def _paths() -> dict[str, Any]:
     for method, path, summary, parameters, body, answers in operations:
         if any(p["in"] == "path" for p in parameters):
             answers = {**answers, "404": _shared("NotFound")}
+        if method == "post":  # any body is charged to the server's body budget first
+            answers = {**answers, "413": _shared("TooLarge")}
         paths.setdefault(path, {})[method] = _operation(
             summary, answers=answers, parameters=parameters, body=body
         )
@@ -179,7 +182,6 @@ def _operation(
             "required": True,
             "content": {"application/json": {"schema": {"$ref": REF.format(model=body.__name__)}}},
         }
-        responses.setdefault("413", _shared("TooLarge"))
     operation["responses"] = dict(sorted(responses.items()))
     return operation
 
@@ -283,8 +285,10 @@ _WHY: Final = {
     "NotFound": "No such ticket or item.",
     "Conflict": "Refused as it stands: an external_id used for other content, or an outbox "
     "item already delivered or being sent.",
-    "TooLarge": "The body is larger than the server takes.",
-    "Unavailable": "The store cannot answer now; retry after Retry-After seconds.",
+    "TooLarge": f"The body is larger than the server takes ({CLIENT_MAX_SIZE} bytes of JSON).",
+    "Unavailable": "The store cannot answer now, or the server is receiving too many request "
+    "bodies at once (its budget of body bytes in flight is spent; nothing was read or stored); "
+    "retry after Retry-After seconds.",
 }
 
 

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from channels.base import WebhookChannel
 from channels.imap import IMAPChannel, IMAPMailboxSettings
+from channels.inflight_budget import InflightBudget
 from channels.outbound.email import EmailSender
 from channels.outbound.slack import SlackSender, SlackSenderSettings
 from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
@@ -42,6 +43,7 @@ from gateway.dispatcher import Dispatcher, Sender
 from gateway.forwarding import ForwardSender, forwarders
 from gateway.hooks import add_hook_routes
 from gateway.http import bound_port, build_app, start_http
+from gateway.http_budget import BODY_BUDGET_KEY
 from gateway.logs import configure_logging
 from gateway.metrics import MeteredIntake, MeteredQuarantine, Metrics
 from gateway.migrate import check, upgrade
@@ -130,6 +132,12 @@ class Gateway:
         assert self._http is not None
         return bound_port(self._http)
 
+    @property
+    def body_budget(self) -> InflightBudget:
+        """The HTTP server's budget of request-body bytes in flight (``gateway.http_budget``)."""
+        assert self._http is not None
+        return self._http.app[BODY_BUDGET_KEY]
+
     async def start(self) -> None:
         config = self.config
         url = config.database_url
@@ -182,6 +190,8 @@ class Gateway:
             channels=self.webhook_channels,
             dashboard=self.dashboard,
             trusted_proxies=config.server.proxy_networks(),
+            max_inflight_body_bytes=config.server.max_inflight_body_bytes,
+            body_timeout_seconds=config.server.body_timeout_seconds,
         )
         add_hook_routes(app, targets, HookInbox(self.store, settings), self.dispatcher.wake)
         self._http = await start_http(

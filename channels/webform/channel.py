@@ -24,6 +24,9 @@ HONEYPOT: Final = "website"  # hidden from people by CSS; bots fill in every fie
 VALUE_FIELDS: Final = ("name", "email", "category", "description")
 TEXT_FIELDS: Final = (*VALUE_FIELDS, "csrf", HONEYPOT)
 MAX_FIELD_BYTES: Final = 1024 * 1024 + 4096  # the description may hold 1 MiB of text
+# What a report sent from the form holds beyond its files: the description at its limit, the
+# short fields and the multipart framing (the HTTP body budget must take one such report).
+REPORT_OVERHEAD_BYTES: Final = MAX_FIELD_BYTES + 64 * 1024
 FORM_MAX_AGE_SECONDS: Final = 4 * 3600
 _CHUNK: Final = 64 * 1024
 HOUR: Final = 3600.0
@@ -176,6 +179,10 @@ class WebFormChannel(WebhookChannel):
             return form
         if request.content_type != "multipart/form-data":
             raise _Refused(415, "send the form as multipart/form-data")
+        if request.content_length is None:
+            # The HTTP body budget reserves a Content-Length; a chunked upload would be charged
+            # less than the files this reader may hold. Browsers always send one.
+            raise _Refused(411, "send the form with a Content-Length")
         try:
             reader = await request.multipart()
             total = 0

@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from channels.smtp import SMTPChannelSettings
 from channels.smtp_tls import TLSFileError, server_tls_context
+from channels.webform.channel import REPORT_OVERHEAD_BYTES
 from gateway.config.categories import CategoryEntry, default_categories
 from gateway.config.ivr import IvrOption, IvrSection
 from gateway.config.router_settings import router_settings
@@ -37,6 +38,7 @@ from gateway.config.sections import (
     TwilioSection,
     WebformSection,
 )
+from gateway.http_budget import SMALL_BODY_HEADROOM
 from normalizer.contact import ContactStep
 from normalizer.email import contact_from_email
 from normalizer.fax import FaxRules, FaxStep
@@ -173,6 +175,19 @@ def _cross_problems(config: Config) -> Iterator[str]:
         yield from _duplicates("ivr.options", (o.digit for o in config.ivr.options), "digit")
     yield from _category_problems(config, names)
     yield from _smtp_tls_problems(config)
+    yield from _body_budget_problems(config)
+
+
+def _body_budget_problems(config: Config) -> Iterator[str]:
+    """The HTTP body budget takes one web-form report with its files at their limit."""
+    files = config.webform.max_attachment_bytes
+    needed = files + REPORT_OVERHEAD_BYTES + SMALL_BODY_HEADROOM
+    if config.webform.enabled and config.server.max_inflight_body_bytes < needed:
+        yield (
+            f"server.max_inflight_body_bytes ({config.server.max_inflight_body_bytes}) cannot "
+            f"take one web-form report with webform.max_attachment_bytes ({files}) of files "
+            f"and its text; raise it to at least {needed}"
+        )
 
 
 def _smtp_tls_problems(config: Config) -> Iterator[str]:

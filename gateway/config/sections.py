@@ -41,6 +41,13 @@ from gateway.config.values import (
     check_prefix,
 )
 from gateway.dispatcher import DispatcherSettings
+from gateway.http_budget import (
+    CLIENT_MAX_SIZE,
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+    MIN_INFLIGHT_BODY_BYTES,
+    SMALL_BODY_HEADROOM,
+)
 from router.retry import RetryPolicy
 from router.settings import TriageSettings
 
@@ -69,6 +76,22 @@ class ServerSection(Section):
     def proxy_networks(self) -> tuple[IPNetwork, ...]:
         """``trusted_proxies`` as networks."""
         return client_networks(self.trusted_proxies)
+
+    # Request-body bytes all HTTP requests may hold at once (gateway.http_budget); beyond: 503.
+    max_inflight_body_bytes: PositiveInt = DEFAULT_MAX_INFLIGHT_BODY_BYTES
+    # A request body must arrive whole within this of its reservation, else its connection closes.
+    body_timeout_seconds: PositiveFloat = DEFAULT_BODY_TIMEOUT_SECONDS
+
+    @field_validator("max_inflight_body_bytes")
+    @classmethod
+    def _budget_holds_one_body(cls, value: int) -> int:
+        if value < MIN_INFLIGHT_BODY_BYTES:
+            raise ValueError(
+                f"max_inflight_body_bytes ({value}) is below {MIN_INFLIGHT_BODY_BYTES}: the "
+                f"{CLIENT_MAX_SIZE}-byte per-request limit plus the {SMALL_BODY_HEADROOM} bytes "
+                "kept for small webhook bodies; a request of the largest size could never be taken"
+            )
+        return value
 
     @property
     def base_url(self) -> str:

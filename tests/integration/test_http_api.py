@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -101,19 +101,23 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
+def api_app(store: Store, router: Router | None = None, **options: Any) -> web.Application:
+    """The gateway's HTTP app over ``store`` with the API on (``options``: more of build_app's)."""
+    metrics = Metrics()
+    return build_app(
+        store=store,
+        tickets=TicketService(store, SETTINGS),
+        intake=MeteredIntake(router or Router(store, SETTINGS), metrics),
+        metrics=metrics,
+        **{"api_tokens": (TOKEN,), "api_enabled": True, **options},
+    )
+
+
 async def serve(
     store: Store, *, api_tokens: tuple[str, ...] = (TOKEN,), api_enabled: bool = True
 ) -> tuple[TestClient[Any, Any], Router]:
-    metrics = Metrics()
     router = Router(store, SETTINGS)
-    app = build_app(
-        store=store,
-        tickets=TicketService(store, SETTINGS),
-        intake=MeteredIntake(router, metrics),
-        metrics=metrics,
-        api_tokens=api_tokens,
-        api_enabled=api_enabled,
-    )
+    app = api_app(store, router, api_tokens=api_tokens, api_enabled=api_enabled)
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     return client, router
@@ -672,16 +676,7 @@ async def test_reply_to_an_unknown_ref_gets_404(gw: Gateway) -> None:
 
 # ---- serving --------------------------------------------------------------------------------
 async def test_start_http_serves_on_a_free_port_in_the_running_loop(store: Store) -> None:
-    metrics = Metrics()
-    app = build_app(
-        store=store,
-        tickets=TicketService(store, SETTINGS),
-        intake=MeteredIntake(Router(store, SETTINGS), metrics),
-        metrics=metrics,
-        api_tokens=(TOKEN,),
-        api_enabled=True,
-    )
-    runner = await start_http(app, "127.0.0.1", 0)
+    runner = await start_http(api_app(store), "127.0.0.1", 0)
     try:
         port = bound_port(runner)
         assert port > 0

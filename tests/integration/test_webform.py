@@ -159,6 +159,21 @@ async def test_attachments_over_the_limit_are_refused_and_nothing_is_stored(
     assert await tickets(desk) == []
 
 
+async def test_a_chunked_upload_gets_411_and_nothing_is_stored(
+    desk: GatewayHarness, browser: aiohttp.ClientSession
+) -> None:
+    # Without a Content-Length the body budget could not charge what the form reader holds.
+    csrf = await form_token(desk, browser)
+    form = aiohttp.FormData()
+    for key, value in {"email": "bob@example.org", "description": "Dead", "csrf": csrf}.items():
+        form.add_field(key, value)
+    form.add_field("attachments", b"\xff" * 1000, filename="a.jpg", content_type="image/jpeg")
+    async with browser.post(desk.base_url + "/report", data=form, chunked=True) as response:
+        assert response.status == 411, await response.text()
+        assert "Content-Length" in await response.text()
+    assert await tickets(desk) == []
+
+
 async def test_more_reports_than_the_hourly_limit_get_429_but_typos_do_not_count(
     desk: GatewayHarness, browser: aiohttp.ClientSession
 ) -> None:

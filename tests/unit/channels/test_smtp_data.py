@@ -14,7 +14,8 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels.smtp_data import BudgetedDataSMTP, InflightBudget, _Held, _State
+from channels.inflight_budget import InflightBudget
+from channels.smtp_data import BudgetedDataSMTP, _Held, _State
 
 TEXT_LINE_LIMIT = 40
 

@@ -567,3 +567,51 @@ def test_log_format_takes_text_or_json_and_names_the_key_otherwise(tmp_path: Pat
     )
     [problem] = problems(tmp_path, '[server]\nlog_format = "xml"\n')
     assert problem.startswith("server.log_format")
+
+
+def test_the_http_body_budget_defaults_to_four_web_form_reports_and_takes_a_value(
+    tmp_path: Path,
+) -> None:
+    assert load_config(write(tmp_path, ""), {}).server.max_inflight_body_bytes == 64 * 1024 * 1024
+    text = "[server]\nmax_inflight_body_bytes = 8388608\n"
+    assert load_config(write(tmp_path, text), {}).server.max_inflight_body_bytes == 8388608
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("3145727", "below 3145728"),  # 2 MiB per request + 1 MiB for small bodies, minus one
+        ("0", "greater than 0"),
+        ('"lots"', "integer"),
+    ],
+)
+def test_an_http_body_budget_below_one_request_is_refused_naming_the_key(
+    tmp_path: Path, value: str, words: str
+) -> None:
+    [problem] = problems(tmp_path, f"[server]\nmax_inflight_body_bytes = {value}\n")
+    assert problem.startswith("server.max_inflight_body_bytes"), problem
+    assert words in problem
+
+
+def test_an_http_body_budget_that_cannot_take_one_web_form_report_is_refused(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "[server]\nmax_inflight_body_bytes = 8388608\n"
+        "[webform]\nenabled = true\nmax_attachment_bytes = 10485760\n"
+    )
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith("server.max_inflight_body_bytes (8388608)"), problem
+    assert "webform.max_attachment_bytes (10485760)" in problem and "12652544" in problem
+    fits = text.replace("8388608", "12652544")  # files, 1 MiB of text and more, headroom
+    assert load_config(write(tmp_path, fits), {}).webform.max_attachment_bytes == 10485760
+    # Disabled, the form takes no budget.
+    assert load_config(write(tmp_path, text.replace("true", "false")), {})
+
+
+def test_the_http_body_timeout_defaults_to_two_minutes_and_must_be_positive(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ""), {}).server.body_timeout_seconds == 120.0
+    text = "[server]\nbody_timeout_seconds = 30.0\n"
+    assert load_config(write(tmp_path, text), {}).server.body_timeout_seconds == 30.0
+    [problem] = problems(tmp_path, "[server]\nbody_timeout_seconds = 0.0\n")
+    assert problem.startswith("server.body_timeout_seconds"), problem

@@ -1,0 +1,390 @@
+"""The HTTP server's budget of request-body bytes in flight (``[server] max_inflight_body_bytes``,
+``gateway.http_budget``), over real sockets: a real ``spoc`` HTTP app on 127.0.0.1 (the real
+Store on SQLite and PostgreSQL, the real Router), bodies sent by hand on raw connections so
+they can be held half-sent, the way a slow uploader holds them."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from channels.inflight_budget import InflightBudget
+from gateway.http import bound_port, start_http
+from gateway.http_budget import (
+    BODY_BUDGET_KEY,
+    CLIENT_MAX_SIZE,
+    MIN_INFLIGHT_BODY_BYTES,
+    SMALL_BODY_HEADROOM,
+)
+from gateway.openapi import openapi_document
+from router.store import Store
+from tests.integration.gateway_harness import API_TOKEN
+from tests.integration.slack_support import dm, slack_desk
+from tests.integration.test_http_api import TOKEN, api_app
+from tests.integration.twilio_support import phone_desk
+
+BIG = 1024 * 1024  # bytes: an upload, not a webhook
+
+
+@dataclass
+class Server:
+    port: int
+    budget: InflightBudget
+    token: str = TOKEN
+
+    async def open(self, path: str, length: int | None, *, sent: bytes = b"") -> Held:
+        """A POST whose headers and the first ``sent`` bytes of its body are on the wire."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        framing = (
+            f"Content-Length: {length}\r\n"
+            if length is not None
+            else "Transfer-Encoding: chunked\r\n"
+        )
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
+            f"Content-Type: application/json\r\n{framing}\r\n"
+        )
+        writer.write(head.encode() + sent)
+        await writer.drain()
+        return Held(reader, writer)
+
+    async def used(self, expected: int) -> None:
+        """Wait until the budget holds ``expected`` bytes (the server reserves as it reads)."""
+        for _ in range(500):
+            if self.budget.used == expected:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"budget holds {self.budget.used} bytes, expected {expected}")
+
+
+@dataclass
+class Held:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """The status, headers and JSON body of the response (read to its Content-Length)."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers["content-length"]))
+        return status, headers, json.loads(body)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def contact_json(size: int) -> bytes:
+    """A valid ``POST /api/contacts`` body of exactly ``size`` bytes."""
+
+    def body(text: str) -> bytes:
+        return json.dumps(
+            {"from": {"email": "alice@example.org"}, "subject": "Big", "text": text}
+        ).encode()
+
+    padding = size - len(body(""))
+    assert padding > 0
+    data = body("x" * padding)
+    assert len(data) == size
+    return data
+
+
+async def serve(store: Store, budget_bytes: int, **options: Any) -> tuple[web.AppRunner, Server]:
+    app = api_app(store, max_inflight_body_bytes=budget_bytes, **options)
+    runner = await start_http(app, "127.0.0.1", 0)
+    return runner, Server(bound_port(runner), app[BODY_BUDGET_KEY])
+
+
+@pytest.fixture
+async def server(store: Store) -> AsyncIterator[Server]:
+    """A gateway whose budget takes two 1 MiB uploads and the small bodies' headroom."""
+    runner, server = await serve(store, 2 * BIG + SMALL_BODY_HEADROOM)
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+# ---- the budget refuses what does not fit, at once, and takes it again later ---------------
+async def test_a_third_big_body_gets_503_with_retry_after_while_two_are_held_open(
+    server: Server,
+) -> None:
+    body = contact_json(BIG)
+    first = await server.open("/api/contacts", BIG, sent=body[: BIG // 2])
+    second = await server.open("/api/contacts", BIG, sent=body[: BIG // 3])
+    await server.used(2 * BIG)  # each reserved its Content-Length before reading it
+
+    third = await server.open("/api/contacts", BIG, sent=body[:1000])
+    status, headers, answer = await third.answer()  # at once: the body is not read
+    assert status == 503, answer
+    assert headers["retry-after"].isdigit() and int(headers["retry-after"]) > 0
+    assert headers["content-type"].startswith("application/json")
+    assert "bodies at once" in answer["error"]
+    third.close()
+    assert server.budget.used == 2 * BIG and server.budget.refused == 1
+
+    await first.send(body[BIG // 2 :])
+    await second.send(body[BIG // 3 :])
+    assert (await first.answer())[0] == 201
+    assert (await second.answer())[0] == 201
+    first.close()
+    second.close()
+    await server.used(0)
+
+    again = await server.open("/api/contacts", BIG, sent=body)
+    status, _, answer = await again.answer()
+    assert status == 201, answer
+    again.close()
+
+
+async def test_small_webhook_bodies_still_fit_while_big_ones_fill_the_budget(
+    server: Server,
+) -> None:
+    body = contact_json(BIG)
+    held = [await server.open("/api/contacts", BIG, sent=body[:100]) for _ in range(2)]
+    await server.used(2 * BIG)
+    # A third upload would fit the limit, but not beside the room kept for small bodies.
+    third = await server.open("/api/contacts", BIG, sent=body[:100])
+    assert (await third.answer())[0] == 503
+    third.close()
+
+    small = contact_json(2000)  # the size of a Twilio or Slack webhook
+    request = await server.open("/api/contacts", len(small), sent=small)
+    status, _, answer = await request.answer()
+    assert status == 201, answer
+    request.close()
+    for one in held:
+        one.close()
+    await server.used(0)
+
+
+async def test_a_body_bigger_than_the_whole_budget_gets_413_not_503(server: Server) -> None:
+    size = server.budget.limit  # a big body must leave the headroom free: it can never fit
+    request = await server.open("/api/contacts", size, sent=b"{")
+    status, headers, answer = await request.answer()
+    assert status == 413, answer
+    assert "retry-after" not in headers
+    request.close()
+    assert server.budget.used == 0
+
+
+# ---- the reservation is given back however the request ends ---------------------------------
+async def test_the_budget_returns_to_zero_after_a_client_hangs_up_mid_body(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = contact_json(BIG)
+    gone = [await server.open("/api/contacts", BIG, sent=body[: BIG // 4]) for _ in range(2)]
+    await server.used(2 * BIG)
+    with caplog.at_level(logging.INFO):
+        for one in gone:
+            one.close()
+        await server.used(0)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+    request = await server.open("/api/contacts", BIG, sent=body)
+    assert (await request.answer())[0] == 201
+    request.close()
+
+
+async def test_a_body_that_stalls_past_the_deadline_is_cut_off_and_gives_its_share_back(
+    store: Store,
+) -> None:
+    runner, server = await serve(store, MIN_INFLIGHT_BODY_BYTES, body_timeout_seconds=0.5)
+    try:
+        body = contact_json(BIG)
+        stalled = await server.open("/api/contacts", BIG, sent=body[:1000])
+        await server.used(BIG)
+        await server.used(0)  # after the deadline, not before the client gives up
+        assert await asyncio.wait_for(stalled.reader.read(), 5) == b""  # closed, no answer
+        stalled.close()
+
+        quick = await server.open("/api/contacts", BIG, sent=body)  # in time: taken
+        assert (await quick.answer())[0] == 201
+        quick.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_handler_still_busy_with_a_whole_body_after_the_deadline_is_not_cut_off(
+    store: Store,
+) -> None:
+    async def slow(request: web.Request) -> web.Response:  # e.g. Slack's look-ups before its ack
+        await request.read()
+        await asyncio.sleep(1.0)
+        return web.json_response({"ok": True})
+
+    app = api_app(store, max_inflight_body_bytes=MIN_INFLIGHT_BODY_BYTES, body_timeout_seconds=0.2)
+    app.router.add_post("/slow", slow)
+    runner = await start_http(app, "127.0.0.1", 0)
+    try:
+        server = Server(bound_port(runner), app[BODY_BUDGET_KEY])
+        request = await server.open("/slow", BIG, sent=b"x" * BIG)
+        status, _, answer = await request.answer()
+        assert (status, answer) == (200, {"ok": True})
+        request.close()
+        await server.used(0)
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_budget_is_given_back_after_an_error_answer(server: Server) -> None:
+    junk = b"[" * 5000  # not a contact: 400, after the body was read
+    for _ in range(5):
+        request = await server.open("/api/contacts", len(junk), sent=junk)
+        assert (await request.answer())[0] == 400
+        request.close()
+    await server.used(0)
+
+
+# ---- chunked bodies --------------------------------------------------------------------------
+async def test_a_chunked_body_reserves_the_per_request_limit_until_it_ends(
+    server: Server,
+) -> None:
+    body = contact_json(3000)
+    request = await server.open("/api/contacts", None, sent=b"%x\r\n%s\r\n" % (100, body[:100]))
+    await server.used(CLIENT_MAX_SIZE)  # not the 100 bytes sent so far: what it may grow to
+
+    rest = body[100:]
+    await request.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+    status, _, answer = await request.answer()
+    assert status == 201, answer
+    request.close()
+    await server.used(0)
+
+
+async def test_a_compressed_body_reserves_the_per_request_limit_not_its_length(
+    server: Server,
+) -> None:
+    body = gzip.compress(contact_json(3000))  # inflates as the handler reads it
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /api/contacts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (TOKEN.encode(), len(body), body[:10])
+    )
+    request = Held(reader, writer)
+    await server.used(CLIENT_MAX_SIZE)
+    await request.send(body[10:])
+    status, _, answer = await request.answer()
+    assert status == 201, answer
+    request.close()
+    await server.used(0)
+
+
+async def test_a_chunked_body_that_does_not_fit_gets_503(store: Store) -> None:
+    runner, server = await serve(store, MIN_INFLIGHT_BODY_BYTES)
+    try:
+        first = await server.open("/api/contacts", None, sent=b"1\r\n{\r\n")
+        await server.used(CLIENT_MAX_SIZE)
+        second = await server.open("/api/contacts", None, sent=b"1\r\n{\r\n")
+        status, headers, _ = await second.answer()
+        assert status == 503 and "retry-after" in headers
+        second.close()
+        first.close()
+        await server.used(0)
+    finally:
+        await runner.cleanup()
+
+
+# ---- what reserves nothing ------------------------------------------------------------------
+async def test_get_and_empty_bodies_reserve_nothing_even_with_the_budget_spent(
+    store: Store,
+) -> None:
+    runner, server = await serve(store, MIN_INFLIGHT_BODY_BYTES)
+    try:
+        server.budget.used = server.budget.limit  # spent: any body at all would be refused
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        status, _, answer = await Held(reader, writer).answer()
+        assert status == 200, answer
+        writer.close()
+
+        empty = await server.open("/api/outbox/1/retry", 0)
+        status, _, answer = await empty.answer()
+        assert status == 404, answer  # reached the handler: no such item
+        empty.close()
+
+        small = await server.open("/api/outbox/1/retry", 2, sent=b"{}")
+        assert (await small.answer())[0] == 503
+        small.close()
+        server.budget.used = 0
+    finally:
+        await runner.cleanup()
+
+
+# ---- Twilio, which does not retry a 5xx, is not starved by uploads --------------------------
+async def test_a_twilio_sms_is_taken_while_uploads_hold_the_rest_of_a_whole_gateways_budget(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with phone_desk(tmp_path, sqlite_url) as desk:  # the default budget, 64 MiB
+        budget = desk.harness.gw.body_budget
+        server = Server(desk.harness.gw.http_port, budget, API_TOKEN)
+        upload = (budget.limit - SMALL_BODY_HEADROOM) // 3
+        held = [await server.open("/api/contacts", upload, sent=b"{") for _ in range(3)]
+        await server.used(3 * upload)
+        refused = await server.open("/api/contacts", BIG, sent=b"{")
+        assert (await refused.answer())[0] == 503  # no more room for uploads
+
+        twiml = await desk.phone.sms("+12025550100", "My laptop will not start")
+
+        assert twiml.status == 200, twiml
+        [ticket] = await desk.tickets(channel="sms")
+        assert ticket["ref"] in twiml.text
+        for one in (*held, refused):
+            one.close()
+        await server.used(0)
+
+
+# ---- Slack retries a 503 with X-Slack-Retry-Num: the message arrives once -------------------
+async def test_a_slack_event_refused_for_want_of_budget_arrives_once_with_slacks_retry(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with slack_desk(tmp_path, sqlite_url) as (desk, _):
+        budget = desk.harness.gw.body_budget
+        event = dm("VPN is down for everyone on floor 2", desk.next_ts())
+        budget.used = budget.limit  # spent to the last byte: small bodies' room too
+        try:
+            status, text = await desk.event(event, "Ev0BUDGET")
+        finally:
+            budget.used = 0
+        assert status == 503 and "bodies at once" in json.loads(text)["error"]
+        assert await desk.slack_tickets() == []
+
+        for attempt in ("1", "2"):  # Slack retries at once, then after 1 and 5 minutes
+            retry = {"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_error"}
+            status, _ = await desk.event(event, "Ev0BUDGET", headers=retry)
+            assert status == 200
+        [ticket] = await desk.slack_tickets()
+        assert ticket["subject"].startswith("VPN is down")
+        assert budget.used == 0
+
+
+# ---- the OpenAPI document says so -----------------------------------------------------------
+def test_every_api_operation_taking_a_body_documents_the_budgets_503_and_413() -> None:
+    document = openapi_document()
+    posts = [ops["post"] for ops in document["paths"].values() if "post" in ops]
+    assert len(posts) >= 7
+    for operation in posts:
+        assert {"413", "503"} <= operation["responses"].keys(), operation["summary"]
+    unavailable = document["components"]["responses"]["Unavailable"]
+    assert "request bodies at once" in unavailable["description"]
+    assert unavailable["headers"]["Retry-After"]["required"] is True
