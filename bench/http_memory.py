@@ -1,6 +1,7 @@
 """Peak memory of ``spoc serve`` while many big HTTP bodies arrive at once, with the body
-budget (``[server] max_inflight_body_bytes``) at its minimum and, as the baseline, so large
-that it never refuses (what every request holding its body at once costs).
+budget (``[server] max_inflight_body_bytes``: ``--budget-mib``, by default its 3 MiB minimum)
+and, as the baseline, so large that it never refuses (what every request holding its body at
+once costs).
 
 ``--clients`` connections each send the headers and all but the last byte of a ``POST
 /api/contacts`` body of ``--body-kib`` (a valid contact whose JSON is padded with spaces), all
@@ -9,7 +10,7 @@ every body at once; with one, what does not fit is answered 503 before its body 
 figure is the growth of the server's peak RSS (``VmHWM`` after ``clear_refs``, as in
 ``bench/smtp_memory.py``) over the RSS before, in MiB and as a ratio of the two runs.
 
-    python bench/http_memory.py --clients 40 --body-kib 1900 --repeat 3
+    python bench/http_memory.py --clients 40 --body-kib 1900 --budget-mib 16 --repeat 3
 
 Linux only (``/proc``). Compare only figures of the same run.
 """
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from smtp_memory import free_ports, proc_kib, with_server
+from ports import free_ports
+from smtp_memory import proc_kib, with_server
 
 TOKEN = "bench-token-0123456789"
 UNBOUNDED = 1 << 40

@@ -14,7 +14,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def client_networks(texts: Sequence[str]) -> tuple[IPNetwork, ...]:
+def ip_networks(texts: Sequence[str]) -> tuple[IPNetwork, ...]:
     """Addresses and CIDR blocks as networks; a bad entry raises ValueError naming it."""
     networks = []
     for text in texts:

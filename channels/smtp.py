@@ -92,7 +92,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 from channels.base import Channel
 from channels.inflight_budget import InflightBudget
 from channels.mail_conversion import ConversionPool
-from channels.networks import client_networks
+from channels.networks import ip_networks
 from channels.smtp_data import BudgetedDataSMTP
 from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
@@ -208,7 +208,7 @@ class SMTPChannelSettings:
                 f"({self.max_message_bytes}), got {self.max_inflight_bytes!r}"
             )
         try:
-            client_networks(self.client_limit_exceptions)
+            ip_networks(self.client_limit_exceptions)
         except ValueError as exc:
             raise ValueError(f"smtp.client_limit_exceptions: {exc}") from None
         for key in ("idle_timeout_seconds", "data_timeout_seconds"):

@@ -35,7 +35,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
-from channels.networks import client_networks, in_networks, ip_address
+from channels.networks import in_networks, ip_address, ip_networks
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ClientCounts:
 
     def __init__(self, limit: int, exceptions: Sequence[str] = ()) -> None:
         self._limit = limit
-        self._exceptions = client_networks(exceptions)
+        self._exceptions = ip_networks(exceptions)
         self._open: Counter[str] = Counter()
 
     def _exempt(self, host: str) -> bool:

@@ -3,9 +3,11 @@
 psycopg asks PostgreSQL for results in text format unless told otherwise: a ``bytea`` then comes
 as hex, twice its size, which libpq holds while psycopg decodes it. Reading a 25 MB raw message
 through SQLAlchemy that way peaked at 6x its size in the reading process; asked for in binary
-format it comes as its bytes, 2x (the row libpq keeps and the ``bytes`` handed back). So on
-PostgreSQL :func:`read_blob` runs its statement on a binary-format cursor of the same connection
-(inside the same transaction). SQLite hands the blob's bytes over as they are.
+format it comes as its bytes, 2x (the row libpq keeps and the ``bytes`` handed back). So through
+psycopg (the driver spoc maps ``postgresql://`` to) :func:`read_blob` runs its statement on a
+binary-format cursor of the same connection (inside the same transaction). SQLite hands the
+blob's bytes over as they are; any other driver (an explicit ``postgresql+<driver>://``, which
+the config accepts) is read the ordinary way.
 
 Only for a statement that selects one binary column: the driver's value is returned as it is,
 without SQLAlchemy's result processing.
@@ -22,7 +24,7 @@ from sqlalchemy.engine import Connection
 def read_blob(conn: Connection, stmt: sa.Select[Any]) -> bytes | None:
     """The first column of the first row ``stmt`` selects, as bytes; None without a row or for
     NULL."""
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.driver != "psycopg":  # cursor(binary=True) is psycopg 3's
         value = conn.execute(stmt).scalar()
     else:
         compiled = stmt.compile(dialect=conn.dialect)

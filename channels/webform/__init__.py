@@ -9,12 +9,13 @@ the IVR menu's), ``max_attachments``, ``max_attachment_bytes`` (all files togeth
 ``max_reports_per_hour`` (per client address and per email address; the gateway counts them
 in the database, across instances: ``normalizer.rate_limits``).
 
-Replies: 200 with the ref once the contact is committed; 400 naming the field that is wrong
-(the form is shown again with what was typed); 403 without a valid form token (CSRF); 400 when
-the honeypot field is filled; 411 for a multipart upload without a Content-Length (chunked);
-413 over the attachment limits; 429 over the rate limit (with ``Retry-After``); 503 when the
-database is down (nothing stored: send again), or, as JSON with ``Retry-After``, when the HTTP
-server's body budget is spent (``gateway.http_budget``).
+Replies: 200 with the ref once the contact is committed; 400 naming the field that is wrong (the
+form is shown again with what was typed); 403 without a valid form token (CSRF); 400 when the
+honeypot field is filled; 411 for a multipart upload without a Content-Length (chunked); 415 for
+one with a Content-Encoding (it would inflate past what it reserved); 413 over the attachment
+limits; 429 over the rate limit (with ``Retry-After``); 503 when the database is down (nothing
+stored: send again), or, as JSON with ``Retry-After``, when the HTTP server's body budget is
+spent (``gateway.http_budget``).
 
 Idempotency key: ``web-<nonce>`` from the rendered form's signed token, so one page sent twice
 is one ticket.

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 
 from channels.base import WebhookChannel
 from channels.forms import FormGuard, FormRefused, html_templates
@@ -183,6 +183,10 @@ class WebFormChannel(WebhookChannel):
             # The HTTP body budget reserves a Content-Length; a chunked upload would be charged
             # less than the files this reader may hold. Browsers always send one.
             raise _Refused(411, "send the form with a Content-Length")
+        if hdrs.CONTENT_ENCODING in request.headers:
+            # aiohttp inflates a compressed body as it is read: the files this reader may hold
+            # would outgrow what its Content-Length reserved. Browsers never compress a form.
+            raise _Refused(415, "send the form uncompressed (no Content-Encoding)")
         try:
             reader = await request.multipart()
             total = 0

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from channels.networks import IPNetwork, client_networks
+from channels.networks import IPNetwork, ip_networks
 from channels.outbound.email import OutboundSMTPSettings
 from channels.outbound.email_text import DEFAULT_SINGLE_ADDRESS_NOTICE, EmailWording
 from channels.smtp import SMTPChannelSettings
@@ -70,12 +70,12 @@ class ServerSection(Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        client_networks(value)
+        ip_networks(value)
         return value
 
     def proxy_networks(self) -> tuple[IPNetwork, ...]:
         """``trusted_proxies`` as networks."""
-        return client_networks(self.trusted_proxies)
+        return ip_networks(self.trusted_proxies)
 
     # Request-body bytes all HTTP requests may hold at once (gateway.http_budget); beyond: 503.
     max_inflight_body_bytes: PositiveInt = DEFAULT_MAX_INFLIGHT_BODY_BYTES
@@ -165,7 +165,7 @@ class SmtpSection(Section):
     @field_validator("client_limit_exceptions")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        client_networks(value)
+        ip_networks(value)
         return value
 
     max_errors: PositiveInt = _SMTP.max_errors

@@ -52,9 +52,7 @@ def scrape(gateway: Gateway) -> Samples:
     }
 
 
-def total(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
+def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of the samples ``name`` carrying ``labels`` (any others)."""
     wanted = set(labels.items())
     return sum(v for (n, got), v in samples.items() if n == name and wanted <= got)

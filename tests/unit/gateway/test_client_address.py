@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from channels.networks import client_networks
+from channels.networks import ip_networks
 from gateway.client_address import client_address
 
-TRUSTED = client_networks(["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
+TRUSTED = ip_networks(["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
 
 
 @pytest.mark.parametrize(

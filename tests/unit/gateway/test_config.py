@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from channels.smtp import SMTPChannelSettings
 from gateway.config import ConfigError, Secrets, load_config, resolve_sqlite_url
+from gateway.config.sections import ServerSection
 from normalizer.contact import Channel, Kind
 from router.settings import Group, RoutingRule
 
@@ -39,6 +41,39 @@ def test_shipped_config_validates_with_an_empty_environment() -> None:
         ("l2-apps", 2),
         ("vendor-acme", 3),
     ]
+
+
+def _server_table(toml_text: str) -> dict[str, object]:
+    """The ``[server]`` table of ``toml_text`` (cut out alone: the README's block has non-TOML
+    placeholders in other tables)."""
+    table = re.search(r"^\[server\][^\n]*\n(.*?)(?=^\[|\Z)", toml_text, re.MULTILINE | re.DOTALL)
+    assert table is not None
+    server = tomllib.loads(table.group(1))
+    return {key: list(v) if isinstance(v, tuple) else v for key, v in server.items()}
+
+
+def _server_defaults() -> dict[str, object]:
+    defaults = ServerSection().model_dump()
+    return {key: list(v) if isinstance(v, tuple) else v for key, v in defaults.items()}
+
+
+def test_shipped_config_lists_every_server_key_at_its_default() -> None:
+    # public_base_url has no default value to show (it follows http_host and http_port).
+    shown = _server_table(SHIPPED.read_text(encoding="utf-8"))
+    shown.pop("public_base_url")
+    defaults = _server_defaults()
+    defaults.pop("public_base_url")
+    assert shown == defaults
+
+
+def test_readme_shows_the_server_keys_spoc_adds_at_their_defaults() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("Keys that spoc adds, with their defaults") :]
+    shown = _server_table(block[block.index("```toml") : block.index("\n```\n")])
+    defaults = _server_defaults()
+    assert shown == {key: defaults[key] for key in shown}
+    # the contract's keys are documented elsewhere; every key spoc added is here
+    assert set(defaults) - set(shown) == {"http_host", "http_port", "public_base_url"}
 
 
 def test_shipped_config_holds_no_secret_looking_key() -> None:
