@@ -215,6 +215,8 @@ class IMAPChannel(Channel):
             self._backoff = min(1.0, self.settings.reconnect_max_seconds)
             if more or self._stopping.is_set():
                 continue
+            if await self._call(self._session.arrived_meanwhile):
+                continue  # announced during the cycle: IDLE would not say it again
             if idle and not self._failing:  # a failed message is retried after the interval
                 await self._idle()
             else:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -87,7 +88,26 @@ class MailboxSession:
     def select(self) -> int:
         """Select the watched folder (again); returns its UIDVALIDITY."""
         info = self._client.select_folder(self._folder)
+        # SELECT's own count is in ``info``; an EXISTS from here on is the server announcing
+        # mail that arrived since (:meth:`arrived_meanwhile`).
+        self._announced().pop("EXISTS", None)
         return int(info[b"UIDVALIDITY"])
+
+    def arrived_meanwhile(self) -> bool:
+        """Whether the server announced new mail (an untagged EXISTS) in an answer to one of
+        our commands since the last SELECT, and forget it.
+
+        Mail that arrives while a cycle runs, after its SEARCH, is announced at the end of a
+        later command (SEARCH, FETCH, MOVE), and IDLE does not announce it again: without this
+        look it waited for the next IDLE renewal (``idle_seconds``, 9 minutes by default).
+        """
+        return self._announced().pop("EXISTS", None) is not None
+
+    def _announced(self) -> dict[str, list[Any]]:
+        # imaplib keeps here the untagged responses no command took (imapclient's commands take
+        # only their own, e.g. SEARCH's); imapclient has no public accessor for them.
+        responses: dict[str, list[Any]] = self._client._imap.untagged_responses
+        return responses
 
     def pending(self, after_uid: int) -> list[int]:
         """UIDs above ``after_uid`` still waiting (not flagged deleted), oldest first.

@@ -76,6 +76,31 @@ async def test_a_message_appended_while_idling_is_taken_in_without_polling(
     assert desk.contacts()[0][1] == "arrived during idle"
 
 
+async def test_mail_announced_while_a_cycle_ran_is_taken_in_without_waiting_for_idle(
+    dovecot: Dovecot, mailbox: str, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the IMAP failover test once lost: a message arrives after a cycle's SEARCH, and
+    the server announces it (EXISTS) in its answer to a later command of that cycle. IDLE does
+    not announce it again, so a poller that goes straight into IDLE leaves it in the folder
+    until the IDLE renewal (9 minutes by default; here an hour, like the poll interval)."""
+    real_pending = MailboxSession.pending
+    arrivals = [message("arrived while the cycle ran")]
+
+    def pending_then_an_arrival(self: MailboxSession, after_uid: int) -> list[int]:
+        uids = real_pending(self, after_uid)
+        if arrivals:
+            dovecot.append(mailbox, arrivals.pop())
+            real_pending(self, after_uid)  # a later command: its answer announces the mail
+        return uids
+
+    monkeypatch.setattr(MailboxSession, "pending", pending_then_an_arrival)
+    channel = desk.channel(mailbox_settings(dovecot, mailbox, idle_seconds=600))
+    await channel.start()
+
+    await wait_for(lambda: len(desk.contacts()) == 1, "the contact announced during the cycle")
+    assert desk.contacts()[0][1] == "arrived while the cycle ran"
+
+
 def test_uid_range_star_answering_the_last_message_below_n_is_ignored(
     dovecot: Dovecot, mailbox: str
 ) -> None:

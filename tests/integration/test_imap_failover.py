@@ -73,7 +73,11 @@ def test_the_waiting_gateway_takes_the_mailbox_over_within_30_s_of_a_kill_9(
     follower: ServeProcess | None = None
     try:
         dovecot.append(mailbox, message("before the second gateway"))
-        wait_until(lambda: contacts(pg_url) == ["before the second gateway"], "the first mail")
+        wait_until(
+            lambda: contacts(pg_url) == ["before the second gateway"],
+            "the first mail",
+            leader.log_path,
+        )
         follower = serve(tmp_path / "b", pg_url, dovecot, mailbox)
         wait_until(lambda: WAITING in follower.log(), "the second gateway to wait")  # type: ignore[union-attr]
 
