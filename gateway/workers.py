@@ -207,9 +207,11 @@ def _worker_main(
         ready.send_bytes(str(index).encode("ascii"))
 
     role = WorkerRole(index=index, ready=tell_ready, metrics_dir=metrics_dir)
-    code = asyncio.run(serve(config, role))
-    if os.getppid() != parent:  # the parent was killed: it will not remove the directory
-        remove_shared_metrics_dir(metrics_dir)
+    try:
+        code = asyncio.run(serve(config, role))
+    finally:
+        if os.getppid() != parent:  # the parent was killed: it will not remove the directory
+            remove_shared_metrics_dir(metrics_dir)
     raise SystemExit(code)
 
 
