@@ -90,6 +90,28 @@ def mail_each_on_its_own_connection(port: int, keys: list[str]) -> dict[str, tup
     return replies
 
 
+def mail_all_accepted(gateway: Gateway, keys: list[str]) -> Counter[int]:
+    """Mail ``keys`` one connection each, every one answered 250; how many mails each worker
+    pid has taken so far, from the log."""
+    replies = mail_each_on_its_own_connection(gateway.ready.smtp_port, keys)
+    assert {key: code for key, (code, _) in replies.items()} == dict.fromkeys(keys, 250)
+    return Counter(int(m.group(1)) for m in _QUEUED.finditer(gateway.process.log()))
+
+
+def kill_a_worker(gateway: Gateway, victim: int) -> int:
+    """SIGKILL worker ``victim``; the pid of the worker started in its place, once ready."""
+    os.kill(victim, signal.SIGKILL)
+    replacement = int(wait_for(gateway, _STARTED, count=3)[-1].group(2))
+    wait_for(gateway, re.compile(rf"\[{replacement}\] gateway\.serve: spoc ready"))
+    return replacement
+
+
+def metrics_dir(gateway: Gateway) -> Path:
+    """The directory the workers share their metrics in, as the parent logged it."""
+    [directory] = _METRICS_DIR.findall(gateway.process.log())
+    return Path(directory)
+
+
 @pytest.mark.postgres
 def test_two_workers_share_the_smtp_and_http_ports_and_both_take_contacts(
     tmp_path: Path, pg_url: str, running_gateways: list[Gateway]
@@ -98,16 +120,13 @@ def test_two_workers_share_the_smtp_and_http_ports_and_both_take_contacts(
     running_gateways.append(gateway)
     keys = [f"workers m{i}" for i in range(24)]
 
-    replies = mail_each_on_its_own_connection(gateway.ready.smtp_port, keys)
+    by_worker = mail_all_accepted(gateway, keys)
     for _ in range(24):
         assert http_get(gateway.ready.http_port, "/healthz")[0] == 200
 
-    assert {key: code for key, (code, _) in replies.items()} == dict.fromkeys(keys, 250)
-    log = gateway.process.log()
-    by_worker = Counter(int(m.group(1)) for m in _QUEUED.finditer(log))
     assert set(by_worker) == pids, by_worker  # both workers took mail
     assert sum(by_worker.values()) == len(keys)
-    http_by_worker = Counter(int(m.group(1)) for m in _ACCESS.finditer(log))
+    http_by_worker = Counter(int(m.group(1)) for m in _ACCESS.finditer(gateway.process.log()))
     assert set(http_by_worker) == pids, http_by_worker  # both answered HTTP
     stored = Counter(subject for _, subject, _ in inbound_contacts(pg_url))
     assert stored == Counter(keys)
@@ -175,17 +194,11 @@ def test_a_worker_killed_hard_is_replaced_and_the_ports_keep_answering(
     running_gateways.append(gateway)
     victim = min(pids)
 
-    os.kill(victim, signal.SIGKILL)
+    replacement = kill_a_worker(gateway, victim)
 
-    started = wait_for(gateway, _STARTED, count=3)
-    replacement = int(started[-1].group(2))
     assert replacement not in pids
     assert "was killed by signal 9: starting another" in gateway.process.log()
-    wait_for(gateway, re.compile(rf"\[{replacement}\] gateway\.serve: spoc ready"))
-    keys = [f"after kill m{i}" for i in range(12)]
-    replies = mail_each_on_its_own_connection(gateway.ready.smtp_port, keys)
-    assert {key: code for key, (code, _) in replies.items()} == dict.fromkeys(keys, 250)
-    by_worker = Counter(int(m.group(1)) for m in _QUEUED.finditer(gateway.process.log()))
+    by_worker = mail_all_accepted(gateway, [f"after kill m{i}" for i in range(12)])
     assert replacement in by_worker and victim not in by_worker
     assert gateway.process.stop(signal.SIGTERM) == 0
 
@@ -197,7 +210,7 @@ def test_workers_stop_when_their_parent_is_killed_hard(
     gateway, pids = start_workers(tmp_path, pg_url)
     running_gateways.append(gateway)
 
-    [metrics_dir] = _METRICS_DIR.findall(gateway.process.log())
+    directory = metrics_dir(gateway)
 
     gateway.process.kill()  # SIGKILL to the parent only
 
@@ -210,7 +223,7 @@ def test_workers_stop_when_their_parent_is_killed_hard(
     assert not orphans, gateway.process.log_tail()
     with pytest.raises(OSError):  # nobody holds the SMTP port any more
         socket.create_connection((HOST, gateway.ready.smtp_port), timeout=SOCKET_SECONDS).close()
-    assert not Path(metrics_dir).exists()  # the workers removed what their parent could not
+    assert not directory.exists()  # the workers removed what their parent could not
 
 
 def _alive(pid: int) -> bool:

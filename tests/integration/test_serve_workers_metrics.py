@@ -10,7 +10,6 @@ spreads them over both workers (the log says which worker took which). Helpers c
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import stat
@@ -24,12 +23,10 @@ from router.quarantine import QuarantineStore
 from router.store import Store
 from tests.integration.test_serve_process import Gateway, http_get, running_gateways
 from tests.integration.test_serve_workers import (
-    _METRICS_DIR,
-    _QUEUED,
-    _STARTED,
-    mail_each_on_its_own_connection,
+    kill_a_worker,
+    mail_all_accepted,
+    metrics_dir,
     start_workers,
-    wait_for,
 )
 
 __all__ = ["running_gateways"]  # the fixture, imported for the tests below
@@ -72,13 +69,6 @@ def email_intake_totals(gateway: Gateway, scrapes: int = SCRAPES) -> list[tuple[
     return found
 
 
-def send_and_check(gateway: Gateway, keys: list[str]) -> Counter[int]:
-    """Mail ``keys``, all answered 250; how many each worker pid took, so far in the log."""
-    replies = mail_each_on_its_own_connection(gateway.ready.smtp_port, keys)
-    assert {key: code for key, (code, _) in replies.items()} == dict.fromkeys(keys, 250)
-    return Counter(int(m.group(1)) for m in _QUEUED.finditer(gateway.process.log()))
-
-
 def quarantine_errors(pg_url: str, count: int) -> None:
     """``count`` items kept in the quarantine, straight in the database."""
 
@@ -101,12 +91,11 @@ def test_every_scrape_of_any_worker_reports_the_total_of_all_workers(
 ) -> None:
     gateway, pids = start_workers(tmp_path, pg_url)
     running_gateways.append(gateway)
-    [directory_line] = _METRICS_DIR.findall(gateway.process.log())
-    directory = Path(directory_line)
+    directory = metrics_dir(gateway)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700  # private to spoc's user
     keys = [f"metrics m{i}" for i in range(24)]
 
-    by_worker = send_and_check(gateway, keys)
+    by_worker = mail_all_accepted(gateway, keys)
     quarantine_errors(pg_url, 3)
     totals = email_intake_totals(gateway)
 
@@ -130,18 +119,16 @@ def test_a_killed_workers_counts_stay_in_the_totals_after_it_is_replaced(
 ) -> None:
     gateway, pids = start_workers(tmp_path, pg_url)
     running_gateways.append(gateway)
-    before = send_and_check(gateway, [f"before kill m{i}" for i in range(16)])
+    before = mail_all_accepted(gateway, [f"before kill m{i}" for i in range(16)])
     assert set(before) == pids, before
     victim = min(pids)
 
-    os.kill(victim, signal.SIGKILL)
-    replacement = int(wait_for(gateway, _STARTED, count=3)[-1].group(2))
-    wait_for(gateway, re.compile(rf"\[{replacement}\] gateway\.serve: spoc ready"))
+    replacement = kill_a_worker(gateway, victim)
 
     # prometheus_client keeps a dead process's counter files (mark_process_dead removes only
     # live gauges'), so the victim's mail stays counted: totals never go down.
     assert email_intake_totals(gateway, scrapes=8) == [(16.0, 16.0)] * 8
-    after = send_and_check(gateway, [f"after kill m{i}" for i in range(8)])
+    after = mail_all_accepted(gateway, [f"after kill m{i}" for i in range(8)])
     assert after[replacement] > 0
     assert email_intake_totals(gateway, scrapes=8) == [(24.0, 24.0)] * 8
     assert gateway.process.stop(signal.SIGTERM) == 0
