@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.mail_mutations import mutations, seed_messages
 from bench.ports import free_ports
+from bench.spoc_config import DESK, config_text, serve_command
 from normalizer.email import contact_from_email
 
-DESK = "servicedesk@example.com"
 HERE = Path(__file__).resolve().parent
 
 
@@ -77,22 +77,13 @@ def normalise_pass(messages: list[bytes], seeds: list[bytes]) -> dict[str, float
 def write_config(directory: Path, smtp_port: int, http_port: int) -> Path:
     config = directory / "config.toml"
     config.write_text(
-        f"""[server]
-http_host = "127.0.0.1"
-http_port = {http_port}
-[database]
-url = "sqlite:///{directory / "fuzz.db"}"
-[email]
-address = "{DESK}"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-max_connections = 64
-[acks]
-enabled = false
-[api]
-enabled = true
-"""
+        config_text(
+            directory / "fuzz.db",
+            smtp_port,
+            http_port,
+            smtp="max_connections = 64",
+            extra="[api]\nenabled = true\n",
+        )
     )
     return config
 
@@ -126,7 +117,7 @@ def smtp_pass(
     log = (directory / "serve.log").open("w")
     env = {**os.environ, "SPOC_API_TOKEN": "fuzz"}
     child = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+        serve_command(config),
         cwd=HERE.parent,
         stdout=log,
         stderr=subprocess.STDOUT,

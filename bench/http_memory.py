@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ports import free_ports
 from smtp_memory import proc_kib, with_server
+from spoc_config import clean_environment, config_text, serve_command
 
 TOKEN = "bench-token-0123456789"
 UNBOUNDED = 1 << 40
@@ -84,23 +84,17 @@ class Run:
 def run(budget: int, clients: int, size: int, directory: Path) -> Run:
     http_port, smtp_port = free_ports(2)
     config = directory / f"config-{time.monotonic_ns()}.toml"
+    db = directory / f"spoc-{time.monotonic_ns()}.db"
     config.write_text(
-        f"""[server]
-http_host = "127.0.0.1"
-http_port = {http_port}
-max_inflight_body_bytes = {budget}
-[database]
-url = "sqlite:///{directory / f"spoc-{time.monotonic_ns()}.db"}"
-[smtp]
-port = {smtp_port}
-[acks]
-enabled = false
-[triage]
-classifier = "off"
-"""
+        config_text(
+            db,
+            smtp_port,
+            http_port,
+            server=f"max_inflight_body_bytes = {budget}",
+            extra='[triage]\nclassifier = "off"\n',
+        )
     )
-    args = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOC_")}
+    args, env = serve_command(config), clean_environment()
     env["SPOC_API_TOKEN"] = TOKEN
 
     def work(pid: int) -> Run:

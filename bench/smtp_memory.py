@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ports import free_ports  # bench/ is on sys.path when run as a script
+from spoc_config import DESK, clean_environment, config_text, serve_command
 
 HERE = Path(__file__).resolve().parent
-DESK = "servicedesk@example.com"
 SENDER = "big.sender@example.org"
 
 
@@ -173,24 +173,8 @@ def spoc_run(size: int, directory: Path, extra_smtp: str) -> Run:
     smtp_port, http_port = free_ports(2)
     db = directory / f"spoc-{time.monotonic_ns()}.db"
     config = directory / "config.toml"
-    config.write_text(
-        f"""[server]
-http_host = "127.0.0.1"
-http_port = {http_port}
-[database]
-url = "sqlite:///{db}"
-[email]
-address = "{DESK}"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-{extra_smtp}
-[acks]
-enabled = false
-"""
-    )
-    args = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOC_")}
+    config.write_text(config_text(db, smtp_port, http_port, smtp=extra_smtp))
+    args, env = serve_command(config), clean_environment()
     log = directory / "serve.log"
     run = with_server(args, smtp_port, log, lambda pid: measure("spoc", pid, smtp_port, size), env)
     with sqlite3.connect(db) as conn:
