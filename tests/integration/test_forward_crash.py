@@ -22,7 +22,6 @@ import pytest
 import sqlalchemy as sa
 
 from router.schema import outbox
-from router.store import engine_url
 from tests.fakes.webhook_receiver import SECRET, verify
 from tests.integration.test_serve_process import (
     HOST,
@@ -35,6 +34,7 @@ from tests.integration.test_serve_process import (
     send_mail,
     write_config,
 )
+from tests.support.sql import query
 
 EVENTS = 3
 
@@ -115,18 +115,13 @@ def _start(directory: Path, db_url: str, receiver: Receiver, n: int) -> tuple[Se
 
 
 def _forwards_pending(db_url: str) -> int:
-    engine = sa.create_engine(engine_url(db_url), poolclass=sa.NullPool)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(outbox)
-                    .where(outbox.c.kind.like("forward.%"), outbox.c.status != "done")
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    [(pending,)] = query(
+        db_url,
+        sa.select(sa.func.count())
+        .select_from(outbox)
+        .where(outbox.c.kind.like("forward.%"), outbox.c.status != "done"),
+    )
+    return int(pending)
 
 
 @pytest.mark.slow

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from router.store import engine_url
 from tests.integration.imap_support import PASSWORD, REPO_ROOT, dovecot, mailbox, message
 from tests.integration.test_serve_process import (
     ServeProcess,
@@ -31,6 +30,7 @@ from tests.integration.test_serve_process import (
     write_config,
 )
 from tests.support.dovecot import Dovecot
+from tests.support.sql import query
 
 __all__ = ["dovecot", "mailbox"]  # fixtures
 
@@ -39,17 +39,10 @@ PROCESSED = "spoc/processed"
 
 
 def contacts(db_url: str) -> list[str]:
-    engine = sa.create_engine(engine_url(db_url), poolclass=sa.NullPool)
     try:
-        with engine.connect() as conn:
-            try:
-                rows = conn.execute(sa.text("SELECT subject FROM contacts")).all()
-            except sa.exc.OperationalError:  # no tables yet
-                return []
-            except sa.exc.ProgrammingError:
-                return []
-    finally:
-        engine.dispose()
+        rows = query(db_url, "SELECT subject FROM contacts")
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # no tables yet
+        return []
     return [str(r[0]) for r in rows]
 
 

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from normalizer.refs import format_ref
-from router.store import engine_url
 from tests.support.services import require_service
+from tests.support.sql import query
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO_ROOT / "config.toml"
@@ -279,17 +278,11 @@ def send_mail(smtp: smtplib.SMTP, sender: str, raw: bytes) -> tuple[int, bytes]:
 
 def inbound_contacts(db_url: str) -> list[tuple[str, str, int]]:
     """``(external_id, subject, ticket_id)`` of every inbound email contact in the database."""
-    engine = sa.create_engine(engine_url(db_url))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT external_id, subject, ticket_id FROM contacts "
-                    "WHERE channel = 'email' AND direction = 'in'"
-                )
-            ).all()
-    finally:
-        engine.dispose()
+    rows = query(
+        db_url,
+        "SELECT external_id, subject, ticket_id FROM contacts "
+        "WHERE channel = 'email' AND direction = 'in'",
+    )
     return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
 

@@ -7,10 +7,8 @@ import smtplib
 import threading
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from router.store import engine_url
 from tests.integration.test_serve_process import HOST, SOCKET_SECONDS, ref_from_reply, send_mail
+from tests.support.sql import query
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +58,9 @@ def send_each(port: int, mails: list[Mail], acks: Acks) -> None:
 
 
 def duplicate_keys(db_url: str) -> list[tuple[str, str, int]]:
-    engine = sa.create_engine(engine_url(db_url))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT channel, external_id, count(*) FROM contacts "
-                    "GROUP BY channel, external_id HAVING count(*) > 1"
-                )
-            ).all()
-    finally:
-        engine.dispose()
+    rows = query(
+        db_url,
+        "SELECT channel, external_id, count(*) FROM contacts "
+        "GROUP BY channel, external_id HAVING count(*) > 1",
+    )
     return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

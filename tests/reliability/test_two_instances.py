@@ -39,11 +39,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-import sqlalchemy as sa
 from slack_sdk.signature import SignatureVerifier
 
 from gateway.migrate import upgrade
-from router.store import engine_url
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.fakes.twilio_api import AUTH_TOKEN, FakeTwilioAPI, TwilioPhone, TwiML
 from tests.fakes.webhook_receiver import SECRET as HOOK_SECRET
@@ -68,6 +66,7 @@ from tests.integration.test_serve_process import (
 )
 from tests.integration.twilio_support import twilio_config
 from tests.reliability.smtp_load import Acks, Mail, duplicate_keys, send_each
+from tests.support.sql import query
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
 
@@ -166,15 +165,6 @@ allow_private_network = true
         while self.count("SELECT count(*) FROM outbox WHERE status = 'pending'"):
             assert time.monotonic() < deadline, "the outbox did not drain"
             await asyncio.sleep(0.05)
-
-
-def query(pg_url: str, sql: str) -> list[Any]:
-    engine = sa.create_engine(engine_url(pg_url))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(sql)).all())
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
