@@ -30,6 +30,7 @@ _IN_WINDOW = sa.select(sa.func.count(), sa.func.min(rate_hits.c.at)).where(
     rate_hits.c.key_hash == sa.bindparam("key_hash"),
     rate_hits.c.at > sa.bindparam("since", type_=_AT),
 )
+_NEW_HIT = sa.insert(rate_hits)  # built once: every web form report and login counts through it
 _EXPIRE = sa.delete(rate_hits).where(
     rate_hits.c.at <= sa.bindparam("since", type_=_AT), rate_hits.c.scope == sa.bindparam("scope")
 )
@@ -55,7 +56,7 @@ class RateLimits:
             conn.execute(_EXPIRE, {"since": since, "scope": scope})
             retry = _retry_after(conn, scope, digest, limit, since, window_seconds, now)
             if retry is None:
-                conn.execute(sa.insert(rate_hits), {"scope": scope, "key_hash": digest, "at": now})
+                conn.execute(_NEW_HIT, {"scope": scope, "key_hash": digest, "at": now})
             return retry
 
         return await self._store.write(write)

@@ -365,13 +365,18 @@ def upsert(
 
 @functools.cache
 def _upsert(
-    dialect: str, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...]
+    dialect: str,
+    table: sa.Table,
+    keys: tuple[str, ...],
+    update: tuple[str, ...],
+    counter: str | None = None,
 ) -> Insert:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-    )
+    changes: dict[str, Any] = {c: stmt.excluded[c] for c in update}
+    if counter is not None:
+        changes[counter] = table.c[counter] + 1
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
 def upsert_counting(
@@ -379,8 +384,4 @@ def upsert_counting(
 ) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO UPDATE SET counter = counter + 1`` and the ``update``
     columns to the new values: count an event in one statement, safe between instances."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table)
-    changes: dict[str, Any] = {c: stmt.excluded[c] for c in update}
-    changes[counter] = table.c[counter] + 1
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
+    return _upsert(conn.dialect.name, table, keys, update, counter)
