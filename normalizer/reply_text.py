@@ -111,12 +111,22 @@ def _has_markers(text: str) -> bool:
 
 def newest_reply(body: str) -> str:
     """``body`` without the history it quotes (``body`` itself when there is none)."""
+    return reply_and_cut(body)[0]
+
+
+def reply_and_cut(body: str) -> tuple[str, bool]:
+    """:func:`newest_reply`, and whether it cut anything off (a quote, a signature). Without a
+    cut the reply is still ``body`` normalised (lines stripped), so comparing the two texts
+    does not tell."""
     text = _normalized(body)
     if not _has_markers(text):
-        return text.strip() or body
+        return text.strip() or body, False
     try:
         replies = _parser().read(text=body).replies
     except Exception:  # a parser failure costs the stripping, never the text
         log.debug("reply parser failed; keeping the whole body", exc_info=True)
-        return body
-    return replies[0].body if replies and replies[0].body.strip() else body
+        return body, False
+    if not replies or not replies[0].body.strip():
+        return body, False
+    newest = replies[0].body
+    return newest, newest.strip() != text.strip()

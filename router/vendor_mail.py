@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import AutoClass, Channel, Contact
-from normalizer.reply_text import newest_reply
+from normalizer.reply_text import reply_and_cut
 from router.replies import Said, tell_requester
 from router.schema import forwards
 from router.settings import ForwardRule, RouterSettings
@@ -42,9 +42,8 @@ RELAY_PARSE_CHARS = 20_000
 def vendor_answer(text: str) -> str:
     """What a vendor's mail adds above its quote; the whole text when it quotes nothing in
     its first ``RELAY_PARSE_CHARS`` characters (a long answer is never cut short)."""
-    head = text[:RELAY_PARSE_CHARS]
-    new = newest_reply(head)
-    return text if new == head else new
+    new, cut = reply_and_cut(text[:RELAY_PARSE_CHARS])
+    return new if cut or len(text) <= RELAY_PARSE_CHARS else text
 
 
 def vendor_target(settings: RouterSettings, contact: Contact) -> ForwardRule | None:
