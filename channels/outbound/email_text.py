@@ -23,10 +23,9 @@ from channels.outbound.events import (
     ESCALATED,
     REPLY,
     STATUS,
-    escalation_sentence,
+    change_sentence,
     event_of,
     fact,
-    status_sentence,
 )
 
 DEFAULT_SINGLE_ADDRESS_NOTICE = (
@@ -69,10 +68,8 @@ def mail_text(payload: Mapping[str, Any], wording: EmailWording) -> MailText:
     text = fact(payload, "text")
     if event == ACK:
         return MailText(tagged_subject(ref, subject), _ack_body(payload, wording))
-    if event == STATUS:
-        text = status_sentence(ref, fact(payload, "status"), text)
-    elif event == ESCALATED:
-        text = escalation_sentence(ref, fact(payload, "group"), text)
+    if event in (STATUS, ESCALATED):
+        text = change_sentence(event, payload, ref, text)
     assert event in (REPLY, STATUS, ESCALATED)
     return MailText(reply_subject(ref, subject), text)
 

@@ -24,7 +24,7 @@ A payload without ``event`` was written before the transports rendered (its ``su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 ACK = "ack"
@@ -54,11 +54,14 @@ def fact(payload: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def status_sentence(ref: str, status: str, note: str) -> str:
-    """``SD-42 is resolved: <note>`` (``ref`` and ``note`` as the transport shows them)."""
-    return f"{ref} is {status}" + (f": {note}" if note else ".")
-
-
-def escalation_sentence(ref: str, group: str, reason: str) -> str:
-    """``SD-42 is now with <group>: <reason>``."""
-    return f"{ref} is now with {group}" + (f": {reason}" if reason else ".")
+def change_sentence(
+    event: str, payload: Mapping[str, Any], ref: str, note: str, show: Callable[[str], str] = str
+) -> str:
+    """The sentence of a ``status`` or ``escalated`` event: ``SD-42 is resolved: <note>``,
+    ``SD-42 is now with <group>: <note>``. ``ref`` and ``note`` as the transport shows them;
+    ``show`` turns the status or group name into that form (mrkdwn escaping for Slack)."""
+    if event == STATUS:
+        return f"{ref} is {show(fact(payload, 'status'))}" + (f": {note}" if note else ".")
+    if event == ESCALATED:
+        return f"{ref} is now with {show(fact(payload, 'group'))}" + (f": {note}" if note else ".")
+    raise ValueError(f"{event!r} is no change of the ticket")

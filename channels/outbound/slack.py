@@ -47,12 +47,10 @@ from channels.outbound import DeliveryError, permanent_http_status, retry_after_
 from channels.outbound.events import (
     ACK,
     REPLY,
-    STATUS,
     UnknownEventError,
-    escalation_sentence,
+    change_sentence,
     event_of,
     fact,
-    status_sentence,
 )
 from normalizer.chat import is_slack_ts
 from normalizer.mrkdwn import escape
@@ -113,9 +111,7 @@ def slack_text(payload: Mapping[str, Any]) -> str:
             f"{hello}: your request is logged as {ref}. "
             "Reply in this thread to add information; answers from the desk will appear here."
         )
-    if event == STATUS:
-        return status_sentence(ref, escape(fact(payload, "status")), text)
-    return escalation_sentence(ref, escape(fact(payload, "group")), text)
+    return change_sentence(event, payload, ref, text, escape)
 
 
 class SlackSender:

@@ -37,10 +37,9 @@ from channels.outbound.events import (
     REPLY,
     STATUS,
     UnknownEventError,
-    escalation_sentence,
+    change_sentence,
     event_of,
     fact,
-    status_sentence,
 )
 
 log = logging.getLogger(__name__)
@@ -109,10 +108,8 @@ def sms_body(payload: Mapping[str, Any]) -> str:
     if event in (None, REPLY) and not isinstance(text, str):
         raise DeliveryError("sms payload needs `text`", permanent=True)
     said = fact(payload, "text")
-    if event == STATUS:
-        body = status_sentence(ref, fact(payload, "status"), said)
-    elif event == ESCALATED:
-        body = escalation_sentence(ref, fact(payload, "group"), said)
+    if event in (STATUS, ESCALATED):
+        body = change_sentence(event, payload, ref, said)
     elif event == ACK:
         raise DeliveryError("sms payload: SMS contacts are not acknowledged", permanent=True)
     else:
