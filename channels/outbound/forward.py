@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from yarl import URL
 
+from channels.networks import ip_address
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
 
@@ -130,13 +131,8 @@ class PrivateAddressRefused(OSError):
 
 def is_refused_address(address: str) -> bool:
     """True for anything but a public unicast address (IPv4-mapped IPv6 judged as IPv4)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast or ip.is_reserved
+    ip = ip_address(address.split("%", 1)[0])  # without an IPv6 zone
+    return ip is None or not ip.is_global or ip.is_multicast or ip.is_reserved
 
 
 class GuardedResolver(AbstractResolver):
