@@ -9,8 +9,9 @@ it). From a peer that is not a trusted proxy the header is ignored, and so it is
 default, an empty list. An entry a trusted proxy passed on that is no address (``unknown``, an
 obfuscated name) ends the walk: the last trusted hop stands for the client.
 
-:func:`forwarded_client` is the root application's first middleware, so the login lockout, the
-web form's limits and every handler see the client as ``request.remote``;
+:func:`forwarded_client` is the root application's middleware right after the route timing
+(``gateway.http_metrics``), so the login lockout, the web form's limits and every handler see the
+client as ``request.remote``;
 :class:`ClientAccessLogger` writes the same address into the access log.
 """
 

@@ -95,15 +95,11 @@ def build_app(
     Request bodies in flight, all requests together, stay within ``max_inflight_body_bytes``
     and must arrive within ``body_timeout_seconds`` (:mod:`gateway.http_budget`)."""
     budget = InflightBudget(max_inflight_body_bytes)
-    app = web.Application(
-        middlewares=[
-            route_timing(metrics),
-            forwarded_client(trusted_proxies),
-            body_budget(budget, body_timeout_seconds),
-            _json_errors,
-        ],
-        client_max_size=CLIENT_MAX_SIZE,
-    )
+    middlewares = [route_timing(metrics)]
+    if trusted_proxies:  # without any, X-Forwarded-For is never read: nothing to do per request
+        middlewares.append(forwarded_client(trusted_proxies))
+    middlewares += [body_budget(budget, body_timeout_seconds), _json_errors]
+    app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)
     app[BODY_BUDGET_KEY] = budget
     app[STORE_KEY] = store
     app[TICKETS_KEY] = tickets

@@ -12,11 +12,12 @@ Every request with a body reserves, before its handler runs, what its body can h
 - nothing for ``GET``/``HEAD`` and for bodies of 0 bytes.
 
 What does not fit now is answered at once with ``503``, ``Retry-After`` and the API's JSON
-error, before its body is read; a body bigger than the whole budget could never fit and is
-answered ``413``. The reservation is given back when the handler ends, however it ends:
-response, error, or a client that hung up mid-body (its read fails and the handler ends). A body
-must arrive whole within ``[server] body_timeout_seconds`` of its reservation: a client that
-stalls or vanished without closing is cut off then, so it cannot keep its share for ever.
+error, before its body is read; a body that could never fit (bigger than the budget less the
+:data:`SMALL_BODY_HEADROOM` it must leave free, below) is answered ``413``. The reservation is
+given back when the handler ends, however it ends: response, error, or a client that hung up
+mid-body (its read fails and the handler ends). A body must arrive whole within ``[server]
+body_timeout_seconds`` of its reservation: a client that stalls or vanished without closing is
+cut off then, so it cannot keep its share for ever.
 
 Small bodies are not starved by big ones: a body over :data:`SMALL_BODY_BYTES` must leave
 :data:`SMALL_BODY_HEADROOM` of the budget free, so Twilio's and Slack's webhooks (a few KiB;

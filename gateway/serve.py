@@ -8,7 +8,9 @@ in-flight contacts finish and commit, stop the dispatcher, close the store; exit
 
 A worker of ``spoc serve --workers N`` (``gateway.workers``) is the same gateway with a
 :class:`WorkerRole`: its listeners share their ports with the other workers (SO_REUSEPORT), the
-parent checked the schema once already, and the dashboard's secret is the parent's.
+parent checked the schema once already, and its metrics go to the directory the workers share
+(``gateway.shared_metrics``). Like every instance, it signs dashboard sessions with
+``SPOC_DASHBOARD_SECRET`` or else the secret kept in the database (``router.shared_secrets``).
 """
 
 from __future__ import annotations

@@ -121,23 +121,29 @@ class _Supervisor:
         self._all_ready_logged = False
 
     def run(self) -> int:
-        for index in range(1, self._count + 1):
-            self._start(index)
-        while True:
-            received = signal.sigtimedwait(_PARENT_SIGNALS, POLL_SECONDS)
-            if received is not None and received.si_signo in _STOP_SIGNALS:
-                log.info("signal received: stopping %d workers", len(self._workers))
-                return self._stop_all()
-            if not self._replace_dead():
-                self._stop_all()
-                return EXIT_FAILED
+        try:
+            for index in range(1, self._count + 1):
+                self._start(index)
+            while True:
+                received = signal.sigtimedwait(_PARENT_SIGNALS, POLL_SECONDS)
+                if received is not None and received.si_signo in _STOP_SIGNALS:
+                    log.info("signal received: stopping %d workers", len(self._workers))
+                    return self._stop_all()
+                if not self._replace_dead():
+                    self._stop_all()
+                    return EXIT_FAILED
+        except BaseException:
+            # The workers are not daemonic (they start conversion processes of their own), so
+            # the interpreter's exit would wait for them: stop them before the error goes on.
+            self._stop_all()
+            raise
 
     def _start(self, index: int) -> None:
         role = (self._config, index, self._ready_writer, os.getpid(), self._metrics_dir)
-        # daemon: should the parent itself fail, its exit sends the workers SIGTERM.
-        process = self._context.Process(
-            target=_worker_main, args=role, name=f"spoc-{index}", daemon=True
-        )
+        # Not daemonic: multiprocessing refuses a daemonic process children, and each worker
+        # starts its mail conversion processes (channels.mail_conversion). A parent that fails
+        # stops the workers in run(); one that is killed, through PR_SET_PDEATHSIG.
+        process = self._context.Process(target=_worker_main, args=role, name=f"spoc-{index}")
         process.start()
         self._workers[index] = _Worker(process)
         log.info("worker %d started (pid %s)", index, process.pid)

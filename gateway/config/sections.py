@@ -31,6 +31,7 @@ from gateway.config.values import (
     HttpUrl,
     KindName,
     Name,
+    Networks,
     Port,
     PositiveFloat,
     PositiveInt,
@@ -65,13 +66,7 @@ class ServerSection(Section):
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client;
     # empty: the header is never believed (gateway.client_address).
-    trusted_proxies: tuple[StrictStr, ...] = ()
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxy_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        ip_networks(value)
-        return value
+    trusted_proxies: Networks = ()
 
     def proxy_networks(self) -> tuple[IPNetwork, ...]:
         """``trusted_proxies`` as networks."""
@@ -160,14 +155,7 @@ class SmtpSection(Section):
     max_recipients: PositiveInt = _SMTP.max_recipients
     max_connections: PositiveInt = _SMTP.max_connections
     max_connections_per_client: PositiveInt = _SMTP.max_connections_per_client
-    client_limit_exceptions: tuple[StrictStr, ...] = _SMTP.client_limit_exceptions
-
-    @field_validator("client_limit_exceptions")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        ip_networks(value)
-        return value
-
+    client_limit_exceptions: Networks = _SMTP.client_limit_exceptions
     max_errors: PositiveInt = _SMTP.max_errors
     max_inflight_bytes: PositiveInt = _SMTP.max_inflight_bytes
     idle_timeout_seconds: PositiveFloat = _SMTP.idle_timeout_seconds

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr
 
+from channels.networks import ip_networks
 from normalizer.addresses import is_email_address
 from normalizer.refs import is_prefix
 
@@ -36,6 +37,11 @@ def _check_regex(value: str) -> str:
 def _check_address(value: str) -> str:
     if not is_email_address(value):
         raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    ip_networks(value)  # names the first entry that is no address or CIDR block
     return value
 
 
@@ -73,6 +79,7 @@ Port = Annotated[StrictInt, AfterValidator(_check_port)]
 Regex = Annotated[StrictStr, AfterValidator(_check_regex)]
 Address = Annotated[StrictStr, AfterValidator(_check_address)]
 HttpUrl = Annotated[StrictStr, AfterValidator(_check_http_url)]
+Networks = Annotated[tuple[StrictStr, ...], AfterValidator(_check_networks)]  # addresses, CIDRs
 Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 PositiveFloat = Annotated[StrictFloat, Field(gt=0)]

@@ -27,6 +27,7 @@ from router.quarantine import KINDS, QuarantineItemNotFound, QuarantineStore
 from router.settings import RouterSettings
 
 if TYPE_CHECKING:
+    from gateway.dashboard.session import Operator
     from gateway.dashboard.views import Dashboard
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class QueuePages:
         kind = request.query.get("kind") or None
         before = request.query.get("before") or None
 
-        async def page() -> web.Response:
+        async def page(operator: Operator) -> web.Response:
             if kind is not None and kind not in KINDS:
                 raise PageError(400, f"kind must be one of: {', '.join(KINDS)}.")
             if before is not None and not _NUMBER.fullmatch(before):
@@ -107,7 +108,7 @@ class QueuePages:
                 )
             return self._dashboard.page(
                 "quarantine.html",
-                operator=await self._dashboard.operator(request),
+                operator=operator,
                 items=items,
                 kind=kind or "",
                 kinds=KINDS,
@@ -122,7 +123,7 @@ class QueuePages:
     async def quarantined(self, request: web.Request) -> web.Response:
         item_id = int(request.match_info["id"])
 
-        async def page() -> web.Response:
+        async def page(operator: Operator) -> web.Response:
             try:
                 item = await self._queues.quarantine.get(item_id)
             except QuarantineItemNotFound:
@@ -130,7 +131,7 @@ class QueuePages:
             headers = mail_headers(item["raw"]) if item["raw_type"] == "message/rfc822" else []
             return self._dashboard.page(
                 "quarantine_item.html",
-                operator=await self._dashboard.operator(request),
+                operator=operator,
                 item=item,
                 headers=headers,
                 done=REPLAYED.get(request.query.get("done", "")),
@@ -141,8 +142,8 @@ class QueuePages:
     async def replay(self, request: web.Request) -> web.Response:
         item_id = int(request.match_info["id"])
 
-        async def act() -> web.Response:
-            await self._dashboard.checked_form(request)
+        async def act(operator: Operator) -> web.Response:
+            await self._dashboard.checked_fields(request, operator)
             queues = self._queues
             try:
                 outcome = await queues.quarantine.replay(item_id, queues.intake, queues.settings)
@@ -157,7 +158,7 @@ class QueuePages:
     async def dead_letters(self, request: web.Request) -> web.Response:
         cursor = request.query.get("cursor") or None
 
-        async def page() -> web.Response:
+        async def page(operator: Operator) -> web.Response:
             try:
                 found = await self._queues.outbox.list(
                     OutboxQuery(
@@ -168,7 +169,7 @@ class QueuePages:
                 raise PageError(400, "That page link is not valid.") from None
             return self._dashboard.page(
                 "dead_letters.html",
-                operator=await self._dashboard.operator(request),
+                operator=operator,
                 items=found.items,
                 next_link=f"/dashboard/dead-letters?{urlencode({'cursor': found.next})}"
                 if found.next
@@ -181,14 +182,14 @@ class QueuePages:
     async def dead_letter(self, request: web.Request) -> web.Response:
         item_id = int(request.match_info["id"])
 
-        async def page() -> web.Response:
+        async def page(operator: Operator) -> web.Response:
             try:
                 item = await self._queues.outbox.get(item_id)
             except OutboxItemNotFound:
                 raise PageError(404, f"There is no outbox item {item_id}.") from None
             return self._dashboard.page(
                 "dead_letter.html",
-                operator=await self._dashboard.operator(request),
+                operator=operator,
                 item=item,
                 done=RETRIED if request.query.get("done") == "retried" else None,
             )
@@ -198,8 +199,8 @@ class QueuePages:
     async def retry(self, request: web.Request) -> web.Response:
         item_id = int(request.match_info["id"])
 
-        async def act() -> web.Response:
-            await self._dashboard.checked_form(request)
+        async def act(operator: Operator) -> web.Response:
+            await self._dashboard.checked_fields(request, operator)
             try:
                 item = await self._queues.outbox.retry(item_id)
             except OutboxItemNotFound:
@@ -213,13 +214,14 @@ class QueuePages:
 
     # ---- one way to fail --------------------------------------------------------------------
     async def _answer(
-        self, request: web.Request, render: Callable[[], Awaitable[web.Response]]
+        self, request: web.Request, render: Callable[[Operator], Awaitable[web.Response]]
     ) -> web.Response:
+        """``render``'s page for the request's operator; the session is read once, here."""
         operator = await self._dashboard.operator(request)  # no session: to the login, never data
         try:
-            return await render()
+            return await render(operator)
         except PageError as exc:
-            return self._dashboard.message(exc, await self._dashboard.session(request))
+            return self._dashboard.message(exc, operator)
         except IntakeError as exc:
             log.warning("dashboard: the store is not answering: %s", exc)
             text = "The ticket store is not answering"

@@ -138,11 +138,15 @@ class Dashboard:
     async def checked_form(self, request: web.Request) -> tuple[Operator, Mapping[str, str]]:
         """The session and the posted fields, once the form's CSRF token matches."""
         operator = await self.operator(request)
+        return operator, await self.checked_fields(request, operator)
+
+    async def checked_fields(self, request: web.Request, operator: Operator) -> Mapping[str, str]:
+        """The posted fields, once the form's CSRF token matches ``operator``'s session."""
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         given = form.get("csrf", "")
         if not hmac.compare_digest(given.encode(), operator.csrf.encode()):
             raise PageError(403, "This form has no valid security token: reload the page.")
-        return operator, form
+        return form
 
     async def login_page(self, request: web.Request) -> web.Response:
         if await self.session(request) is not None:
@@ -348,10 +352,11 @@ class Dashboard:
         done: str,
         action: Callable[[str, Mapping[str, str]], Any],
     ) -> web.Response:
+        operator = await self.operator(request)
         try:
-            operator, form = await self.checked_form(request)
+            form = await self.checked_fields(request, operator)
         except PageError as exc:
-            return self.message(exc, await self.session(request))
+            return self.message(exc, operator)
         ref = request.match_info["ref"]
         try:
             await action(ref, form)

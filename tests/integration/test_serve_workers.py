@@ -141,6 +141,29 @@ def test_two_workers_share_the_smtp_and_http_ports_and_both_take_contacts(
 
 
 @pytest.mark.postgres
+def test_workers_convert_mail_over_32_kib_in_their_conversion_processes(
+    tmp_path: Path, pg_url: str, running_gateways: list[Gateway]
+) -> None:
+    # Mail over 32 KiB is converted in each worker's own process pool (channels.mail_conversion):
+    # a worker must be allowed children, which multiprocessing refuses a daemonic process.
+    gateway, _ = start_workers(tmp_path, pg_url)
+    running_gateways.append(gateway)
+    sender = "big.mail@example.org"
+    body = "The printer on floor 3 jams on every page. " * 2000  # ~86 KB of text
+    replies: list[tuple[int, bytes]] = []
+    for i in range(6):  # one session each, so the kernel spreads them over both workers
+        with smtplib.SMTP(HOST, gateway.ready.smtp_port, timeout=SOCKET_SECONDS) as smtp:
+            key = f"big m{i}"
+            replies.append(send_mail(smtp, sender, build_message(key, sender, None, body)))
+
+    assert [code for code, _ in replies] == [250] * 6, replies
+    log = gateway.process.log()
+    assert "daemonic processes" not in log and "kept as quarantine" not in log
+    assert len(_QUEUED.findall(log)) == 6  # each one a contact, none quarantined
+    assert gateway.process.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.postgres
 def test_sigterm_to_the_parent_under_load_exits_0_and_keeps_every_acknowledged_mail(
     tmp_path: Path, pg_url: str, running_gateways: list[Gateway]
 ) -> None:
