@@ -57,12 +57,18 @@ from normalizer.headers import (
     valid_address,
 )
 from normalizer.html import html_to_text
-from normalizer.mime_spans import parse_lean
+from normalizer.mime_spans import MIN_RUN_BYTES, parse_lean, parse_lean_within, span_bytes
 from normalizer.refs import subject_refs
 from normalizer.reports import read_report
 from normalizer.text import clean_line, clean_text
 
-__all__ = ["attachment_bytes", "contact_from_email", "synthetic_message_id"]
+__all__ = [
+    "ParsedEmail",
+    "attachment_bytes",
+    "contact_from_email",
+    "parse_if_cheap",
+    "synthetic_message_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ MAX_RECIPIENTS = 200
 MAX_PARTS = 1000
 MAX_PROBLEMS = 10
 SYNTHETIC_ID_DOMAIN = "spoc.invalid"
-LEAN_PARSE_BYTES = 1 << 20  # from this size on, base64 bodies stay spans of the raw bytes
+LEAN_PARSE_BYTES = MIN_RUN_BYTES  # from this size on, base64 bodies stay spans of the raw bytes
 
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 _PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
@@ -80,8 +86,53 @@ _QUOTED_PAIR = re.compile(r"\\(.)")
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedEmail:
+    """A message already parsed (:func:`parse_if_cheap`), for :func:`contact_from_email`."""
+
+    raw: bytes
+    message: email.message.Message
+
+
+def parse_if_cheap(raw: bytes, max_text_bytes: int) -> ParsedEmail | None:
+    """``raw`` parsed, if converting it walks at most ``max_text_bytes`` in Python; None if
+    it walks more (then it is not parsed at all if the bytes outside its base64 bodies are
+    already too many).
+
+    What a conversion walks in Python is everything but the base64 bodies of attachments:
+    headers and MIME structure line by line, text and HTML bodies (HTML sanitised and turned
+    into text: the costly part), attached messages (serialised again). An attachment's
+    base64 body is decoded and hashed in C, in big steps, whatever its size. So a 100 KB mail
+    that is mostly a PDF is cheap, and 40 KB of HTML sent base64 is not.
+    """
+    if len(raw) <= max_text_bytes:
+        return ParsedEmail(raw, _parse(raw))
+    try:
+        msg = parse_lean_within(raw, max_text_bytes)
+    except Exception:  # as _parse: a message its parse fails on is for the slow path
+        return None
+    if msg is None or len(raw) - _attachment_span_bytes(msg) > max_text_bytes:
+        return None
+    return ParsedEmail(raw, msg)
+
+
+def _attachment_span_bytes(msg: email.message.Message) -> int:
+    """The bytes of the base64 bodies held as spans that are not text to convert: of parts
+    that are not ``text/*`` nor inside an attached message (``message/*``)."""
+    total = 0
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        if part.is_multipart():
+            if part.get_content_maintype() != "message":
+                stack += [p for p in part.get_payload() if isinstance(p, email.message.Message)]
+        elif part.get_content_maintype() != "text":
+            total += span_bytes(part)
+    return total
+
+
 def contact_from_email(
-    raw: bytes,
+    raw: bytes | ParsedEmail,
     *,
     recipients: Sequence[str] = (),
     envelope_sender: str | None = None,
@@ -99,8 +150,13 @@ def contact_from_email(
     ``LOOP``, as is mail carrying ``X-Loop: <loop_marker>``. With ``trusted_authserv_ids``
     (the MX in front of the desk), ``authenticated`` says whether that MX's
     ``Authentication-Results`` passed the sender (:mod:`normalizer.authresults`).
+    ``raw`` may be given parsed already (:func:`parse_if_cheap`).
     """
-    msg = _parse(raw)
+    if isinstance(raw, ParsedEmail):
+        msg = raw.message
+        raw = raw.raw
+    else:
+        msg = _parse(raw)
     headers = _first_headers(msg)
     subject = _subject(headers.get("subject", ""))
     message_id = first_message_id(headers.get("message-id", ""))

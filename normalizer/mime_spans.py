@@ -21,19 +21,27 @@ from __future__ import annotations
 import binascii
 import email.message
 import email.parser
-import re
 import secrets
+import string
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["parse_lean"]
+__all__ = ["base64_runs", "parse_lean", "parse_lean_within", "span_bytes"]
 
-MIN_RUN_BYTES = 64 * 1024
-# One character class repeated (no per-line group: re would keep a backtracking record for
-# each of a 25 MB run's lines); the match is then cut to whole, non-blank lines.
-_BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/=\r\n]{%d,}" % MIN_RUN_BYTES)
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-_LONE_CR = re.compile(rb"\r(?!\n)")
+MIN_RUN_BYTES = 8 * 1024  # ~105 lines of 76: below that the parser's line walk costs little
+# Runs are found on a map of the bytes, one window at a time (a window's map is a copy): every
+# base64 character or line break becomes "a", anything else "-". Finding the first stretch of
+# MIN_RUN_BYTES "a"s and then the next "-" is C work (bytes.find), where a regex would test the
+# character class byte by byte.
+_RUN_MAP = bytes(
+    0x61 if chr(b) in string.ascii_letters + string.digits + "+/=\r\n" else 0x2D for b in range(256)
+)
+_LINE_MAP = bytes(0x72 if b == 0x0D else 0x6E if b == 0x0A else c for b, c in enumerate(_RUN_MAP))
+_WINDOW_BYTES = 128 * 1024
+
+
+# A run in the raw bytes: start, end, and its number of base64 characters if known
+_Span = tuple[int, int, int | None]
 
 
 class SpanMessage(email.message.Message):
@@ -51,53 +59,180 @@ class SpanMessage(email.message.Message):
         return str(span, "ascii") + self._tail
 
 
-def parse_lean(raw: bytes) -> email.message.Message:
-    """``email.message_from_bytes(raw)`` (compat32), holding long base64 bodies as spans."""
+def span_bytes(part: email.message.Message) -> int:
+    """How many bytes of ``raw`` a part's body is a span of (0: its body is held as text)."""
+    span = getattr(part, "_span", None)
+    return 0 if span is None else len(span)
+
+
+def parse_lean(raw: bytes, min_run_bytes: int | None = None) -> email.message.Message:
+    """``email.message_from_bytes(raw)`` (compat32), holding base64 bodies of at least
+    ``min_run_bytes`` (default ``MIN_RUN_BYTES``) as spans."""
+    return _parse_with(raw, _runs(raw, min_run_bytes))
+
+
+def parse_lean_within(raw: bytes, max_outside_bytes: int) -> email.message.Message | None:
+    """:func:`parse_lean`, or None without parsing if more than ``max_outside_bytes`` of
+    ``raw`` lie outside the base64 bodies it would hold as spans."""
+    runs = _runs(raw)
+    if len(raw) - sum(end - start for start, end, _ in runs) > max_outside_bytes:
+        return None
+    return _parse_with(raw, runs)
+
+
+def _parse_with(raw: bytes, runs: list[tuple[int, int, int | None]]) -> email.message.Message:
+    parser = email.parser.BytesParser(_class=SpanMessage)
+    if not runs:
+        return parser.parsebytes(raw)
     view = memoryview(raw)
     nonce = secrets.token_hex(8)
-    spans: dict[str, tuple[int, int]] = {}
+    spans: dict[str, _Span] = {}
     pieces: list[bytes | memoryview] = []
     at = 0
-    for start, end in _runs(raw):
+    for start, end, chars in runs:
         end -= 2 if raw[end - 2 : end] == b"\r\n" else 1  # the run's last line break stays
         token = f"SPOCSPAN{nonce}N{len(spans)}"
-        spans[token] = (start, end)
+        spans[token] = (start, end, chars)
         pieces += [view[at:start], token.encode("ascii")]
         at = end
     pieces.append(view[at:])
     skeleton = b"".join(pieces)
     del pieces
-    msg = email.parser.BytesParser(_class=SpanMessage).parsebytes(skeleton)
-    if spans:
-        for part in msg.walk():
-            _give_back(part, raw, spans)
+    msg = parser.parsebytes(skeleton)
+    for part in msg.walk():
+        _give_back(part, raw, spans)
     return msg
 
 
-def _runs(raw: bytes) -> Iterator[tuple[int, int]]:
-    """Where ``raw`` has at least ``MIN_RUN_BYTES`` of whole lines of base64 characters, with
-    no blank line among them and each ending in a line break (spans end after it)."""
-    for match in _BASE64_CHARS.finditer(raw):
-        start, end = match.span()
-        if _LONE_CR.search(raw, start, end):
-            continue  # the parser would break lines there too; leave such text alone
-        for blank in _BLANK_LINE.finditer(raw, start, end):
-            yield from _whole_lines(raw, start, blank.start() + 1)
-            start = blank.end()
-        yield from _whole_lines(raw, start, end)
+def base64_runs(raw: bytes, min_bytes: int | None = None) -> list[tuple[int, int]]:
+    """Where ``raw`` has at least ``min_bytes`` (default ``MIN_RUN_BYTES``) of whole lines of
+    base64 characters, with no blank line among them and each ending in a line break (spans
+    end after it)."""
+    return [(start, end) for start, end, _ in _runs(raw, min_bytes)]
 
 
-def _whole_lines(raw: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
-    if start > 0 and raw[start - 1] != 0x0A:  # began inside a line: from the next one on
+def _runs(raw: bytes, min_bytes: int | None = None) -> list[tuple[int, int, int | None]]:
+    """:func:`base64_runs`, each with the number of base64 characters in it if known."""
+    least = MIN_RUN_BYTES if min_bytes is None else min_bytes
+    found: list[tuple[int, int, int | None]] = []
+    for start, end in _class_runs(raw, least):
+        found += _split_at_blank_lines(raw, start, end, least)
+    return found
+
+
+def _split_at_blank_lines(
+    raw: bytes, start: int, end: int, least: int
+) -> list[tuple[int, int, int | None]]:
+    """The whole lines between the blank lines of one stretch; none if it has a lone CR (the
+    parser would break lines there too; such text is left alone). The usual attachment, even
+    lines from some point on, is checked in one pass from there (:func:`_even_lines`)."""
+    pieces: list[tuple[int, int, int | None]] = []
+    while True:
+        even = _even_lines(raw, start, end)
+        if even is not None:  # no blank line and no lone CR from here on
+            return pieces + _whole_lines(raw, start, end, least, even)
+        blank = _first_blank_line(raw, start, end)
+        stop = end if blank is None else blank[0] + 1
+        if raw.count(b"\r", start, stop) != raw.count(b"\r\n", start, stop):
+            return []
+        pieces += _whole_lines(raw, start, stop, least)
+        if blank is None:
+            return pieces
+        start = blank[1]
+
+
+def _even_lines(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """``(width, eol)`` if ``raw[start:end]`` is lines of ``width`` bytes (the last may be
+    shorter and lack its break), each base64 characters and the same ``eol``-byte line break
+    (CRLF or LF); None if not (then the general checks decide). Compared a window at a time
+    with the map such lines must have, so in C and without copying the whole run."""
+    first = raw.find(b"\n", start, end)
+    if first < 0:
+        return None
+    eol = 2 if first > start and raw[first - 1] == 0x0D else 1
+    width = first + 1 - start
+    if width <= eol:
+        return None
+    full_end = start + (end - start) // width * width
+    lines = min((full_end - start) // width, max(4, _WINDOW_BYTES // width))
+    block = (b"a" * (width - eol) + b"rn"[2 - eol :]) * lines
+    at = start
+    step = min(len(block), 4 * width)  # a short first look: a stretch not even fails early
+    while at < full_end:
+        stop = min(full_end, at + step)
+        step = len(block)
+        want = block if stop - at == len(block) else block[: stop - at]
+        if raw[at:stop].translate(_LINE_MAP) != want:
+            return None
+        at = stop
+    tail = raw[full_end:end].translate(_LINE_MAP)  # a shorter last line, or part of one
+    if tail.endswith(b"rn"[2 - eol :]):
+        tail = tail[:-eol]
+        if not tail:
+            return None  # a blank line
+    return (width, eol) if not tail.strip(b"a") else None
+
+
+def _class_runs(raw: bytes, least: int) -> Iterator[tuple[int, int]]:
+    """Each longest stretch of at least ``least`` base64 characters and line breaks."""
+    needle = b"a" * least
+    size = len(raw)
+    at = 0
+    while size - at >= least:
+        window_end = min(size, at + max(_WINDOW_BYTES, 2 * least))
+        mapped = raw[at:window_end].translate(_RUN_MAP)
+        found = mapped.find(needle)
+        if found < 0:  # a stretch may begin in the last least-1 bytes: look there again
+            at = window_end if window_end == size else window_end - least + 1
+            continue
+        start = at + found
+        stop = mapped.find(b"-", found + least)
+        del mapped  # one window's map at a time
+        end = at + stop if stop >= 0 else _class_end(raw, window_end)
+        yield start, end
+        at = end
+
+
+def _class_end(raw: bytes, at: int) -> int:
+    """The first byte from ``at`` on that is neither a base64 character nor a line break."""
+    size = len(raw)
+    while at < size:
+        window_end = min(size, at + _WINDOW_BYTES)
+        stop = raw[at:window_end].translate(_RUN_MAP).find(b"-")
+        if stop >= 0:
+            return at + stop
+        at = window_end
+    return size
+
+
+def _first_blank_line(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """The first match of ``\\n\\r?\\n`` in ``raw[start:end]``."""
+    crlf = raw.find(b"\n\r\n", start, end)
+    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf + 1)
+    if lf >= 0:
+        return lf, lf + 2
+    return None if crlf < 0 else (crlf, crlf + 3)
+
+
+def _whole_lines(
+    raw: bytes, start: int, end: int, least: int, even: tuple[int, int] | None = None
+) -> list[tuple[int, int, int | None]]:
+    began_inside = start > 0 and raw[start - 1] != 0x0A
+    if began_inside:  # from the next line on
         start = raw.find(b"\n", start, end) + 1
         if start == 0:
-            return
+            return []
     end = raw.rfind(b"\n", start, end) + 1
-    if end - start >= MIN_RUN_BYTES and raw[start] not in b"\r\n":
-        yield start, end
+    if end - start < least or raw[start] in b"\r\n":
+        return []
+    chars = None
+    if even is not None and not began_inside:  # even lines: the line breaks' bytes, counted
+        width, eol = even
+        chars = end - start - eol * -(-(end - start) // width)
+    return [(start, end, chars)]
 
 
-def _give_back(part: email.message.Message, raw: bytes, spans: dict[str, tuple[int, int]]) -> None:
+def _give_back(part: email.message.Message, raw: bytes, spans: dict[str, _Span]) -> None:
     for name in ("preamble", "epilogue"):  # text around a multipart's parts: as it was
         text = getattr(part, name)
         if text and "SPOCSPAN" in text:
@@ -120,19 +255,20 @@ def _give_back(part: email.message.Message, raw: bytes, spans: dict[str, tuple[i
     part._payload = _with_runs(payload, raw, spans)  # type: ignore[attr-defined]
 
 
-def _with_runs(text: str, raw: bytes, spans: dict[str, tuple[int, int]]) -> str:
+def _with_runs(text: str, raw: bytes, spans: dict[str, _Span]) -> str:
     """``text`` with each token replaced by the run it stands for."""
-    for token, (start, end) in spans.items():
+    for token, (start, end, _) in spans.items():
         if token in text:
             text = text.replace(token, raw[start:end].decode("ascii"))
     return text
 
 
-def _decodes_like_compat32(raw: bytes, start: int, end: int) -> bool:
+def _decodes_like_compat32(raw: bytes, start: int, end: int, chars: int | None) -> bool:
     """Whether ``a2b_base64`` reads ``raw[start:end]`` as compat32 does: a whole number of
     4-character groups, ``=`` only as the last one or two (compat32 validates, else falls back
     to a lenient decoder)."""
-    chars = end - start - raw.count(b"\n", start, end) - raw.count(b"\r", start, end)
+    if chars is None:
+        chars = end - start - raw.count(b"\n", start, end) - raw.count(b"\r", start, end)
     if chars % 4:
         return False
     first_pad = raw.find(b"=", start, end)
