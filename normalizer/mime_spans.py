@@ -91,7 +91,7 @@ def _parse_with(raw: bytes, runs: list[tuple[int, int, int | None]]) -> email.me
     at = 0
     for start, end, chars in runs:
         end -= 2 if raw[end - 2 : end] == b"\r\n" else 1  # the run's last line break stays
-        token = f"SPOCSPAN{nonce}N{len(spans)}"
+        token = f"SPOCSPAN{nonce}N{len(spans)}E"  # E: N1 must not be a prefix of N10
         spans[token] = (start, end, chars)
         pieces += [view[at:start], token.encode("ascii")]
         at = end
