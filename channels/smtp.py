@@ -97,7 +97,7 @@ from channels.smtp_data import BudgetedDataSMTP
 from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
 from normalizer.contact import Contact, ContactStep
-from normalizer.email import contact_from_email
+from normalizer.email import contact_from_email, parse_if_cheap
 from normalizer.intake import (
     ContactRejectedError,
     Intake,
@@ -115,14 +115,17 @@ MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
 _AIOSMTPD_MUST_STARTTLS = "530 Must issue a STARTTLS command first"
 _NO_AUTH_MECHANISMS = "250-AUTH "  # what aiosmtpd's EHLO says after STARTTLS with none left
 
-# Parse big messages off the loop so one 25 MB mail does not stall every other session. 32 KiB:
-# sanitising and converting a 250 KB HTML body takes 40-70 ms here (bench/loop_lag.py), ~8 ms
-# per 32 KiB; a plain 4 KB mail (~0.2 ms) is cheaper to parse than the hop to a thread.
-# Up to 4 MiB the conversion runs in another process (channels.mail_conversion): on a thread
-# it would still hold the GIL, and so the loop, for long stretches. Above it a message is
+# Convert costly mail off the loop so one big HTML mail does not stall every other session.
+# What costs is the text walked in Python (normalizer.email.parse_if_cheap): sanitising and
+# converting a 250 KB HTML body takes 40-70 ms here (bench/loop_lag.py), ~8 ms per 32 KiB. A
+# mail with at most 32 KiB of it is converted on the loop, cheaper than any hop, if it is at
+# most 512 KiB in all: its base64 attachments are decoded and hashed in C, ~1 ms per 100 KB.
+# Other mail up to 4 MiB is converted in another process (channels.mail_conversion): on a
+# thread it would still hold the GIL, and so the loop, for long stretches. Above it a message is
 # mostly attachments, whose decoding is C work in big steps; sending it to a process would only
 # copy it once more (issue 12 bounds a big message's memory), so it stays on a thread.
-_PARSE_OFF_LOOP_BYTES = 32 * 1024
+_CONVERT_ON_LOOP_TEXT_BYTES = 32 * 1024
+_CONVERT_ON_LOOP_MAX_BYTES = 512 * 1024
 _PARSE_IN_PROCESS_MAX_BYTES = 4 * 1024 * 1024
 _CONVERSION_PROCESSES = 2  # per SMTP channel (so per serve worker); 2 cores on the target box
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -370,8 +373,10 @@ class _DeskHandler:
             contact = contact.without_located_bytes()  # stored once: inside the raw message
             return replace(contact, tls=tls) if tls else contact
 
-        if len(raw) <= _PARSE_OFF_LOOP_BYTES:
-            return finish(contact_from_email(raw, **kwargs))
+        if len(raw) <= _CONVERT_ON_LOOP_MAX_BYTES:
+            parsed = parse_if_cheap(raw, _CONVERT_ON_LOOP_TEXT_BYTES)
+            if parsed is not None:
+                return finish(contact_from_email(parsed, **kwargs))
         if len(raw) <= _PARSE_IN_PROCESS_MAX_BYTES:
             # The steps (fax, forwarded mail, attachment limit) may hold callables that do not
             # pickle; they are cheap next to the conversion and run on a thread here.

@@ -17,7 +17,7 @@ import pytest
 import channels.smtp
 from channels.smtp import SMTPChannel
 from normalizer.contact import Channel, Contact
-from normalizer.email import contact_from_email
+from normalizer.email import ParsedEmail, contact_from_email
 from normalizer.intake import (
     ContactRejectedError,
     IntakeResult,
@@ -70,8 +70,8 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> list[Conversion]:
     """Every call the channel makes to the converter, with the exact bytes it passed."""
     seen: list[Conversion] = []
 
-    def recording(raw: bytes, **kwargs: Any) -> Contact:
-        seen.append(Conversion(raw, kwargs))
+    def recording(raw: bytes | ParsedEmail, **kwargs: Any) -> Contact:  # parsed on the loop
+        seen.append(Conversion(raw.raw if isinstance(raw, ParsedEmail) else raw, kwargs))
         return contact_from_email(raw, **kwargs)
 
     monkeypatch.setattr(channels.smtp, "contact_from_email", recording)
@@ -391,7 +391,7 @@ async def test_intake_failure_gets_451_and_the_session_keeps_serving(
 
 @pytest.fixture
 def crashing_converter(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(raw: bytes, **kwargs: Any) -> Contact:
+    def broken(raw: bytes | ParsedEmail, **kwargs: Any) -> Contact:
         raise ValueError("unparseable")
 
     monkeypatch.setattr(channels.smtp, "contact_from_email", broken)

@@ -6,8 +6,11 @@ broken, on a worker thread."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import os
+import random
 import smtplib
 import subprocess
 import sys
@@ -87,6 +90,70 @@ async def test_a_100_kb_html_mail_is_converted_in_another_process() -> None:
     assert "Every printer is jammed." in intake.contacts[0].text
     assert intake.contacts[0].raw.startswith(b"From: Alice")  # the raw bytes put back
     assert converted_on and converted_on[0] is not threading.main_thread()
+
+
+def attachment_mail(html: bool = False) -> bytes:
+    """~100 KB: a line of text and a 72 KB PDF (base64), or only HTML (~100 KB, base64)."""
+    parts = "--B\r\nContent-Type: application/pdf\r\n"
+    body = PDF
+    if html:
+        parts = "--B\r\nContent-Type: text/html; charset=utf-8\r\n"
+        body = html_mail(1_200).split(b"\r\n\r\n", 1)[1]
+    else:
+        parts = f"--B\r\nContent-Type: text/plain\r\n\r\n{PDF_TEXT}\r\n{parts}"
+    head = (
+        f"From: Alice <alice@example.org>\r\nTo: {DESK}\r\nSubject: Screenshot\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n'
+    )
+    encoded = base64.encodebytes(body).replace(b"\n", b"\r\n")
+    cte = "Content-Transfer-Encoding: base64\r\n\r\n"
+    return (head + parts + cte).encode() + encoded + b"--B--\r\n"
+
+
+PDF_TEXT = "The error is in the attachment."
+PDF = random.Random(7).randbytes(72_000)
+
+
+async def send(channel: SMTPChannel, raw: bytes) -> None:
+    def client() -> None:
+        with smtplib.SMTP("127.0.0.1", channel.port, timeout=30) as smtp:
+            smtp.sendmail("alice@example.org", [DESK], raw)
+
+    await asyncio.to_thread(client)
+
+
+async def test_a_100_kb_mail_that_is_mostly_an_attachment_is_converted_on_the_loop() -> None:
+    converted_on: list[threading.Thread] = []
+    intake = Intake()
+    channel = big_channel(intake, converted_on)
+    await channel.start()
+    try:
+        raw = attachment_mail()
+        assert 90_000 < len(raw) < 120_000
+        await send(channel, raw)
+        assert channel.conversions.converted_in_process == 0  # no trip to the pool
+    finally:
+        await channel.stop(grace_seconds=1)
+    assert converted_on == [threading.main_thread()]
+    [contact] = intake.contacts
+    assert contact.text == PDF_TEXT
+    assert [a.sha256 for a in contact.attachments] == [hashlib.sha256(PDF).hexdigest()]
+
+
+async def test_a_100_kb_html_body_sent_base64_still_goes_to_the_pool() -> None:
+    converted_on: list[threading.Thread] = []
+    intake = Intake()
+    channel = big_channel(intake, converted_on)
+    await channel.start()
+    try:
+        raw = attachment_mail(html=True)
+        assert 90_000 < len(raw) < 160_000
+        await send(channel, raw)
+        assert channel.conversions.converted_in_process == 1
+    finally:
+        await channel.stop(grace_seconds=1)
+    assert converted_on and converted_on[0] is not threading.main_thread()
+    assert "Every printer is jammed." in intake.contacts[0].text
 
 
 async def test_a_broken_pool_falls_back_to_a_thread(caplog: pytest.LogCaptureFixture) -> None:
