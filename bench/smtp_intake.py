@@ -15,6 +15,9 @@ the load client. For each connection count it runs, alternating:
 ``spoc-big``
     the same on a database already holding ``--seed-tickets`` tickets (``bench/seed_tickets.py``
     fills it once; ``--db`` keeps the file between runs).
+``base`` (with ``--base-tree DIR``)
+    ``spoc`` from another commit's files (``git archive COMMIT | tar -x -C DIR``): before and
+    after a change, in the same run.
 
 The client keeps N connections open (aiosmtplib) and sends a fixed number of messages, a mix of
 ~4 KB plain text and ~100 KB with a base64 attachment, each with its own Message-ID and its own
@@ -380,6 +383,7 @@ class Plan:
     workdir: Path
     profile: Path | None
     triage: str = "on"
+    base_tree: Path | None = None  # target ``base``: spoc from these files
 
 
 def count_contacts(db: Path, run_id: str) -> int:
@@ -412,10 +416,13 @@ def measure(target: str, connections: int, plan: Plan, db: Path | None) -> Resul
             encoding="utf-8",
         )
         log = (plan.workdir / f"{target}-{connections}.log").open("ab")
-        server = subprocess.Popen(
+        tree = plan.base_tree if target == "base" and plan.base_tree else HERE.parent
+        server = subprocess.Popen(  # from ``tree``: ``-m`` puts the working directory first
             [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
             stdout=log,
             stderr=log,
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
         )
         wait_for_port(port, server)
     profiler: subprocess.Popen[bytes] | None = None
@@ -548,21 +555,36 @@ HEADER = (
 
 
 def report(results: list[Result], connections: list[int], big: bool) -> list[str]:
-    lines = ["", "medians over repeats:"]
+    lines = ["", "medians over repeats (server CPU per message, and its loop/others/children):"]
     for conns in connections:
-        rates = {
-            t: statistics.median(
-                r.rate for r in results if r.target == t and r.connections == conns
-            )
-            for t in ("sink", "spoc", "spoc-big")
-            if any(r.target == t and r.connections == conns for r in results)
+        runs = {
+            t: [r for r in results if r.target == t and r.connections == conns]
+            for t in ("sink", "spoc", "spoc-big", "base")
         }
-        text = ", ".join(f"{t} {v:.0f} msg/s" for t, v in rates.items())
-        ratio = f"spoc/sink = {rates['spoc'] / rates['sink']:.3f}"
-        if big:
-            ratio += f", big/empty = {rates['spoc-big'] / rates['spoc']:.3f}"
-        lines.append(f"  {conns:3d} connections: {text}; {ratio}")
+        runs = {t: rs for t, rs in runs.items() if rs}
+        rates = {t: statistics.median(r.rate for r in rs) for t, rs in runs.items()}
+        cpu = {t: statistics.median(cpu_ms(r) for r in rs) for t, rs in runs.items()}
+        text = ", ".join(f"{t} {v:.0f} msg/s {cpu[t]:.2f} ms" for t, v in rates.items())
+        ratios = [f"{t}/sink = {rates[t] / rates['sink']:.3f}" for t in rates if "sink" in rates]
+        ratios += [f"sink/{t} cpu = {cpu['sink'] / cpu[t]:.3f}" for t in cpu if "sink" in cpu]
+        if "base" in cpu and "spoc" in cpu:
+            ratios.append(f"spoc/base cpu = {cpu['spoc'] / cpu['base']:.3f}")
+        if big and "spoc-big" in rates:
+            ratios.append(f"big/empty = {rates['spoc-big'] / rates['spoc']:.3f}")
+        lines.append(f"  {conns:3d} connections: {text}")
+        lines.append(f"      {'; '.join(r for r in ratios if not r.startswith('sink/sink'))}")
+        for t, rs in runs.items():
+            if t != "sink":
+                split = {
+                    name: statistics.median(1000 * r.threads[name] / max(r.ok, 1) for r in rs)
+                    for name in ("loop", "others", "children")
+                }
+                lines.append(f"      {t}: " + " ".join(f"{k} {v:.2f}" for k, v in split.items()))
     return lines
+
+
+def cpu_ms(r: Result) -> float:
+    return 1000 * r.server_cpu / max(r.ok, 1)
 
 
 def machine() -> str:
@@ -588,16 +610,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--triage", choices=("on", "off"), default="on", help="the classifier (shipped: on)"
     )
-    parser.add_argument("--targets", default="sink,spoc", help="sink,spoc (spoc-big via --db)")
+    parser.add_argument("--targets", default="sink,spoc", help="sink,spoc,base (spoc-big via --db)")
     parser.add_argument("--db", type=Path, help="the big database, kept between runs")
     parser.add_argument(
         "--big-messages", type=int, default=0, help="timed messages on --db (default --messages)"
     )
     parser.add_argument("--seed-tickets", type=int, default=0, help="fill --db up to N tickets")
     parser.add_argument("--profile", type=Path, help="py-spy the spoc server into this file")
+    parser.add_argument(
+        "--base-tree",
+        type=Path,
+        help="target 'base': spoc from this folder (git archive COMMIT | tar -x -C DIR)",
+    )
     args = parser.parse_args(argv)
     connections = [int(c) for c in args.connections.split(",")]
     targets = args.targets.split(",") + (["spoc-big"] if args.db else [])
+    if "base" in targets and args.base_tree is None:
+        parser.error("target 'base' needs --base-tree DIR")
     print("bench/smtp_intake.py", " ".join(argv))
     print(machine())
     if args.db is not None:
@@ -621,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp),
             args.profile,
             args.triage,
+            args.base_tree.resolve() if args.base_tree else None,
         )
         big = f"; {args.big_messages} on the big database" if args.big_messages else ""
         print(
@@ -632,18 +662,17 @@ def main(argv: list[str] | None = None) -> int:
             for conns in connections:
                 for target in targets:
                     db = None
-                    if target == "spoc":
+                    if target in ("spoc", "base"):
                         db = Path(tmp) / f"empty-{time.time_ns()}.db"
                     elif target == "spoc-big":
                         db = args.db
                     result = measure(target, conns, plan, db)
                     results.append(result)
                     print(row(result), flush=True)
-                    if db is not None and target == "spoc":
+                    if db is not None and target in ("spoc", "base"):
                         for leftover in Path(tmp).glob(f"{db.name}*"):
                             leftover.unlink()
-    if "sink" in targets and "spoc" in targets:
-        print("\n".join(report(results, connections, "spoc-big" in targets)))
+    print("\n".join(report(results, connections, "spoc-big" in targets)))
     if args.profile is not None:
         for conns in connections:
             for target in targets:
