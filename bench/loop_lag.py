@@ -7,10 +7,13 @@ each wake-up came late (the time some callback held the loop). Nothing in the ga
 changed for it; the samples are written to a file when the server stops.
 
 Phases, one after the other, against one server: ``idle`` (no load), ``plain`` (~4 KB
-text/plain mails) and ``html`` (~250 KB text/html mails without a text/plain part, so every
-one is sanitised with nh3 and turned into text), each sent by ``--connections`` aiosmtplib
-clients. For each phase the script prints the lag's p50, p99 and maximum and the ratio of the
-html phase to the plain one. Target: max and p99 under 20 ms in the html phase.
+text/plain mails), ``attach`` (~100 KB mails, a few lines of text and a 72 KB PDF in base64:
+those spoc converts on the loop) and ``html`` (~250 KB text/html mails without a text/plain
+part, so every one is sanitised with nh3 and turned into text), each sent by
+``--connections`` aiosmtplib clients. With ``--base-tree DIR`` a target ``base`` runs spoc
+from another commit's files (``git archive COMMIT | tar -x -C DIR``) in the same rounds.
+For each phase the script prints the lag's p50, p99 and maximum and the ratio of the html
+phase to the plain one. Target: max and p99 under 20 ms in the html phase.
 
     python bench/loop_lag.py --messages 300 --connections 4 --repeat 3
 """
@@ -75,9 +78,11 @@ def _sink(port: int, samples_file: Path) -> int:
 
 
 def _serve(samples_file: Path, argv: list[str]) -> int:
-    """``_serve FILE --config X``: ``spoc serve`` with the sampler beside it."""
-    os.chdir(REPO)
-    sys.path.insert(0, str(REPO))
+    """``_serve FILE --config X``: ``spoc serve`` (from ``SPOC_BENCH_TREE`` if set) with the
+    sampler beside it."""
+    tree = os.environ.get("SPOC_BENCH_TREE", str(REPO))
+    os.chdir(tree)
+    sys.path.insert(0, tree)
     import gateway.serve
     from gateway.cli import main
 
@@ -173,6 +178,7 @@ def one_round(args: argparse.Namespace, workdir: Path, round_no: int) -> list[st
     worst: dict[tuple[str, str], tuple[float, float]] = {}
     before = [name for name, on in (("spoc-thread", args.compare_thread),
                                     ("spoc-noyield", args.compare_no_yield)) if on]  # fmt: skip
+    before += ["base"] if args.base_tree else []
     for target in ("sink", *before, "spoc"):
         for phase, (p50, p99, top, count, load) in run_target(target, args, workdir, round_no):
             worst[target, phase.name] = (p99, top)
@@ -188,6 +194,10 @@ def one_round(args: argparse.Namespace, workdir: Path, round_no: int) -> list[st
         f"ratio to spoc plain p99 {spoc_html[0] / max(spoc_plain[0], 1e-9):.2f}, "
         f"to sink html p99 {spoc_html[0] / max(sink_html[0], 1e-9):.2f}"
     )
+    for target in ("base", "spoc"):
+        if (target, "attach") in worst:
+            p99, top = worst[target, "attach"]
+            lines.append(f"{target} attach: p99 {p99:.1f} ms, max {top:.1f} ms")
     return lines
 
 
@@ -200,6 +210,7 @@ def run_target(
     run_id = f"{os.getpid()}r{round_no}{target}x{time.time_ns() % 10**9}"
     rnd = random.Random(run_id)
     plain = si.build_mails(run_id, args.messages, 0.0)
+    attach = si.build_mails(f"{run_id}a", args.messages, 1.0)
     html = [build_html_mail(run_id, n, rnd, args.html_bytes) for n in range(args.messages)]
     warm = si.build_mails(f"{run_id}w", 20, 0.0)
     port, http, relay_port = si.free_port(), si.free_port(), si.free_port()
@@ -219,6 +230,8 @@ def run_target(
         env["SPOC_BENCH_CONVERT_ON_THREAD"] = env["SPOC_BENCH_DATA_NO_YIELD"] = "1"
     elif target == "spoc-noyield":
         env["SPOC_BENCH_DATA_NO_YIELD"] = "1"
+    elif target == "base":
+        env["SPOC_BENCH_TREE"] = str(args.base_tree.resolve())
     server = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     try:
         si.wait_for_port(port, server)
@@ -230,6 +243,9 @@ def run_target(
             phases = [Phase("idle", idle_start, time.time(), 0, 0.0)]
             phases.append(
                 await _phase("plain", lambda: si.drive(port, args.connections, [], plain))
+            )
+            phases.append(
+                await _phase("attach", lambda: si.drive(port, args.connections, [], attach))
             )
             phases.append(await _phase("html", lambda: si.drive(port, args.connections, [], html)))
             return phases
@@ -275,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ms: asyncio debug mode logs every callback slower than this (diagnosis only)",
     )
     parser.add_argument("--keep", type=Path, help="copy the server logs into this folder")
+    parser.add_argument(
+        "--base-tree",
+        type=Path,
+        help="also run target 'base': spoc from this folder (git archive COMMIT | tar -x -C DIR)",
+    )
     args = parser.parse_args(argv)
     print("bench/loop_lag.py", " ".join(argv))
     print(si.machine())
