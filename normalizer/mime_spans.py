@@ -151,7 +151,7 @@ def _even_lines(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
         return None
     eol = 2 if first > start and raw[first - 1] == 0x0D else 1
     width = first + 1 - start
-    if width <= eol:
+    if width <= eol or width > _WINDOW_BYTES:  # a blank line; or lines too long to map whole
         return None
     full_end = start + (end - start) // width * width
     lines = min((full_end - start) // width, max(4, _WINDOW_BYTES // width))

@@ -98,3 +98,16 @@ def test_parsing_a_big_message_does_not_copy_its_attachment() -> None:
     finally:
         tracemalloc.stop()
     assert peak < len(raw) / 10
+
+
+def test_parsing_a_one_line_attachment_does_not_copy_it_either() -> None:
+    blob = _RANDOM.randbytes(3_000_000)
+    raw = multipart(attachment(base64.b64encode(blob) + b"\r\n"))
+    tracemalloc.start()
+    try:
+        message = parse_lean(raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(raw) / 10
+    assert [p.get_payload(decode=True) for p in message.walk()][2] == blob
