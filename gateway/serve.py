@@ -135,10 +135,15 @@ class Gateway:
         return bound_port(self._http)
 
     @property
+    def http_app(self) -> web.Application:
+        """The HTTP application being served."""
+        assert self._http is not None
+        return self._http.app
+
+    @property
     def body_budget(self) -> InflightBudget:
         """The HTTP server's budget of request-body bytes in flight (``gateway.http_budget``)."""
-        assert self._http is not None
-        return self._http.app[BODY_BUDGET_KEY]
+        return self.http_app[BODY_BUDGET_KEY]
 
     async def start(self) -> None:
         config = self.config
