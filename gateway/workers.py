@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.config import Config
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK
 from gateway.logs import configure_logging
 from gateway.serve import STOP_GRACE_SECONDS, StartupError, WorkerRole, bring_schema_up, serve
 from gateway.shared_metrics import (
@@ -64,7 +65,6 @@ from router.store import is_sqlite
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED = 0, 1
 STOP_SECONDS: Final = STOP_GRACE_SECONDS + 15.0  # a worker's own grace, then its clean-up
 POLL_SECONDS: Final = 0.2  # how often the parent looks for ready messages between signals
 _PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
