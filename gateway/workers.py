@@ -56,7 +56,6 @@ from gateway.exit_codes import EXIT_FAILED, EXIT_OK
 from gateway.logs import configure_logging
 from gateway.serve import STOP_GRACE_SECONDS, StartupError, WorkerRole, bring_schema_up, serve
 from gateway.shared_metrics import (
-    forget_dead_worker,
     join_shared_metrics,
     remove_shared_metrics_dir,
     shared_metrics_dir,
@@ -176,8 +175,6 @@ class _Supervisor:
                 del self._workers[index]
                 return False
             log.error("worker %d (pid %s) %s: starting another", index, worker.process.pid, how)
-            if worker.process.pid is not None:
-                forget_dead_worker(self._metrics_dir, worker.process.pid)
             self._start(index)
         return True
 
