@@ -93,7 +93,8 @@ def body_budget(
     @web.middleware
     async def charge_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         size = reserved_size(request)
-        if not size:
+        if not size:  # an empty body: nothing to wait for, if the client asked
+            await send_continue(request)
             return await handler(request)
         declared, route_max = request.content_length, max_body_bytes(request)
         if declared is not None and declared > route_max:

@@ -400,6 +400,17 @@ async def test_an_expect_100_continue_client_is_told_to_continue_once_its_body_h
     await server.used(0)
 
 
+async def test_an_expect_100_continue_client_with_an_empty_body_is_answered_too(
+    server: Server,
+) -> None:
+    request = await server.open("/api/outbox/1/retry", 0, expect=True)
+    interim = await asyncio.wait_for(request.reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    status, _, answer = await request.answer()
+    assert status == 404, answer  # reached the handler: no such item
+    request.close()
+
+
 # ---- chunked bodies --------------------------------------------------------------------------
 async def test_a_chunked_body_reserves_the_per_request_limit_until_it_ends(
     server: Server,
