@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from channels.http_bodies import add_body_route
 from gateway.api_bodies import EscalateBody, ReplyBody, StatusBody
 from gateway.api_split import add_split_route
 from gateway.auth import BEARER_CHALLENGE, encode_tokens, has_valid_bearer_token
@@ -91,12 +92,12 @@ def build_api_app(
     app[INTAKE_KEY] = intake
     app[METRICS_KEY] = metrics
     app[TOKENS_KEY] = encode_tokens(api_tokens)
-    app.router.add_post("/contacts", post_contact)
+    add_body_route(app, "/contacts", post_contact)
     app.router.add_get("/tickets", list_tickets)
     app.router.add_get("/tickets/{ref}", get_ticket)
-    app.router.add_post("/tickets/{ref}/reply", reply_to_ticket)
-    app.router.add_post("/tickets/{ref}/escalate", escalate_ticket)
-    app.router.add_post("/tickets/{ref}/status", set_ticket_status)
+    add_body_route(app, "/tickets/{ref}/reply", reply_to_ticket)
+    add_body_route(app, "/tickets/{ref}/escalate", escalate_ticket)
+    add_body_route(app, "/tickets/{ref}/status", set_ticket_status)
     add_split_route(app, tickets)  # gateway/api_split.py
     return app
 

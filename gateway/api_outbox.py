@@ -25,6 +25,7 @@ from typing import Annotated, Final, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from channels.http_bodies import add_body_route
 from gateway.api import error_response, json_response
 from router.outbox_admin import (
     OutboxAdmin,
@@ -53,7 +54,7 @@ def add_outbox_routes(api: web.Application, admin: OutboxAdmin) -> None:
     """Register the outbox endpoints on the ``/api`` sub-application ``api``."""
     api[ADMIN_KEY] = admin
     api.router.add_get("/outbox", list_outbox)
-    api.router.add_post("/outbox/{id}/retry", retry_outbox_item)
+    add_body_route(api, "/outbox/{id}/retry", retry_outbox_item)
 
 
 async def list_outbox(request: web.Request) -> web.Response:

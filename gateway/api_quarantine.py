@@ -22,6 +22,7 @@ from typing import Final
 
 from aiohttp import web
 
+from channels.http_bodies import add_body_route
 from gateway.api import APIError, json_response
 from normalizer.intake import Intake
 from router.quarantine import KINDS, QuarantineItemNotFound, QuarantineStore
@@ -46,7 +47,7 @@ def add_quarantine_routes(
     api[REPLAY_INTAKE_KEY] = intake
     api[REPLAY_SETTINGS_KEY] = settings
     api.router.add_get("/quarantine", list_quarantine)
-    api.router.add_post("/quarantine/{id}/replay", replay_quarantined)
+    add_body_route(api, "/quarantine/{id}/replay", replay_quarantined)
 
 
 async def list_quarantine(request: web.Request) -> web.Response:

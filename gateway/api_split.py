@@ -14,6 +14,7 @@ from typing import Final
 
 from aiohttp import web
 
+from channels.http_bodies import add_body_route
 from router.linking import ContactNotOnTicket, OnlyContact
 from router.tickets import TicketNotFound, TicketService
 
@@ -25,7 +26,7 @@ SPLIT_TICKETS_KEY: Final = web.AppKey("api_split_tickets", TicketService)
 def add_split_route(api: web.Application, tickets: TicketService) -> None:
     """Register the route on the ``/api`` sub-application (behind its token and errors)."""
     api[SPLIT_TICKETS_KEY] = tickets
-    api.router.add_post("/tickets/{ref}/contacts/{id}/split", split_contact)
+    add_body_route(api, "/tickets/{ref}/contacts/{id}/split", split_contact)
 
 
 def _error(status: int, message: str, field: str) -> web.Response:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gateway.config import Config, ConfigError, load_config
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from router.tickets import CHANNELS, STATUSES
 
 if TYPE_CHECKING:
     from router.store import Store
     from router.tickets import TicketService
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SUBJECT_WIDTH = 50
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gateway.cli import EXIT_FAILED, EXIT_OK, _positive_int, _when, clean, with_store
+from gateway.cli import _positive_int, _when, clean, with_store
 from gateway.config import Config
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from router.outbox_admin import OutboxAdmin

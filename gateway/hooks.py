@@ -16,6 +16,7 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
+from channels.http_bodies import add_body_route
 from channels.outbound import DeliveryError
 from channels.outbound.forward import ForwardJob, ForwardResult
 from gateway.api import error_response, json_response
@@ -49,7 +50,7 @@ def add_hook_routes(
     app[HOOKS_KEY] = dict(targets)
     app[INBOX_KEY] = inbox
     app[APPLIED_KEY] = applied
-    app.router.add_post("/hooks/{name}", receive_hook)
+    add_body_route(app, "/hooks/{name}", receive_hook)
 
 
 async def receive_hook(request: web.Request) -> web.Response:

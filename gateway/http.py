@@ -43,13 +43,12 @@ from gateway.http_budget import (
     DEFAULT_MAX_INFLIGHT_BODY_BYTES,
     body_budget,
 )
-from gateway.http_metrics import refresh_gauges, route_timing
+from gateway.http_metrics import MetricsScrape, route_timing
 from gateway.logs import ClientErrorLogger
 from gateway.metrics import Metrics
 from gateway.openapi import add_openapi_route
 from normalizer.intake import Intake
 from router.outbox_admin import OutboxAdmin
-from router.quarantine import QuarantineStore
 from router.store import Store
 from router.tickets import TicketService
 
@@ -71,6 +70,7 @@ STORE_KEY: Final = web.AppKey("store", Store)
 TICKETS_KEY: Final = web.AppKey("tickets", TicketService)
 METRICS_KEY: Final = web.AppKey("metrics", Metrics)
 OUTBOX_KEY: Final = web.AppKey("outbox", OutboxAdmin)
+SCRAPE_KEY: Final = web.AppKey("scrape", MetricsScrape)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,6 +105,7 @@ def build_app(
     app[TICKETS_KEY] = tickets
     app[METRICS_KEY] = metrics
     app[OUTBOX_KEY] = OutboxAdmin(store)
+    app[SCRAPE_KEY] = MetricsScrape(metrics, app[OUTBOX_KEY], store)
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -207,10 +208,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS_KEY]
-    store = request.app[STORE_KEY]
-    await refresh_gauges(metrics, request.app[OUTBOX_KEY], QuarantineStore(store))
-    body, content_type = metrics.render()
+    body, content_type = await request.app[SCRAPE_KEY].render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type
     return response

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.cli import clean
 from gateway.config import Config
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from router.quarantine import QuarantineStore
     from router.router import Router
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SHOWN_HEADERS = 40
 
 

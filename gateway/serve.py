@@ -42,6 +42,7 @@ from gateway.dashboard import Dashboard, DashboardSettings
 from gateway.dashboard.queues import Queues
 from gateway.dashboard.session import Sessions
 from gateway.dispatcher import Dispatcher, Sender
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK
 from gateway.forwarding import ForwardSender, forwarders
 from gateway.hooks import add_hook_routes
 from gateway.http import bound_port, build_app, start_http
@@ -135,10 +136,15 @@ class Gateway:
         return bound_port(self._http)
 
     @property
+    def http_app(self) -> web.Application:
+        """The HTTP application being served."""
+        assert self._http is not None
+        return self._http.app
+
+    @property
     def body_budget(self) -> InflightBudget:
         """The HTTP server's budget of request-body bytes in flight (``gateway.http_budget``)."""
-        assert self._http is not None
-        return self._http.app[BODY_BUDGET_KEY]
+        return self.http_app[BODY_BUDGET_KEY]
 
     async def start(self) -> None:
         config = self.config
@@ -447,10 +453,10 @@ async def serve(config: Config, worker: WorkerRole | None = None) -> int:
     except (StartupError, OSError) as exc:
         log.error("spoc cannot start: %s", exc)
         await gateway.stop(grace_seconds=0)
-        return 1
+        return EXIT_FAILED
     if worker is not None:
         worker.ready()
     await stop.wait()
     log.info("signal received: stopping (finishing in-flight contacts)")
     await gateway.stop()
-    return 0
+    return EXIT_OK

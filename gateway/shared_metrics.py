@@ -10,11 +10,13 @@ values in a memory-mapped file of its own in that directory (``counter_<pid>.db`
 answers it.
 
 A worker's files stay after it dies: the counts it made stay in the totals, as prometheus
-counters must (they never go down while the service runs). :func:`forget_dead_worker`, called by
-the parent when it replaces a worker, is prometheus_client's ``mark_process_dead``: it removes
-only the files of ``live*`` gauges, which spoc has none of today (the gauges read from the
-database are exported once by ``gateway.database_gauges``), and is there so that one added later
-with a ``live`` mode stops counting a dead worker.
+counters must (they never go down while the service runs). Nothing is done for a worker that
+died: prometheus_client's ``mark_process_dead`` only removes the files of ``live*`` gauges, and
+spoc has none (the gauges read from the database are exported once by
+``gateway.database_gauges``). One added later with a ``live`` mode needs the parent to call it
+for each worker it replaces. Folding a dead worker's counter files into one is not done: a scrape
+in another worker reading the directory meanwhile would count them twice or fail on a file gone.
+Each replacement adds its files (a few KiB) until the parent exits.
 
 Why the value class is chosen again in the worker: prometheus_client decides at import whether
 it runs in multiprocess mode (``values.ValueClass``, from ``PROMETHEUS_MULTIPROC_DIR``), and the
@@ -36,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import multiprocess, values
+from prometheus_client import values
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,3 @@ def join_shared_metrics(directory: Path) -> None:
 def in_multiprocess_mode() -> bool:
     """Whether metrics created now keep their values in the shared directory."""
     return bool(getattr(values.ValueClass, "_multiprocess", False))
-
-
-def forget_dead_worker(directory: Path, pid: int) -> None:
-    """prometheus_client's bookkeeping for a worker that died (its counters stay counted)."""
-    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
-    log.debug("metrics: worker pid %d marked dead", pid)

@@ -52,10 +52,10 @@ from pathlib import Path
 from typing import Final
 
 from gateway.config import Config
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK
 from gateway.logs import configure_logging
 from gateway.serve import STOP_GRACE_SECONDS, StartupError, WorkerRole, bring_schema_up, serve
 from gateway.shared_metrics import (
-    forget_dead_worker,
     join_shared_metrics,
     remove_shared_metrics_dir,
     shared_metrics_dir,
@@ -64,7 +64,6 @@ from router.store import is_sqlite
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED = 0, 1
 STOP_SECONDS: Final = STOP_GRACE_SECONDS + 15.0  # a worker's own grace, then its clean-up
 POLL_SECONDS: Final = 0.2  # how often the parent looks for ready messages between signals
 _PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
@@ -176,8 +175,6 @@ class _Supervisor:
                 del self._workers[index]
                 return False
             log.error("worker %d (pid %s) %s: starting another", index, worker.process.pid, how)
-            if worker.process.pid is not None:
-                forget_dead_worker(self._metrics_dir, worker.process.pid)
             self._start(index)
         return True
 

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer import outbox_events
 from normalizer.autoclass import is_role_address
 from normalizer.contact import Channel, Contact
 from router.legacy import SINGLE_ADDRESS, legacy_address, owes_single_address_notice, record_notice
@@ -164,7 +165,7 @@ def queue_ack(
     legacy = legacy_address(contact, settings)
     notice = legacy is not None and owes_single_address_notice(conn, requester_id, settings)
     payload: dict[str, Any] = {
-        "event": "ack",
+        "event": outbox_events.ACK,
         "to": sender,
         "from_address": settings.desk_address,
         "from_name": settings.from_name,
@@ -253,7 +254,7 @@ def queue_slack_ack(
         return None, reason
     channel_id, _, thread_ts = thread.partition(":")
     payload: dict[str, Any] = {
-        "event": "ack",
+        "event": outbox_events.ACK,
         "channel": channel_id,
         "thread_ts": thread_ts or None,
         "requester_name": contact.sender.name,

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer import outbox_events
 from normalizer.hooks import HOOK_TYPES, HookEvent
 from normalizer.intake import ContactRejectedError
 from normalizer.refs import format_ref, parse_ref
@@ -136,7 +137,7 @@ class HookInbox:
             conn,
             self.settings,
             ticket_id,
-            "ticket.resolved",
+            outbox_events.TICKET_RESOLVED,
             now,
             occasion=f"resolved.{event.delivery_key}",
             origin=target,

@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer.outbox_events import TICKET_CREATED
 from normalizer.refs import format_ref
 from router.blob_read import read_blob
 from router.clock import Clock, utcnow
@@ -39,14 +40,6 @@ from router.outbox import DEAD, PENDING, enqueue
 from router.schema import contacts, forwards, hook_deliveries, insert_ignore, outbox, tickets
 from router.settings import ForwardRule, RouterSettings
 from router.store import Store
-
-EVENTS = (
-    "ticket.created",
-    "ticket.updated",
-    "ticket.escalated",
-    "contact.added",
-    "ticket.resolved",
-)
 
 
 def occasion(kind: str) -> str:
@@ -108,7 +101,7 @@ def queue_forwards(
             continue
         if sender is not None and rule.address is not None and sender.casefold() == rule.address:
             continue  # the tool's own answer: it has it already
-        if not (matches(rule, row) or (event != "ticket.created" and rule.name in holding)):
+        if not (matches(rule, row) or (event != TICKET_CREATED and rule.name in holding)):
             continue
         payload = {
             "target": rule.name,

@@ -19,14 +19,16 @@ it became, again), and a system mail that still matches no ticket stays where it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 
 from normalizer.contact import Contact
 from normalizer.email import contact_from_email
@@ -34,7 +36,7 @@ from normalizer.intake import IntakeError, IntakeResult, QuarantineReceipt, Temp
 from router import blob_write
 from router.blob_read import read_blob
 from router.clock import Clock, utcnow
-from router.schema import insert_ignore, quarantine
+from router.schema import insert_ignore_for, quarantine
 from router.settings import RouterSettings
 from router.store import Store
 
@@ -81,6 +83,20 @@ class ReplayOutcome:
     error: str | None = None
 
 
+# Built once: every item kept goes through these (as the rest of router/ builds its statements).
+_KEPT_ID: Final = sa.select(quarantine.c.id).where(
+    quarantine.c.source == sa.bindparam("source"), quarantine.c.sha256 == sa.bindparam("sha256")
+)
+
+
+@functools.cache
+def _keep_statement(dialect: str, *, streamed: bool) -> Insert:
+    """The insert of one item, ignored when the same bytes from the same source are kept
+    already; ``streamed``: the raw bytes are written in after it (``router.blob_write``)."""
+    insert = insert_ignore_for(dialect, quarantine, "source", "sha256").returning(quarantine.c.id)
+    return insert.values(raw=blob_write.zeroblob("raw_size")) if streamed else insert
+
+
 def keep_in(
     conn: Connection,
     raw: bytes,
@@ -99,11 +115,8 @@ def keep_in(
         raise ValueError(f"quarantine kind must be one of {KINDS}, got {kind!r}")
     digest = hashlib.sha256(raw).hexdigest()
     streamed = blob_write.streams(conn, raw)  # a big message is written in after the insert
-    insert = insert_ignore(conn, quarantine, "source", "sha256").returning(quarantine.c.id)
-    if streamed:
-        insert = insert.values(raw=blob_write.zeroblob("raw_size"))
     inserted = conn.execute(
-        insert,
+        _keep_statement(conn.dialect.name, streamed=streamed),
         {
             "kind": kind,
             "reason": reason[:MAX_REASON_CHARS],
@@ -122,11 +135,7 @@ def keep_in(
         if streamed:
             blob_write.fill(conn, quarantine, "raw", int(inserted), raw)
         return QuarantineReceipt(id=int(inserted), duplicate=False)
-    existing = conn.execute(
-        sa.select(quarantine.c.id).where(
-            quarantine.c.source == source[:100], quarantine.c.sha256 == digest
-        )
-    ).scalar_one()
+    existing = conn.execute(_KEPT_ID, {"source": source[:100], "sha256": digest}).scalar_one()
     return QuarantineReceipt(id=int(existing), duplicate=True)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer import outbox_events
 from normalizer.intake import ContactRejectedError
 from router import acks
 from router.conversation import remember_ids
@@ -55,15 +56,15 @@ class Said:
 
     @classmethod
     def reply(cls, text: str) -> Said:
-        return cls("reply", text)
+        return cls(outbox_events.REPLY, text)
 
     @classmethod
     def status_change(cls, status: str, note: str) -> Said:
-        return cls("status", note, status=status)
+        return cls(outbox_events.STATUS, note, status=status)
 
     @classmethod
     def escalation(cls, group: str, reason: str) -> Said:
-        return cls("escalated", reason, group=group)
+        return cls(outbox_events.ESCALATED, reason, group=group)
 
     def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"event": self.event, "text": self.text}

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer import outbox_events
 from normalizer.api import content_digest
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IdempotencyKeyConflict, IntakeResult
@@ -233,7 +234,7 @@ class Router:
             conn,
             self.settings,
             ticket_id,
-            "ticket.created" if created else "contact.added",
+            outbox_events.TICKET_CREATED if created else outbox_events.CONTACT_ADDED,
             now,
             occasion="created" if created else f"contact.{contact_id}",
             contact_id=contact_id,

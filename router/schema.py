@@ -345,13 +345,14 @@ def insert_ignore(conn: Connection, table: sa.Table, *keys: str) -> Insert:
     One statement instead of select-then-insert. To learn whether a row went in, add
     ``.returning(...)``: psycopg's ``rowcount`` is -1 for these through SQLAlchemy.
     """
-    return _insert_ignore(conn.dialect.name, table, keys)
+    return insert_ignore_for(conn.dialect.name, table, *keys)
 
 
 # Built once per dialect, table and keys: these run several times for every contact, and a
 # statement built anew costs its construction and cache key on every call.
 @functools.cache
-def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> Insert:
+def insert_ignore_for(dialect: str, table: sa.Table, *keys: str) -> Insert:
+    """:func:`insert_ignore` for a dialect named, for a statement built once ahead of a call."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 

@@ -7,7 +7,6 @@ Each is one grouped statement that runs the same on SQLite and PostgreSQL: time 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from normalizer.email import attachment_bytes
+from normalizer.mime_locate import attachment_at
 from router.blob_read import read_blob
 from router.schema import attachments, blobs, contacts, events, outbox, quarantine, tickets
 from router.store import Store
@@ -239,8 +238,8 @@ def attachment_file(conn: Connection, contact_id: int, sha256: str) -> tuple[str
     if row.part is None:
         return None
     raw = read_blob(conn, sa.select(contacts.c.raw).where(contacts.c.id == contact_id))
-    data = attachment_bytes(raw, row.part) if raw else None
-    if data is None or hashlib.sha256(data).hexdigest() != sha256:
+    data = attachment_at(raw, row.part, sha256) if raw else None
+    if data is None:
         log.warning("attachment %s of contact %d is not where its row says", sha256, contact_id)
         return None
     return str(row.filename), data

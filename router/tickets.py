@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from normalizer import outbox_events
 from normalizer.intake import ContactRejectedError
 from normalizer.refs import format_ref, parse_ref
 from router import replies
@@ -250,7 +251,7 @@ class TicketService:
                 conn,
                 self.settings,
                 ticket_id,
-                "ticket.escalated",
+                outbox_events.TICKET_ESCALATED,
                 now,
                 occasion=occasion("escalated"),
             )
@@ -287,7 +288,11 @@ class TicketService:
                 if status in ("resolved", "closed"):
                     said = Said.status_change(status, note)
                     replies.announce(conn, ticket_id, ref, said, now)
-                event = "ticket.resolved" if status == "resolved" else "ticket.updated"
+                event = (
+                    outbox_events.TICKET_RESOLVED
+                    if status == "resolved"
+                    else outbox_events.TICKET_UPDATED
+                )
                 queue_forwards(
                     conn, self.settings, ticket_id, event, now, occasion=occasion("status")
                 )

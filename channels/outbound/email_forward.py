@@ -36,6 +36,7 @@ from channels.outbound.email import EmailSender
 from channels.outbound.email_text import tagged_subject
 from channels.outbound.forward import ForwardJob, ForwardResult, object_at, update_text
 from normalizer.hooks import HookEvent, HookRefused
+from normalizer.outbox_events import CONTACT_ADDED, TICKET_CREATED
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class EmailForwarder:
         msg["Message-ID"] = f"<spoc.fwd.{digest}@{settings.message_id_domain}>"
         msg["X-Loop"] = settings.desk_address
         msg["X-Spoc-Ticket"] = ref
-        if job.event in ("ticket.created", "contact.added") and job.contact is not None:
+        if job.event in (TICKET_CREATED, CONTACT_ADDED) and job.contact is not None:
             head = (
                 f"{ref} from {requester.get('name') or ''} <{who or '?'}> "
                 f"by {job.contact.get('channel')}, priority {ticket.get('priority')}.\n"

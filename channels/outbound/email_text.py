@@ -19,14 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.outbound.events import (
-    ACK,
-    ESCALATED,
-    REPLY,
-    STATUS,
     change_sentence,
     event_of,
     fact,
 )
+from normalizer.outbox_events import ACK, ESCALATED, REPLY, STATUS
 
 DEFAULT_SINGLE_ADDRESS_NOTICE = (
     "Please note: the IT service desk has one address now, {address}. Your message to {legacy} "

@@ -3,7 +3,8 @@ and ``sms.*`` outbox payloads, and the sentences every transport words alike.
 
 The router decides *that* a requester hears something and with what facts; the transports
 (:mod:`channels.outbound.email_text`, :mod:`channels.outbound.slack`,
-:mod:`channels.outbound.sms`) decide how it reads. A payload's ``event`` names the occasion:
+:mod:`channels.outbound.sms`) decide how it reads. A payload's ``event`` names the occasion
+(the names are defined in ``normalizer.outbox_events``):
 
 ``ack``
     A new ticket was logged. Facts: ``ticket_ref``, ``ticket_subject``, ``requester_name``
@@ -27,11 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-ACK = "ack"
-REPLY = "reply"
-STATUS = "status"
-ESCALATED = "escalated"
-EVENTS = frozenset({ACK, REPLY, STATUS, ESCALATED})
+from normalizer.outbox_events import ESCALATED, REQUESTER_EVENTS, STATUS
 
 
 class UnknownEventError(ValueError):
@@ -43,7 +40,7 @@ def event_of(payload: Mapping[str, Any]) -> str | None:
     event = payload.get("event")
     if event is None:
         return None
-    if event not in EVENTS:
+    if event not in REQUESTER_EVENTS:
         raise UnknownEventError(f"unknown event {event!r}")
     return str(event)
 

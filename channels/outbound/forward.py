@@ -36,6 +36,7 @@ from yarl import URL
 from channels.networks import ip_address
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
+from normalizer.outbox_events import CONTACT_ADDED, TICKET_CREATED, TICKET_ESCALATED
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ForwardResult:
     own_ids: tuple[str, ...] = ()  # hook keys of what we wrote (a comment id): never ours to relay
 
 
-CREATING_EVENTS = ("ticket.created", "ticket.escalated")
+CREATING_EVENTS = (TICKET_CREATED, TICKET_ESCALATED)
 
 
 def must_create(job: ForwardJob, what: str) -> bool:
@@ -98,9 +99,9 @@ def tagged(ref: str, subject: str, limit: int) -> str:
 def update_text(job: ForwardJob) -> str:
     """What an update says in the tool: the contact's text, or a line about the change."""
     ref = job.ticket.get("ref")
-    if job.event == "contact.added" and job.contact is not None:
+    if job.event == CONTACT_ADDED and job.contact is not None:
         return str(job.contact.get("text") or "")[:32000]
-    if job.event == "ticket.escalated":
+    if job.event == TICKET_ESCALATED:
         return f"spoc: {ref} escalated to {job.ticket.get('group')}"
     return f"spoc: {ref} is {job.ticket.get('status')}"
 

@@ -63,6 +63,7 @@ from channels.outbound.forward import (
     update_text,
 )
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
+from normalizer.outbox_events import CONTACT_ADDED
 
 DONE_STATUSES = frozenset({"resolved", "done", "closed"})
 
@@ -92,7 +93,7 @@ class JiraForwarder:
         if must_create(job, self._what):
             return await self._create(job)
         assert job.external_key is not None
-        public = job.event == "contact.added"
+        public = job.event == CONTACT_ADDED
         comment = await self._call(
             "POST",
             f"/rest/servicedeskapi/request/{quote(job.external_key)}/comment",

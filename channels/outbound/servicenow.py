@@ -53,6 +53,7 @@ from channels.outbound.forward import (
     update_text,
 )
 from normalizer.hooks import HookEvent
+from normalizer.outbox_events import CONTACT_ADDED
 
 URGENCY_IMPACT = {"P1": ("1", "1"), "P2": ("1", "2"), "P3": ("2", "2"), "P4": ("2", "3")}
 
@@ -76,7 +77,7 @@ class ServiceNowForwarder:
         if must_create(job, self._what):
             return await self._create(job)
         assert job.external_id is not None
-        note = "comments" if job.event == "contact.added" else "work_notes"
+        note = "comments" if job.event == CONTACT_ADDED else "work_notes"
         await self._call(
             "PATCH",
             f"/api/now/table/incident/{quote(job.external_id)}",

@@ -45,8 +45,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 from channels.outbound.events import (
-    ACK,
-    REPLY,
     UnknownEventError,
     change_sentence,
     event_of,
@@ -54,6 +52,7 @@ from channels.outbound.events import (
 )
 from normalizer.chat import is_slack_ts
 from normalizer.mrkdwn import escape
+from normalizer.outbox_events import ACK, REPLY
 
 log = logging.getLogger(__name__)
 

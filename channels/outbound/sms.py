@@ -32,15 +32,12 @@ import aiohttp
 
 from channels.outbound import DeliveryError, permanent_http_status, retry_after_seconds
 from channels.outbound.events import (
-    ACK,
-    ESCALATED,
-    REPLY,
-    STATUS,
     UnknownEventError,
     change_sentence,
     event_of,
     fact,
 )
+from normalizer.outbox_events import ACK, ESCALATED, REPLY, STATUS
 
 log = logging.getLogger(__name__)
 

@@ -59,6 +59,7 @@ from channels.outbound.forward import (
     update_text,
 )
 from normalizer.hooks import HookEvent, HookMalformed, HookRefused
+from normalizer.outbox_events import CONTACT_ADDED
 
 PRIORITIES = {"P1": "urgent", "P2": "high", "P3": "normal", "P4": "low"}
 COMMENT_ADDED = "zen:event-type:ticket.comment_added"
@@ -94,7 +95,7 @@ class ZendeskForwarder:
         if must_create(job, self._what):
             return await self._create(job)
         assert job.external_key is not None
-        comment = {"body": update_text(job), "public": job.event == "contact.added"}
+        comment = {"body": update_text(job), "public": job.event == CONTACT_ADDED}
         answer = await self._call(
             "PUT", f"/api/v2/tickets/{job.external_key}.json", {"ticket": {"comment": comment}}
         )

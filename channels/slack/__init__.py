@@ -54,6 +54,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import WebhookChannel
+from channels.http_bodies import add_body_route
 from channels.slack.app import (
     BotIdentity,
     KnownThread,
@@ -121,7 +122,7 @@ class SlackChannel(WebhookChannel):
 
     def add_routes(self, app: web.Application) -> None:
         if self.settings.mode == "http":
-            app.router.add_post(EVENTS_PATH, self.handle)
+            add_body_route(app, EVENTS_PATH, self.handle)
 
     async def start(self) -> None:
         if self.client.session is None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from aiohttp import web
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels.http_bodies import add_body_route
 from channels.twilio.ingest import TwilioIngest
 from channels.twilio.signature import Form, TwilioWebhook, required
 from normalizer.phone import read_caller_id
@@ -41,7 +42,7 @@ class SmsWebhook:
         self._now = clock
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/twilio/sms", self.webhook.wrap(self.message))
+        add_body_route(app, "/twilio/sms", self.webhook.wrap(self.message))
 
     async def message(self, request: web.Request, form: Form) -> web.Response:
         sid = form.get("MessageSid") or form.get("SmsSid") or ""

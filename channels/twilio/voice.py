@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
+from channels.http_bodies import add_body_route
 from channels.twilio.ingest import TwilioIngest
 from channels.twilio.ivr import Menu, MenuOption, match_speech, spoken_ref, wants_existing_ticket
 from channels.twilio.journal import MemoryCallJournal
@@ -120,7 +121,7 @@ class VoiceWebhooks:
             "/twilio/voice/status": self.status,
         }
         for path, step in steps.items():
-            app.router.add_post(path, self.webhook.wrap(step))
+            add_body_route(app, path, self.webhook.wrap(step))
 
     # ---- steps --------------------------------------------------------------------------------
     async def incoming(self, request: web.Request, form: Form) -> web.Response:

@@ -13,6 +13,7 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from channels.base import WebhookChannel
 from channels.forms import FormGuard, FormRefused, html_templates
+from channels.http_bodies import add_body_route
 from channels.rate_limits import MemoryRateLimiter
 from normalizer.intake import ContactRejectedError, Intake, TemporaryIntakeError
 from normalizer.rate_limits import RateLimiter
@@ -85,7 +86,8 @@ class WebFormChannel(WebhookChannel):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/report", self.show)
-        app.router.add_post("/report", self.submit)
+        limit = max_report_bytes(self.settings.max_attachment_bytes)
+        add_body_route(app, "/report", self.submit, max_body_bytes=limit)
         app.router.add_static("/report/static", str(Path(__file__).parent / "static"))
 
     # ---- handlers ---------------------------------------------------------------------------
@@ -223,6 +225,12 @@ class WebFormChannel(WebhookChannel):
     async def stop(self, grace_seconds: float) -> None:
         if self._own_counts is not None:
             self._own_counts.reset()
+
+
+def max_report_bytes(max_attachment_bytes: int) -> int:
+    """The largest body a report sent from the form can be: its files at their limit, the
+    description at its, the short fields and the multipart framing."""
+    return max_attachment_bytes + REPORT_OVERHEAD_BYTES
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

@@ -11,7 +11,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from channels.smtp import SMTPChannelSettings
 from channels.smtp_tls import TLSFileError, server_tls_context
-from channels.webform.channel import REPORT_OVERHEAD_BYTES
+from channels.webform.channel import max_report_bytes
 from gateway.config.categories import CategoryEntry, default_categories
 from gateway.config.ivr import IvrOption, IvrSection
 from gateway.config.router_settings import router_settings
@@ -181,7 +181,7 @@ def _cross_problems(config: Config) -> Iterator[str]:
 def _body_budget_problems(config: Config) -> Iterator[str]:
     """The HTTP body budget takes one web-form report with its files at their limit."""
     files = config.webform.max_attachment_bytes
-    needed = files + REPORT_OVERHEAD_BYTES + SMALL_BODY_HEADROOM
+    needed = max_report_bytes(files) + SMALL_BODY_HEADROOM
     if config.webform.enabled and config.server.max_inflight_body_bytes < needed:
         yield (
             f"server.max_inflight_body_bytes ({config.server.max_inflight_body_bytes}) cannot "

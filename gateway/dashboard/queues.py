@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from channels.http_bodies import add_body_route
 from normalizer.intake import Intake, IntakeError
 from router.outbox_admin import OutboxAdmin, OutboxItemNotFound, OutboxQuery, OutboxRetryRefused
 from router.quarantine import KINDS, QuarantineItemNotFound, QuarantineStore
@@ -80,10 +81,10 @@ class QueuePages:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/dashboard/quarantine", self.quarantine)
         app.router.add_get(f"/dashboard/quarantine/{_ID}", self.quarantined)
-        app.router.add_post(f"/dashboard/quarantine/{_ID}/replay", self.replay)
+        add_body_route(app, f"/dashboard/quarantine/{_ID}/replay", self.replay)
         app.router.add_get("/dashboard/dead-letters", self.dead_letters)
         app.router.add_get(f"/dashboard/dead-letters/{_ID}", self.dead_letter)
-        app.router.add_post(f"/dashboard/dead-letters/{_ID}/retry", self.retry)
+        add_body_route(app, f"/dashboard/dead-letters/{_ID}/retry", self.retry)
 
     # ---- the quarantine ---------------------------------------------------------------------
     async def quarantine(self, request: web.Request) -> web.Response:

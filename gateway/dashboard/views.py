@@ -16,6 +16,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from channels.forms import FormGuard, FormRefused, html_templates
+from channels.http_bodies import add_body_route
 from gateway.dashboard.chart import stacked_bars
 from gateway.dashboard.queues import PageError, QueuePages, Queues
 from gateway.dashboard.session import Operator, Sessions
@@ -101,16 +102,16 @@ class Dashboard:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.overview)
         app.router.add_get(LOGIN_PATH, self.login_page)
-        app.router.add_post(LOGIN_PATH, self.login)
+        add_body_route(app, LOGIN_PATH, self.login)
         app.router.add_get(LOGIN_PATH + "/link/{token}", self.login_link)
-        app.router.add_post("/dashboard/logout", self.logout)
+        add_body_route(app, "/dashboard/logout", self.logout)
         app.router.add_get("/dashboard/tickets/{ref}", self.ticket)
         app.router.add_get(
             "/dashboard/contacts/{contact_id:[0-9]{1,18}}/files/{sha256:[0-9a-f]{64}}", self.file
         )
-        app.router.add_post("/dashboard/tickets/{ref}/reply", self.reply)
-        app.router.add_post("/dashboard/tickets/{ref}/escalate", self.escalate)
-        app.router.add_post("/dashboard/tickets/{ref}/status", self.set_status)
+        add_body_route(app, "/dashboard/tickets/{ref}/reply", self.reply)
+        add_body_route(app, "/dashboard/tickets/{ref}/escalate", self.escalate)
+        add_body_route(app, "/dashboard/tickets/{ref}/status", self.set_status)
         if self.queues is not None:
             QueuePages(self, self.queues).add_routes(app)
         app.router.add_static("/dashboard/static", str(Path(__file__).parent / "static"))

@@ -20,6 +20,7 @@ from gateway.config import load_config
 from gateway.demo.config import DemoSecrets, demo_config, free_port
 from gateway.demo.drive import SLACK_USER, DemoStepFailed, Desk, drive_every_channel
 from gateway.demo.fakes import FakeSlackAPI, FakeTwilioAPI, MailRelay
+from gateway.exit_codes import EXIT_FAILED, EXIT_OK
 from gateway.serve import Gateway, StartupError
 from router.outbox import Outbox
 from router.quarantine import QuarantineStore
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 START_ATTEMPTS = 3  # a probed free port can be taken before we bind it
 SETTLE_SECONDS = 15.0
 SETTLE_POLL_SECONDS = 0.1
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 class _Fakes:

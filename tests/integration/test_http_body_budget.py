@@ -17,20 +17,25 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from channels.http_bodies import BODY_LIMITS_KEY, add_body_route
 from channels.inflight_budget import InflightBudget
+from channels.webform.channel import max_report_bytes
 from gateway.http import bound_port, start_http
 from gateway.http_budget import (
     BODY_BUDGET_KEY,
     CLIENT_MAX_SIZE,
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES,
     MIN_INFLIGHT_BODY_BYTES,
     SMALL_BODY_HEADROOM,
 )
 from gateway.openapi import openapi_document
 from router.store import Store
-from tests.integration.gateway_harness import API_TOKEN
+from tests.fakes.twilio_api import AUTH_TOKEN, FakeTwilioAPI
+from tests.integration.gateway_harness import API_TOKEN, running_gateway
 from tests.integration.slack_support import dm, slack_desk
 from tests.integration.test_http_api import TOKEN, api_app
-from tests.integration.twilio_support import phone_desk
+from tests.integration.test_webform import WEBFORM
+from tests.integration.twilio_support import phone_desk, twilio_config
 
 BIG = 1024 * 1024  # bytes: an upload, not a webhook
 
@@ -41,8 +46,11 @@ class Server:
     budget: InflightBudget
     token: str = TOKEN
 
-    async def open(self, path: str, length: int | None, *, sent: bytes = b"") -> Held:
-        """A POST whose headers and the first ``sent`` bytes of its body are on the wire."""
+    async def open(
+        self, path: str, length: int | None, *, sent: bytes = b"", expect: bool = False
+    ) -> Held:
+        """A POST whose headers and the first ``sent`` bytes of its body are on the wire
+        (``expect``: with ``Expect: 100-continue``)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         framing = (
             f"Content-Length: {length}\r\n"
@@ -51,7 +59,8 @@ class Server:
         )
         head = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
-            f"Content-Type: application/json\r\n{framing}\r\n"
+            f"Content-Type: application/json\r\n{framing}"
+            f"{'Expect: 100-continue' + chr(13) + chr(10) if expect else ''}\r\n"
         )
         writer.write(head.encode() + sent)
         await writer.drain()
@@ -255,6 +264,153 @@ async def test_the_budget_is_given_back_after_an_error_answer(server: Server) ->
     await server.used(0)
 
 
+# ---- each route's own limit ----------------------------------------------------------------
+async def test_a_body_declared_larger_than_its_route_takes_gets_413_at_once_reserving_nothing(
+    store: Store,
+) -> None:
+    runner, server = await serve(store, DEFAULT_MAX_INFLIGHT_BODY_BYTES)  # room for it
+    try:
+        request = await server.open("/api/contacts", CLIENT_MAX_SIZE + 1, sent=b"{")
+        status, headers, answer = await request.answer()  # at once: the body is not awaited
+        assert status == 413, answer
+        assert f"larger than {CLIENT_MAX_SIZE} bytes" in answer["error"]
+        assert "retry-after" not in headers
+        assert server.budget.used == 0
+        request.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_route_declaring_a_larger_limit_reserves_up_to_it_and_refuses_beyond(
+    store: Store,
+) -> None:
+    async def upload(request: web.Request) -> web.Response:
+        return web.json_response({"bytes": len(await request.content.read())})
+
+    app = api_app(store, max_inflight_body_bytes=DEFAULT_MAX_INFLIGHT_BODY_BYTES)
+    add_body_route(app, "/upload", upload, max_body_bytes=4 * BIG)
+    runner = await start_http(app, "127.0.0.1", 0)
+    try:
+        server = Server(bound_port(runner), app[BODY_BUDGET_KEY])
+        held = await server.open("/upload", 3 * BIG, sent=b"x" * 100)
+        await server.used(3 * BIG)
+        refused = await server.open("/upload", 4 * BIG + 1, sent=b"x")
+        assert (await refused.answer())[0] == 413
+        refused.close()
+        assert server.budget.used == 3 * BIG
+
+        await held.send(b"x" * (3 * BIG - 100))
+        assert (await held.answer())[:3:2] == (200, {"bytes": 3 * BIG})
+        held.close()
+        await server.used(0)
+    finally:
+        await runner.cleanup()
+
+
+async def test_every_route_that_reads_a_body_declares_the_largest_it_takes(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The web form's own limit is its files and text; every other route's, the default."""
+    twilio = FakeTwilioAPI()
+    await twilio.start()
+    try:
+        config = twilio_config(twilio, tmp_path / "spool") + WEBFORM
+        environ = {"SPOC_TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+        async with running_gateway(
+            tmp_path, sqlite_url, extra_config=config, environ=environ
+        ) as desk:
+            limits = {
+                f"{route.method} {route.resource.canonical}": app.get(BODY_LIMITS_KEY, {}).get(
+                    route
+                )
+                for app, route in body_routes(desk.gw.http_app)
+            }
+            assert {"POST /api/contacts", "POST /twilio/sms", "POST /report"} <= limits.keys()
+            assert [name for name, limit in limits.items() if limit is None] == []
+            report = max_report_bytes(2000)  # WEBFORM's max_attachment_bytes
+            assert limits.pop("POST /report") == report
+            assert set(limits.values()) == {CLIENT_MAX_SIZE}
+
+            server = Server(desk.gw.http_port, desk.gw.body_budget)
+            too_big = await server.open("/report", report + 1, sent=b"-")
+            assert (await too_big.answer())[0] == 413
+            too_big.close()
+            fits = await server.open("/report", report, sent=b"-")  # past the budget: the
+            head = await asyncio.wait_for(fits.reader.readuntil(b"\r\n"), 10)  # form's 415
+            assert head.startswith(b"HTTP/1.1 415 "), head
+            fits.close()
+            await server.used(0)
+    finally:
+        await twilio.stop()
+
+
+def body_routes(app: web.Application) -> list[tuple[web.Application, web.AbstractRoute]]:
+    """Every route of ``app`` and its sub-applications that takes a body, with its app."""
+    found: list[tuple[web.Application, web.AbstractRoute]] = []
+    for resource in app.router.resources():
+        if isinstance(resource, web.PrefixedSubAppResource):
+            found += body_routes(resource.get_info()["app"])
+            continue
+        found += [(app, r) for r in resource if r.method not in ("GET", "HEAD")]
+    return found
+
+
+# ---- Expect: 100-continue --------------------------------------------------------------------
+async def test_an_expect_100_continue_client_gets_the_503_before_sending_its_body(
+    store: Store,
+) -> None:
+    runner, server = await serve(store, MIN_INFLIGHT_BODY_BYTES)
+    try:
+        server.budget.used = server.budget.limit  # spent
+        request = await server.open("/api/contacts", 5000, expect=True)  # no body sent
+        status, headers, answer = await request.answer()  # not "100 Continue" first
+        assert status == 503, answer
+        assert "retry-after" in headers
+        # The connection will not carry another request: the body may or may not follow now.
+        assert headers["connection"] == "close"
+        request.close()
+        server.budget.used = 0
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_expect_100_continue_client_gets_the_413_of_its_route_before_sending_its_body(
+    server: Server,
+) -> None:
+    request = await server.open("/api/contacts", CLIENT_MAX_SIZE + 1, expect=True)
+    status, _, answer = await request.answer()
+    assert status == 413, answer
+    request.close()
+    assert server.budget.used == 0
+
+
+async def test_an_expect_100_continue_client_is_told_to_continue_once_its_body_has_room(
+    server: Server,
+) -> None:
+    body = contact_json(BIG)
+    request = await server.open("/api/contacts", BIG, expect=True)
+    interim = await asyncio.wait_for(request.reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert server.budget.used == BIG
+
+    await request.send(body)
+    status, _, answer = await request.answer()
+    assert status == 201, answer
+    request.close()
+    await server.used(0)
+
+
+async def test_an_expect_100_continue_client_with_an_empty_body_is_answered_too(
+    server: Server,
+) -> None:
+    request = await server.open("/api/outbox/1/retry", 0, expect=True)
+    interim = await asyncio.wait_for(request.reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    status, _, answer = await request.answer()
+    assert status == 404, answer  # reached the handler: no such item
+    request.close()
+
+
 # ---- chunked bodies --------------------------------------------------------------------------
 async def test_a_chunked_body_reserves_the_per_request_limit_until_it_ends(
     server: Server,
@@ -338,10 +494,12 @@ async def test_a_twilio_sms_is_taken_while_uploads_hold_the_rest_of_a_whole_gate
     async with phone_desk(tmp_path, sqlite_url) as desk:  # the default budget, 64 MiB
         budget = desk.harness.gw.body_budget
         server = Server(desk.harness.gw.http_port, budget, API_TOKEN)
-        upload = (budget.limit - SMALL_BODY_HEADROOM) // 3
-        held = [await server.open("/api/contacts", upload, sent=b"{") for _ in range(3)]
-        await server.used(3 * upload)
-        refused = await server.open("/api/contacts", BIG, sent=b"{")
+        uploads = (budget.limit - SMALL_BODY_HEADROOM) // CLIENT_MAX_SIZE  # each the most it takes
+        held = [
+            await server.open("/api/contacts", CLIENT_MAX_SIZE, sent=b"{") for _ in range(uploads)
+        ]
+        await server.used(uploads * CLIENT_MAX_SIZE)
+        refused = await server.open("/api/contacts", CLIENT_MAX_SIZE, sent=b"{")
         assert (await refused.answer())[0] == 503  # no more room for uploads
 
         twiml = await desk.phone.sms("+12025550100", "My laptop will not start")

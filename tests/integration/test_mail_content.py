@@ -4,6 +4,7 @@ On SQLite and PostgreSQL (the attachment row needs no blob)."""
 
 from __future__ import annotations
 
+import email.message
 import hashlib
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import normalizer.email
 from router.schema import blobs, contacts
 from router.stats import attachment_file
 from tests.integration.gateway_harness import DESK, GatewayHarness, running_gateway
@@ -65,6 +67,17 @@ async def test_a_big_attachment_is_metadata_on_the_ticket_and_bytes_in_the_raw_m
     assert await download(desk, big["sha256"]) is None  # over the limit: not served
 
 
+def mail_to_desk(subject: str, text: str) -> EmailMessage:
+    """A mail from Alice to the desk with ``text``, files to be added."""
+    msg = EmailMessage()
+    msg["From"] = "Alice <alice@example.org>"
+    msg["To"] = DESK
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{subject.replace(' ', '-').lower()}@example.org>"
+    msg.set_content(text)
+    return msg
+
+
 async def download(desk: GatewayHarness, sha256: str) -> tuple[str, bytes] | None:
     """What the dashboard serves for the file (the only contact's attachment ``sha256``)."""
     assert desk.gw.store is not None
@@ -79,12 +92,7 @@ async def download(desk: GatewayHarness, sha256: str) -> tuple[str, bytes] | Non
 async def test_each_file_of_a_mail_is_stored_once_and_served_byte_for_byte(
     desk: GatewayHarness,
 ) -> None:
-    msg = EmailMessage()
-    msg["From"] = "Alice <alice@example.org>"
-    msg["To"] = DESK
-    msg["Subject"] = "Files"
-    msg["Message-ID"] = "<files-1@example.org>"
-    msg.set_content("Three files and a forwarded mail.")
+    msg = mail_to_desk("Files", "Three files and a forwarded mail.")
     files = {
         "shot.png": PNG,
         "notes.txt": "caf\u00e9 notes\n".encode(),
@@ -108,6 +116,30 @@ async def test_each_file_of_a_mail_is_stored_once_and_served_byte_for_byte(
         assert served[name] == (name, data)
     [forwarded] = [v for k, v in served.items() if k not in files]
     assert forwarded is not None and b"forwarded body" in forwarded[1]
+
+
+async def test_a_download_decodes_its_own_part_without_parsing_the_whole_mail(
+    desk: GatewayHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    msg = mail_to_desk("Two files", "A dump and the log.")
+    dump = bytes(range(256)) * 200  # 51 KB, kept in the raw message
+    msg.add_attachment(dump, maintype="application", subtype="octet-stream", filename="dump.bin")
+    msg.add_attachment(b"the log", maintype="text", subtype="plain", filename="small.log")
+    raw = msg.as_bytes()
+    sent = await desk.send_mail(raw)
+    [contact] = (await desk.ticket(sent.queued_as))["contacts"]
+    parsed: list[int] = []
+    whole_parse = normalizer.email._parse
+
+    def parse(data: bytes) -> email.message.Message:
+        parsed.append(len(data))
+        return whole_parse(data)
+
+    monkeypatch.setattr(normalizer.email, "_parse", parse)
+    served = {a["filename"]: await download(desk, a["sha256"]) for a in contact["attachments"]}
+
+    assert served == {"dump.bin": ("dump.bin", dump), "small.log": ("small.log", b"the log")}
+    assert parsed and max(parsed) < len(raw)  # each file's own part, never the whole mail
 
 
 async def test_an_inline_image_is_an_attachment_and_named_in_the_text(

@@ -3,7 +3,18 @@ route. The real app over SQLite; the contacts go in through the API."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.http_metrics import MetricsScrape
+from gateway.metrics import Metrics
+from router.outbox_admin import OutboxAdmin
 from router.quarantine import QuarantineStore
+from router.store import Store
 from tests.integration.test_http_api import AUTH, Gateway, contact_body, gw, store
 
 __all__ = ["gw", "store"]  # fixtures, used by name
@@ -59,3 +70,44 @@ async def test_the_quarantine_size_counts_the_items_that_wait_by_kind(
     await kept.keep(b"another one", source="smtp", reason="failed: parse error")
     assert await gw.metric("spoc_quarantine_size", kind="error") == 2
     assert await gw.metric("spoc_quarantine_size", kind="system") == 0
+
+
+class HeldCollector(Collector):
+    """A collector that holds its render until released, noting the thread it ran in."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        self.threads.append(threading.current_thread())
+        self.started.set()
+        if not self.release.wait(10):
+            raise RuntimeError("never released: the render held up whoever released it")
+        yield GaugeMetricFamily("spoc_test_renders", "Renders so far.", len(self.threads))
+
+    def describe(self) -> Iterator[Metric]:  # registering must not count as a render
+        yield GaugeMetricFamily("spoc_test_renders", "Renders so far.", 0)
+
+
+async def test_a_scrape_renders_off_the_event_loop_and_concurrent_scrapes_share_one_render(
+    store: Store,
+) -> None:
+    metrics = Metrics()
+    held = HeldCollector()
+    metrics.registry.register(held)
+    scrape = MetricsScrape(metrics, OutboxAdmin(store), store)
+
+    scrapes = asyncio.gather(scrape.render(), scrape.render(), scrape.render())
+    # The loop stays free while the render is held: this very wait runs on it.
+    assert await asyncio.to_thread(held.started.wait, 10)
+    held.release.set()
+    texts = {body for body, _ in await scrapes}
+
+    assert len(held.threads) == 1
+    assert held.threads[0] is not threading.current_thread()
+    assert len(texts) == 1 and b"spoc_test_renders 1.0" in texts.pop()
+    # The next scrape renders afresh.
+    body, _ = await scrape.render()
+    assert b"spoc_test_renders 2.0" in body

@@ -125,8 +125,8 @@ def test_a_killed_workers_counts_stay_in_the_totals_after_it_is_replaced(
 
     replacement = kill_a_worker(gateway, victim)
 
-    # prometheus_client keeps a dead process's counter files (mark_process_dead removes only
-    # live gauges'), so the victim's mail stays counted: totals never go down.
+    # The dead worker's counter files stay in the shared directory, so the victim's mail stays
+    # counted: totals never go down.
     assert email_intake_totals(gateway, scrapes=8) == [(16.0, 16.0)] * 8
     after = mail_all_accepted(gateway, [f"after kill m{i}" for i in range(8)])
     assert after[replacement] > 0
