@@ -83,7 +83,7 @@ import ssl
 import string
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, AnyStr
 
@@ -93,6 +93,7 @@ from channels.base import Channel
 from channels.inflight_budget import InflightBudget
 from channels.mail_conversion import ConversionPool
 from channels.networks import ip_networks
+from channels.smtp_address import AddressSMTP
 from channels.smtp_data import BudgetedDataSMTP
 from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
@@ -179,8 +180,14 @@ class SMTPChannelSettings:
     tls_cert_file: str | None = None  # PEM certificate chain: STARTTLS is offered with it
     tls_key_file: str | None = None  # its PEM private key (both or neither)
     require_starttls: bool = False  # refuse MAIL (530) until the client has done STARTTLS
+    # Folded once here (RCPT asks for them on every command): see ``our_addresses``.
+    _our_addresses: frozenset[str] = field(init=False, repr=False, compare=False)
+    _our_domains: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        ours = frozenset(fold_address(a) for a in (self.desk_address, *self.aliases))
+        object.__setattr__(self, "_our_addresses", ours)
+        object.__setattr__(self, "_our_domains", frozenset(a.rpartition("@")[2] for a in ours))
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             given, missing = (
                 ("tls_cert_file", "tls_key_file")
@@ -219,11 +226,12 @@ class SMTPChannelSettings:
 
     @property
     def our_addresses(self) -> frozenset[str]:
-        return frozenset(fold_address(a) for a in (self.desk_address, *self.aliases))
+        """The desk address and its aliases, ASCII-lower-cased."""
+        return self._our_addresses
 
     @property
     def our_domains(self) -> frozenset[str]:
-        return frozenset(a.rpartition("@")[2] for a in self.our_addresses)
+        return self._our_domains
 
     def accepted_recipient(self, folded: str) -> str | None:
         """The address to deliver ``folded`` (ASCII-lower-cased) to, or None to refuse it.
@@ -277,10 +285,11 @@ class _DeskHandler:
         self._rcpt_attempts[envelope] = attempts
         if attempts > self._max_recipients:
             return "452 4.5.3 Too many recipients"
-        folded = self._settings.accepted_recipient(fold_address(address))
+        lowered = fold_address(address)
+        folded = self._settings.accepted_recipient(lowered)
         if folded is None:
             log.info("SMTP %r: recipient %r refused", session.peer, address)
-            if fold_address(address).rpartition("@")[2] in self._our_domains:
+            if lowered.rpartition("@")[2] in self._our_domains:
                 return "550 5.1.1 No such recipient here"
             return "550 5.7.1 Relaying denied"
         if folded not in envelope.rcpt_tos:
@@ -385,9 +394,10 @@ def _close_transport(server: SMTP) -> None:
         server.transport.close()
 
 
-class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP):
+class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP, AddressSMTP):
     """aiosmtpd's protocol with spoc's session limits (:mod:`channels.smtp_limits`) and DATA
-    read within the in-flight budget (:mod:`channels.smtp_data`), telling the channel when its
+    read within the in-flight budget (:mod:`channels.smtp_data`), plain MAIL/RCPT addresses
+    read without the header parser (:mod:`channels.smtp_address`), telling the channel when its
     connection is gone.
 
     ``text_line_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,
