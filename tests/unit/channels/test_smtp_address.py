@@ -8,10 +8,10 @@ the same ``(address, rest)``, ``(None, None)`` for a refusal included.
 
 from __future__ import annotations
 
+from aiosmtpd.smtp import SMTP
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from aiosmtpd.smtp import SMTP
 from channels.smtp_address import AddressSMTP, plain_address
 
 
