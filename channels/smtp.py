@@ -142,8 +142,12 @@ def count_received_headers(raw: bytes) -> int:
     CRLF line ends). With ``bytes.find`` rather than one regular expression: a regex with
     ``^`` under MULTILINE, and one for the empty line, try a match at every byte (~30 us per
     4 KB mail, against ~3 us; the same count, ``tests/unit/channels/test_smtp.py``)."""
-    ends = [at for at in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if at >= 0]
-    lines = b"\n" + (raw[: min(ends)] if ends else raw).lower()  # each line after a "\n"
+    end = raw.find(b"\n\r\n")
+    # An LF-only empty line before it, if any (searched only that far: bytes.find is slow
+    # to learn that a CRLF message holds no "\n\n", ~10 us per 4 KB).
+    lf_end = raw.find(b"\n\n", 0, len(raw) if end < 0 else end + 1)
+    end = lf_end if lf_end >= 0 else end
+    lines = b"\n" + (raw if end < 0 else raw[:end]).lower()  # each line after a "\n"
     count = 0
     at = lines.find(b"\nreceived")
     while at >= 0:
