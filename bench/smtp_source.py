@@ -67,6 +67,7 @@ class Run:
     seconds: float
     server_cpu: float  # the spoc (or sink) processes, seconds
     db_cpu: float  # the PostgreSQL server, seconds (0 on SQLite)
+    loop_cpu: float  # the servers' main threads (their event loops), seconds
     stored: int | None
     load: str
 
@@ -77,6 +78,10 @@ class Run:
     @property
     def cpu_ms(self) -> float:
         return 1000 * self.server_cpu / max(self.ok, 1)
+
+    @property
+    def loop_ms(self) -> float:
+        return 1000 * self.loop_cpu / max(self.ok, 1)
 
 
 # ---- the load generator -----------------------------------------------------------------------
@@ -223,12 +228,14 @@ def measure(target: str, connections: int, plan: Plan) -> Run:
         before = count_contacts(url) if url else None
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         cpu0 = sum(si.cpu_seconds(s.pid) for s in servers)
+        loop0 = sum(si.thread_cpu(s.pid)["loop"] for s in servers)
         db0 = postgres_cpu(CLUSTER if url and plan.database == "postgres" else None)
         ok, seconds = drive(ports, connections, plan.messages, plan.size)
         cpu = sum(si.cpu_seconds(s.pid) for s in servers) - cpu0
+        loop = sum(si.thread_cpu(s.pid)["loop"] for s in servers) - loop0
         db = postgres_cpu(CLUSTER if url and plan.database == "postgres" else None) - db0
         stored = count_contacts(url) - before if url and before is not None else None
-    return Run(target, connections, plan.messages, ok, seconds, cpu, db, stored, load)
+    return Run(target, connections, plan.messages, ok, seconds, cpu, db, loop, stored, load)
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -236,12 +243,15 @@ def row(r: Run) -> str:
     check = "" if r.stored is None or r.stored == r.ok else f"  STORED {r.stored} != {r.ok}"
     db = f"{1000 * r.db_cpu / max(r.ok, 1):8.2f}" if r.db_cpu else f"{'-':>8}"
     return (
-        f"{r.target:9} {r.connections:5d} {r.rate:9.0f} {r.cpu_ms:9.2f} {db} "
+        f"{r.target:9} {r.connections:5d} {r.rate:9.0f} {r.cpu_ms:9.2f} {r.loop_ms:8.2f} {db} "
         f"{100 * r.server_cpu / r.seconds:6.0f}%  {r.load}{check}"
     )
 
 
-HEADER = f"{'target':9} {'conns':>5} {'msg/s':>9} {'cpu ms/msg':>9} {'db ms/msg':>8} {'server':>7}"
+HEADER = (
+    f"{'target':9} {'conns':>5} {'msg/s':>9} {'cpu ms/msg':>9} {'loop ms':>8} {'db ms/msg':>8} "
+    f"{'server':>7}"
+)
 
 
 def medians(runs: list[Run], target: str, conns: int) -> tuple[float, float] | None:
@@ -249,6 +259,11 @@ def medians(runs: list[Run], target: str, conns: int) -> tuple[float, float] | N
     if not mine:
         return None
     return statistics.median(r.rate for r in mine), statistics.median(r.cpu_ms for r in mine)
+
+
+def loop_median(runs: list[Run], target: str, conns: int) -> float:
+    mine = [r.loop_ms for r in runs if r.target == target and r.connections == conns]
+    return statistics.median(mine)
 
 
 def report(runs: list[Run], targets: list[str], connections: list[int]) -> list[str]:
@@ -270,6 +285,8 @@ def report(runs: list[Run], targets: list[str], connections: list[int]) -> list[
         )
         if spoc and base:
             parts.append(f"base/spoc CPU per message {base[1] / spoc[1]:.3f}")
+            loops = [loop_median(runs, t, conns) for t in ("base", "spoc")]
+            parts.append(f"loop ms/msg base {loops[0]:.2f} spoc {loops[1]:.2f}")
         if spoc and two:
             parts.append(f"spoc-2/spoc rate {two[0] / spoc[0]:.3f}")
         if spoc and big:

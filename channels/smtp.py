@@ -83,7 +83,7 @@ import ssl
 import string
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, AnyStr
 
@@ -93,6 +93,7 @@ from channels.base import Channel
 from channels.inflight_budget import InflightBudget
 from channels.mail_conversion import ConversionPool
 from channels.networks import ip_networks
+from channels.smtp_address import AddressSMTP
 from channels.smtp_data import BudgetedDataSMTP
 from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
@@ -129,8 +130,7 @@ _CONVERT_ON_LOOP_MAX_BYTES = 512 * 1024
 _PARSE_IN_PROCESS_MAX_BYTES = 4 * 1024 * 1024
 _CONVERSION_PROCESSES = 2  # per SMTP channel (so per serve worker); 2 cores on the target box
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FIELD_NAME_END = re.compile(rb"[ \t]*:")
 _UNSAFE_REPLY = re.compile(r"[^\x20-\x7e]+")
 
 
@@ -140,9 +140,23 @@ def fold_address(address: str) -> str:
 
 
 def count_received_headers(raw: bytes) -> int:
-    """How many ``Received`` header fields the message's header block holds."""
-    end = _HEADER_END.search(raw)
-    return len(_RECEIVED.findall(raw if end is None else raw[: end.start()]))
+    """How many ``Received`` header fields the message's header block holds: lines starting
+    ``received`` (any case) and a colon, maybe after spaces, up to the first empty line (LF or
+    CRLF line ends). With ``bytes.find`` rather than one regular expression: a regex with
+    ``^`` under MULTILINE, and one for the empty line, try a match at every byte (~20 us per
+    4 KB mail, against ~2 us; the same count, ``tests/unit/channels/test_smtp.py``)."""
+    end = raw.find(b"\n\r\n")
+    # An LF-only empty line before it, if any (searched only that far: bytes.find is slow
+    # to learn that a CRLF message holds no "\n\n", ~10 us per 4 KB).
+    lf_end = raw.find(b"\n\n", 0, len(raw) if end < 0 else end + 1)
+    end = lf_end if lf_end >= 0 else end
+    lines = b"\n" + (raw if end < 0 else raw[:end]).lower()  # each line after a "\n"
+    count = 0
+    at = lines.find(b"\nreceived")
+    while at >= 0:
+        count += _FIELD_NAME_END.match(lines, at + 9) is not None
+        at = lines.find(b"\nreceived", at + 9)
+    return count
 
 
 def session_tls(session: Session) -> str | None:
@@ -182,8 +196,14 @@ class SMTPChannelSettings:
     tls_cert_file: str | None = None  # PEM certificate chain: STARTTLS is offered with it
     tls_key_file: str | None = None  # its PEM private key (both or neither)
     require_starttls: bool = False  # refuse MAIL (530) until the client has done STARTTLS
+    # Folded once here (RCPT asks for them on every command): see ``our_addresses``.
+    _our_addresses: frozenset[str] = field(init=False, repr=False, compare=False)
+    _our_domains: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        ours = frozenset(fold_address(a) for a in (self.desk_address, *self.aliases))
+        object.__setattr__(self, "_our_addresses", ours)
+        object.__setattr__(self, "_our_domains", frozenset(a.rpartition("@")[2] for a in ours))
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             given, missing = (
                 ("tls_cert_file", "tls_key_file")
@@ -222,11 +242,12 @@ class SMTPChannelSettings:
 
     @property
     def our_addresses(self) -> frozenset[str]:
-        return frozenset(fold_address(a) for a in (self.desk_address, *self.aliases))
+        """The desk address and its aliases, ASCII-lower-cased."""
+        return self._our_addresses
 
     @property
     def our_domains(self) -> frozenset[str]:
-        return frozenset(a.rpartition("@")[2] for a in self.our_addresses)
+        return self._our_domains
 
     def accepted_recipient(self, folded: str) -> str | None:
         """The address to deliver ``folded`` (ASCII-lower-cased) to, or None to refuse it.
@@ -280,10 +301,11 @@ class _DeskHandler:
         self._rcpt_attempts[envelope] = attempts
         if attempts > self._max_recipients:
             return "452 4.5.3 Too many recipients"
-        folded = self._settings.accepted_recipient(fold_address(address))
+        lowered = fold_address(address)
+        folded = self._settings.accepted_recipient(lowered)
         if folded is None:
             log.info("SMTP %r: recipient %r refused", session.peer, address)
-            if fold_address(address).rpartition("@")[2] in self._our_domains:
+            if lowered.rpartition("@")[2] in self._our_domains:
                 return "550 5.1.1 No such recipient here"
             return "550 5.7.1 Relaying denied"
         if folded not in envelope.rcpt_tos:
@@ -297,8 +319,9 @@ class _DeskHandler:
         if hops > self._max_hops:
             log.warning("SMTP %r: message refused after %d hops", session.peer, hops)
             return "554 5.4.0 Too many hops"
+        tls = session_tls(session)
         try:
-            contact = await self._to_contact(raw, envelope, session_tls(session))
+            contact = await self._to_contact(raw, envelope, tls)
             result = await self._intake.submit(contact)
         except ContactRejectedError as exc:
             log.info("SMTP %r: contact rejected: %s", session.peer, exc)
@@ -314,7 +337,7 @@ class _DeskHandler:
                 return await self._keep(raw, session, f"failed: {type(exc).__name__}: {exc}")
             log.exception("SMTP %r: unexpected failure, answered 451", session.peer)
             return TEMPORARY_FAILURE
-        return self._stored(raw, session, result)
+        return self._stored(raw, session, result, tls)
 
     async def _keep(self, raw: bytes, session: Session, reason: str) -> str:
         """Keep what could not become a contact; 250 once it is committed, else 451."""
@@ -327,7 +350,7 @@ class _DeskHandler:
         log.warning("SMTP %r: %d bytes kept as quarantine %d", session.peer, len(raw), receipt.id)
         return f"250 2.0.0 Ok: kept for review as quarantine {receipt.id}"
 
-    def _stored(self, raw: bytes, session: Session, result: IntakeResult) -> str:
+    def _stored(self, raw: bytes, session: Session, result: IntakeResult, tls: str | None) -> str:
         if result.quarantine_id is not None:
             log.info(
                 "SMTP %r: %d bytes kept as quarantine %d (%s)",
@@ -343,7 +366,7 @@ class _DeskHandler:
             len(raw),
             result.ticket_ref,
             " (duplicate)" if result.duplicate else "",
-            session_tls(session) or "plaintext",
+            tls or "plaintext",
         )
         return f"250 2.0.0 Ok: queued as {_reply_text(result.ticket_ref)}"
 
@@ -390,9 +413,10 @@ def _close_transport(server: SMTP) -> None:
         server.transport.close()
 
 
-class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP):
+class _DeskSMTP(LimitedSMTP, BudgetedDataSMTP, AddressSMTP):
     """aiosmtpd's protocol with spoc's session limits (:mod:`channels.smtp_limits`) and DATA
-    read within the in-flight budget (:mod:`channels.smtp_data`), telling the channel when its
+    read within the in-flight budget (:mod:`channels.smtp_data`), plain MAIL/RCPT addresses
+    read without the header parser (:mod:`channels.smtp_address`), telling the channel when its
     connection is gone.
 
     ``text_line_limit``: RFC 5321 caps lines at 1000 octets, but real mail (unwrapped HTML,

@@ -43,6 +43,9 @@ _END_OF_DATA = b".\r\n"
 # more behind it), so without a pause a big message is split and copied in one stretch that
 # holds the event loop: after this many bytes the reader lets the other callbacks run.
 _YIELD_EVERY_BYTES = 64 * 1024
+# Stretches are checked, unstuffed and copied together once this many bytes of them are in
+# (see ``_read_data``); they are charged to the budget as they arrive.
+_CHECK_EVERY_BYTES = 16 * 1024
 
 
 class _State(enum.Enum):
@@ -160,13 +163,20 @@ class BudgetedDataSMTP(SMTP):
         with a dot, or per window (``line_length_limit``) -- instead of one call per line, and
         works on what it got with bytes methods. A ``.<CRLF>`` is the final dot only when it
         starts a line: right after a CRLF, or at the very start of the data.
+
+        Prose ends most lines with a dot, so a 4 KB mail comes in dozens of such stretches: each
+        is only charged to the budget and kept, and the line checks, unstuffing and copying run
+        once per :data:`_CHECK_EVERY_BYTES` of them (and at the final dot). The checks also run
+        at once on the stretch that takes the message over ``data_size_limit`` or that the
+        budget refuses, so the verdict is the one a check per stretch would give.
         """
         buffer = io.BytesIO()
         size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
         limit = self.data_size_limit
-        length_limit = self.text_line_limit
         state = _State.NOMINAL
         reader = self._reader
+        pending: list[bytes] = []  # stretches received and charged, not yet checked
+        pending_size = 0
         partial = b""  # the start of a line whose CRLF has not arrived yet
         last_two = _CRLF  # the last two bytes read: the data starts at the start of a line
         since_yield = 0
@@ -188,16 +198,18 @@ class BudgetedDataSMTP(SMTP):
             last_two = _last_two(last_two, piece)
             size += len(data)
             since_yield += len(piece)
-            if state is _State.NOMINAL:
-                lines, partial = _complete_lines(partial + data)
-                if len(partial) > length_limit or (
-                    len(lines) > length_limit and _longest_line(lines) > length_limit
-                ):
-                    state = _State.TOO_LONG
-                elif limit and size > limit:
-                    state = _State.TOO_MUCH
-                elif not held.take(len(data)):
-                    state = _State.OVER_BUDGET
+            if state is not _State.NOMINAL:
+                if ended:
+                    break
+                continue
+            taken = held.take(len(data))
+            pending.append(data)
+            pending_size += len(data)
+            if ended or not taken or pending_size >= _CHECK_EVERY_BYTES or (limit and size > limit):
+                lines, partial = _complete_lines(partial + b"".join(pending))
+                pending.clear()
+                pending_size = 0
+                state = self._verdict(lines, partial, size, taken)
                 if state is _State.NOMINAL:
                     buffer.write(_unstuff(lines))
                 else:  # drop what arrived so far at once, keep reading to the final dot
@@ -208,6 +220,21 @@ class BudgetedDataSMTP(SMTP):
         if state is not _State.NOMINAL:
             return state, b""
         return state, buffer.getvalue()
+
+    def _verdict(self, lines: bytes, partial: bytes, size: int, taken: bool) -> _State:
+        """The message's state once ``lines`` (whole lines) and ``partial`` (the start of the
+        next) are in, ``size`` bytes in all, ``taken``: whether the budget took the last
+        stretch. A line over the limit first, then the size, then the budget."""
+        length_limit = self.text_line_limit
+        if len(partial) > length_limit or (
+            len(lines) > length_limit and _longest_line(lines) > length_limit
+        ):
+            return _State.TOO_LONG
+        if self.data_size_limit and size > self.data_size_limit:
+            return _State.TOO_MUCH
+        if not taken:
+            return _State.OVER_BUDGET
+        return _State.NOMINAL
 
 
 def _ends_data(before: bytes, piece: bytes) -> bool:

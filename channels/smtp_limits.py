@@ -102,6 +102,8 @@ class LimitedSMTP(SMTP):
         self._data_timeout = data_timeout_seconds
         self._errors = 0
         self._last_reply = ""
+        self._deadline = 0.0  # loop time when the session times out (see _reset_timeout)
+        self._timer_armed = False  # whether _timeout_handle is a call still to come
 
     async def smtp_DATA(self, arg: str) -> None:
         self._start_data_deadline()
@@ -122,6 +124,38 @@ class LimitedSMTP(SMTP):
             self._errors = 0
         if self.transport is not None:
             self._reset_timeout()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Move the session's deadline to ``duration`` (the idle timeout) from now.
+
+        aiosmtpd cancels its timer and schedules a new one on every command (a timer object and
+        a heap entry per command, left in the loop's heap until it is cleaned). Here the armed
+        timer stays when it is due no later than the new deadline; when it fires early it
+        re-arms for the deadline (:meth:`_timer_fired`). A deadline moved earlier (the idle
+        timeout after DATA's longer one) re-arms at once. The session times out at the same
+        moment either way.
+        """
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if (
+            self._timer_armed
+            and handle is not None
+            and not handle.cancelled()
+            and handle.when() <= self._deadline
+        ):
+            return
+        if handle is not None:
+            handle.cancel()
+        self._timeout_handle = self.loop.call_at(self._deadline, self._timer_fired)
+        self._timer_armed = True
+
+    def _timer_fired(self) -> None:
+        self._timer_armed = False
+        if self.loop.time() < self._deadline:  # a command came meanwhile: not idle yet
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timer_fired)
+            self._timer_armed = True
+            return
+        self._timeout_cb()
 
     def _timeout_cb(self) -> None:
         transport = self.transport

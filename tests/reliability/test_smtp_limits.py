@@ -326,6 +326,28 @@ async def test_a_message_within_the_data_deadline_leaves_the_idle_timer_running_
     await close(session)
 
 
+async def test_a_session_sending_commands_outlives_its_idle_timeout_and_ends_once_it_is_idle(
+    start_channel: StartChannel,
+) -> None:
+    """The idle timer is moved, not re-created, on each command. Guards against a timer that
+    fires at an old deadline although commands came since (cutting a busy session), and
+    against one that, fired early, does not re-arm for the moved deadline (a session held open
+    for good: the last NOOP comes while the timer armed before it is still pending)."""
+    channel = await start_channel(idle_timeout_seconds=1.0)
+    session = await open_session(channel.port)
+    started = time.monotonic()
+    while time.monotonic() - started < 3.0:  # three idle timeouts, never idle for one
+        assert (await _command(*session, b"NOOP\r\n")).startswith(b"250")
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)
+    assert (await _command(*session, b"NOOP\r\n")).startswith(b"250")
+    last_command = time.monotonic()
+    reader, _ = session
+    assert await asyncio.wait_for(reader.read(), 10) == b"421 4.4.2 Timeout exceeded\r\n"
+    assert 0.9 < time.monotonic() - last_command < 5
+    await close(session)
+
+
 async def test_a_command_line_trickled_a_byte_at_a_time_is_cut_off_by_the_command_timeout(
     start_channel: StartChannel,
 ) -> None:

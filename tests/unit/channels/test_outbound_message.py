@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import email.policy
+from datetime import datetime, tzinfo
 from typing import Any
 
 import pytest
 
 from channels.outbound import DeliveryError
+from channels.outbound import email as outbound_email
 from channels.outbound.email import OutboundSMTPSettings, build_message
 
 
@@ -75,3 +78,36 @@ def test_settings_refuse_implicit_tls_and_starttls_together() -> None:
 
 def test_settings_keep_the_password_out_of_repr() -> None:
     assert "hunter2" not in repr(OutboundSMTPSettings(username="u", password="hunter2"))
+
+
+class _FixedClock(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _FixedClock:
+        return cls(2026, 12, 6, 12, 0, tzinfo=tz)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"from_name": "Servicedesk M\u00fcller", "text": "Gr\u00fc\u00dfe " * 40},
+        {"in_reply_to": "p@x", "references": ["a@x", "b@x"], "auto_submitted": "auto-replied"},
+        {"ticket_subject": "A very long subject " * 8, "to": "o'brien+desk@example.org"},
+    ],
+)
+def test_headers_made_from_cached_classes_send_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]
+) -> None:
+    """The policy's factory keeps one header class per field name: the message must be byte
+    for byte what the email package's own factory gives."""
+    monkeypatch.setattr(outbound_email, "datetime", _FixedClock)
+    cached = build_message(payload(**overrides)).as_bytes()
+    monkeypatch.setattr(outbound_email, "_POLICY", email.policy.SMTP)
+    assert cached == build_message(payload(**overrides)).as_bytes()
+
+
+def test_each_header_class_is_made_once() -> None:
+    first = build_message(payload())
+    second = build_message(payload())
+    assert type(first["Subject"]) is type(second["Subject"])
+    assert type(first["From"]) is not type(first["Subject"])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from channels.smtp import (
     SMTPChannelSettings,
@@ -29,6 +33,30 @@ def test_received_headers_are_counted_in_the_header_block_only() -> None:
 
 def test_received_headers_count_with_bare_lf_and_no_body() -> None:
     assert count_received_headers(b"Received: a\nReceived: b\nX-Received: c\n") == 2
+
+
+_OLD_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_OLD_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _count_received_with_regexes(raw: bytes) -> int:
+    """The count as it was first written: two regular expressions (the reference)."""
+    end = _OLD_HEADER_END.search(raw)
+    return len(_OLD_RECEIVED.findall(raw if end is None else raw[: end.start()]))
+
+
+_HEADER_PIECES = [
+    b"Received:", b"received", b"RECEIVED", b"ReCeIvEd", b"X-Received:", b" ", b"\t", b":",
+    b"\r\n", b"\n", b"\r", b"from a", b"\r\n\r\n", b"\n\n", b"\n\r\n", b"\r\r\n",
+    b"\xc3\xa9", b"Subject: x",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_HEADER_PIECES), max_size=30).map(b"".join))
+@example(b"received \t:a\r\nReceived\t:b\r\nreceived x:c\n\nReceived: in the body\n")
+def test_received_headers_are_counted_as_the_regular_expressions_count_them(raw: bytes) -> None:
+    assert count_received_headers(raw) == _count_received_with_regexes(raw)
 
 
 def test_reply_text_is_one_printable_ascii_line() -> None:

@@ -10,12 +10,25 @@ arbitrary TCP-like pieces, with a small window so that long stretches come in se
 from __future__ import annotations
 
 import asyncio
+import io
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from channels.inflight_budget import InflightBudget
-from channels.smtp_data import BudgetedDataSMTP, _Held, _State
+from channels.smtp_data import (
+    _CRLF,
+    _END_OF_DATA,
+    _YIELD_EVERY_BYTES,
+    BudgetedDataSMTP,
+    _complete_lines,
+    _ends_data,
+    _Held,
+    _last_two,
+    _longest_line,
+    _State,
+    _unstuff,
+)
 
 TEXT_LINE_LIMIT = 40
 
@@ -57,19 +70,77 @@ def reference(stream: bytes) -> tuple[_State, bytes, bytes]:
 class _Reading(BudgetedDataSMTP):
     """Only what ``_read_data`` uses of a session: its reader, limits and a live transport."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:  # no aiosmtpd set-up
-        self._reader = reader
+    def __init__(self, reader: asyncio.StreamReader, data_size_limit: int = 0) -> None:
+        self._reader = reader  # no aiosmtpd set-up
         self.transport = object()  # type: ignore[assignment]
-        self.data_size_limit = 0
+        self.data_size_limit = data_size_limit
         self.text_line_limit = TEXT_LINE_LIMIT
 
 
+class _CheckedPerStretch(_Reading):
+    """The reader that checked, unstuffed and copied every stretch as it came: the reference
+    for the verdicts (size limit and budget too) of the reader that batches the checks."""
+
+    async def _read_data(self, held: _Held) -> tuple[_State, bytes]:
+        # As it was before the checks were batched (3e54b1c), less its docstring and log line.
+        buffer = io.BytesIO()
+        size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
+        limit = self.data_size_limit
+        length_limit = self.text_line_limit
+        state = _State.NOMINAL
+        reader = self._reader
+        partial = b""  # the start of a line whose CRLF has not arrived yet
+        last_two = _CRLF  # the last two bytes read: the data starts at the start of a line
+        since_yield = 0
+        while self.transport is not None:  # pragma: no branch
+            try:
+                if since_yield >= _YIELD_EVERY_BYTES:
+                    since_yield = 0
+                    await asyncio.sleep(0)
+                piece = await reader.readuntil(_END_OF_DATA)
+            except asyncio.CancelledError:
+                raise
+            except asyncio.LimitOverrunError as exc:
+                # No ".<CRLF>" within the reader's limit: take what can't be part of one.
+                piece = await reader.read(exc.consumed)
+            ended = _ends_data(last_two, piece)
+            data = piece[:-3] if ended else piece
+            last_two = _last_two(last_two, piece)
+            size += len(data)
+            since_yield += len(piece)
+            if state is _State.NOMINAL:
+                lines, partial = _complete_lines(partial + data)
+                if len(partial) > length_limit or (
+                    len(lines) > length_limit and _longest_line(lines) > length_limit
+                ):
+                    state = _State.TOO_LONG
+                elif limit and size > limit:
+                    state = _State.TOO_MUCH
+                elif not held.take(len(data)):
+                    state = _State.OVER_BUDGET
+                if state is _State.NOMINAL:
+                    buffer.write(_unstuff(lines))
+                else:  # drop what arrived so far at once, keep reading to the final dot
+                    buffer, partial = io.BytesIO(), b""
+                    held.release_all()
+            if ended:
+                break
+        if state is not _State.NOMINAL:
+            return state, b""
+        return state, buffer.getvalue()
+
+
 async def read_in_pieces(
-    stream: bytes, cuts: list[int], window: int
+    stream: bytes,
+    cuts: list[int],
+    window: int,
+    data_size_limit: int = 0,
+    budget: int = 1 << 30,
+    reading_class: type[_Reading] = _Reading,
 ) -> tuple[_State, bytes, bytes]:
     reader = asyncio.StreamReader(limit=window)
-    session = _Reading(reader)
-    held = _Held(InflightBudget(1 << 30))
+    session = reading_class(reader, data_size_limit)
+    held = _Held(InflightBudget(budget))
     reading = asyncio.ensure_future(session._read_data(held))
     start = 0
     for cut in [*sorted(set(cuts)), len(stream)]:
@@ -96,6 +167,39 @@ def test_the_stretch_reader_gives_what_the_line_reader_gave(
     expected = reference(stream)
     got = asyncio.run(read_in_pieces(stream, [c for c in cuts if c < len(stream)], window))
     assert got == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    body=st.lists(st.sampled_from(FRAGMENTS), max_size=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=8),
+    window=st.integers(min_value=5, max_value=64),
+    data_size_limit=st.sampled_from([0, 30, 120, 400]),
+    budget=st.sampled_from([1 << 30, 50, 200]),
+)
+# The budget refuses the second line and takes the third: a verdict taken only at the end would
+# see the budget take the last stretch and miss the refusal.
+@example(
+    body=[b"word "] * 6 + [b".\r\n"] + [b"word "] * 6 + [b".\r\n", b"a", b".\r\n"],
+    cuts=[],
+    window=64,
+    data_size_limit=0,
+    budget=50,
+)
+def test_batched_checks_give_the_verdict_of_a_check_per_stretch(
+    body: list[bytes], cuts: list[int], window: int, data_size_limit: int, budget: int
+) -> None:
+    """Guards the order of the verdicts (a long line, then the size, then the budget) when
+    several stretches are checked at once."""
+    stream = b"".join(body) + b"\r\n.\r\n" + b"QUIT\r\n"
+    cuts = [c for c in cuts if c < len(stream)]
+
+    def read(reading_class: type[_Reading]) -> tuple[_State, bytes, bytes]:
+        return asyncio.run(
+            read_in_pieces(stream, cuts, window, data_size_limit, budget, reading_class)
+        )
+
+    assert read(_Reading) == read(_CheckedPerStretch)
 
 
 def test_a_message_of_only_the_final_dot_is_empty_and_leaves_the_next_command() -> None:
