@@ -52,6 +52,11 @@ def splits_at_spaces(tokenizer: Tokenizer) -> bool:
         return False
     if model.get("type") != "BPE" or model.get("dropout") is not None:
         return False
+    # These act on a whole "word" (the whole text here): a piece would see them differently.
+    if model.get("ignore_merges") or model.get("end_of_word_suffix"):
+        return False
+    if model.get("continuing_subword_prefix"):
+        return False
     vocabulary: dict[str, int] = model.get("vocab") or {}
     return not any(SPACE in token.lstrip(SPACE) for token in vocabulary)
 

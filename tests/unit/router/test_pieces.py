@@ -85,6 +85,9 @@ def test_a_tokenizer_set_up_otherwise_takes_the_library_s_path() -> None:
     changed.normalizer = normalizers.Sequence([normalizers.Lowercase(), changed.normalizer])
     assert splits_at_spaces(library_tokenizer())
     assert not splits_at_spaces(changed)
+    suffixed = json.loads(library_tokenizer().to_str())
+    suffixed["model"]["end_of_word_suffix"] = "</w>"
+    assert not splits_at_spaces(Tokenizer.from_str(json.dumps(suffixed)))
     text = "The  Printer\nis JAMMED"
     assert PieceTokenizer(changed).ids(text) == changed.encode(text, add_special_tokens=False).ids
 
