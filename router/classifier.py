@@ -4,7 +4,10 @@
 model can be swapped. :class:`WordLlamaEmbedder` is the shipped one: WordLlama's
 ``l2_supercat`` 256-dimension token embeddings, whose weights and tokenizer ship inside the
 ``wordllama`` wheel. It is loaded from the package folder only -- never from a hub or a cache --
-and its weights are checked against a pinned sha256, so nothing is downloaded at run time.
+and its weights are checked against a pinned sha256, so nothing is downloaded at run time. A
+text's vector is what ``WordLlamaInference.embed`` gives (the average of its tokens' rows, here
+scaled to length 1), computed here from the same matrix and tokenizer: the tokenizer runs a
+piece at a time with a cache (:mod:`router.pieces`), and no padded batch is built.
 
 :class:`CategoryModel` is a logistic regression (scikit-learn) over those vectors, fitted once at
 start from every category's ``description`` and ``examples`` in config plus the labelled
@@ -95,7 +98,8 @@ class WordLlamaEmbedder:
             import wordllama
             from safetensors import safe_open
             from tokenizers import Tokenizer
-            from wordllama.inference import WordLlamaInference
+
+            from router.pieces import PieceTokenizer
         except ImportError as exc:
             raise ModelUnavailable(f"wordllama is not installed: {exc}") from exc
         finally:  # wordllama.inference calls logging.basicConfig() on import: undo it
@@ -110,13 +114,23 @@ class WordLlamaEmbedder:
             raise ModelUnavailable(f"{weights}: sha256 {found} is not the pinned {sha256}")
         with safe_open(str(weights), framework="np") as f:
             matrix = f.get_tensor("embedding.weight")
-        self._model = WordLlamaInference(matrix, Tokenizer.from_file(str(tokenizer)))
+        # Widened to float32 as WordLlamaInference does: the sums below are then its sums.
+        self._matrix: Vectors = np.ascontiguousarray(matrix, dtype=np.float32)
+        self._tokens = PieceTokenizer(Tokenizer.from_file(str(tokenizer)))
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        cut = [t[:MAX_TEXT_CHARS] for t in texts]
-        vectors: Vectors = self._model.embed(cut, norm=False, batch_size=16)  # small peaks
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit: Vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        """WordLlamaInference's average of the token vectors, scaled to length 1 (the average
+        and the sum point the same way, so the sum is scaled). One text at a time: a padded
+        batch only adds work, and the router reads one contact at a time."""
+        unit: Vectors = np.zeros((len(texts), self._matrix.shape[1]), dtype=np.float32)
+        for row, text in enumerate(texts):
+            ids = self._tokens.ids(text[:MAX_TEXT_CHARS])
+            if not ids:
+                continue
+            total = self._matrix.take(ids, axis=0).sum(axis=0)
+            norm = float(np.sqrt(total @ total))
+            if norm > 0:
+                unit[row] = total / norm
         return unit
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from normalizer import reply_text
 from normalizer.reply_text import newest_reply
@@ -109,3 +113,22 @@ def test_a_plain_body_skips_the_parser_and_comes_back_as_the_parser_would_give_i
         == expected
         == "\n".join(ln.strip() for ln in PLAIN.strip().split("\r\n"))
     )
+
+
+# The marker-line regex as it was, with a MULTILINE "^": the "\n" form must find the same lines.
+_LINE_START = re.compile(
+    "^" + reply_text._MARKER_LINE.pattern.removeprefix("\\n"), flags=re.MULTILINE | re.IGNORECASE
+)
+_LINE_PARTS = st.sampled_from(
+    ["\n", "\r\n", " ", "*", "**", "-", "_", ">", ":", " :", "From:", "de :", "À:", "Sent", "x"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_LINE_PARTS, st.text(max_size=6)), max_size=30).map("".join))
+def test_the_look_for_markers_finds_lines_where_a_multiline_line_start_finds_them(
+    text: str,
+) -> None:
+    folded = text.casefold()
+    words = any(word in folded for word in reply_text._MARKER_WORDS)
+    assert reply_text._has_markers(text) == (words or _LINE_START.search(text) is not None)
