@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from normalizer.contact import Contact
 from normalizer.refs import parse_ref
+from router import prepared
 from router.identity import vouched_keys
 from router.schema import insert_ignore, message_ids, participants, tickets, upsert
 
@@ -160,7 +161,7 @@ def add_participants(conn: Connection, ticket_id: int, addresses: Iterable[str])
     """Record addresses as participants of a ticket (existing ones are kept)."""
     rows = [{"ticket_id": ticket_id, "address": a} for a in sorted({a for a in addresses if a})]
     if rows:
-        conn.execute(insert_ignore(conn, participants, "ticket_id", "address"), rows)
+        prepared.run(conn, insert_ignore(conn, participants, "ticket_id", "address"), rows)
 
 
 def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
@@ -174,6 +175,6 @@ def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
     fixed = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if not m.startswith("chat:")]
     moving = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if m.startswith("chat:")]
     if fixed:
-        conn.execute(insert_ignore(conn, message_ids, "message_id"), fixed)
+        prepared.run(conn, insert_ignore(conn, message_ids, "message_id"), fixed)
     if moving:
-        conn.execute(upsert(conn, message_ids, ("message_id",), ("ticket_id",)), moving)
+        prepared.run(conn, upsert(conn, message_ids, ("message_id",), ("ticket_id",)), moving)
