@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
-Params = Mapping[str, Any]
+Params = dict[str, Any]
 _Processor = Callable[[Any], Any] | None
 
 
@@ -78,35 +78,40 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
 
 
 def _values(plan: _Plan, params: Params) -> tuple[Any, ...] | dict[str, Any]:
-    values = []
-    for name, process in zip(plan.names, plan.binds, strict=True):
-        value = params[name] if name in params else plan.fixed[name]
-        values.append(value if process is None or value is None else process(value))
+    fixed = plan.fixed
+    given = [params[name] if name in params else fixed[name] for name in plan.names]
+    # zip without strict: one processor and one value per name, by construction
+    values = [v if p is None or v is None else p(v) for p, v in zip(plan.binds, given)]  # noqa: B905
     if plan.positional:
         return tuple(values)
-    return dict(zip(plan.names, values, strict=True))
+    return dict(zip(plan.names, values))  # noqa: B905
 
 
-def _cursor(conn: Connection, stmt: ClauseElement, params: Params | Sequence[Params]) -> Any:
-    many = not isinstance(params, Mapping)
-    rows: Sequence[Params] = params if many else [params]  # type: ignore[list-item,assignment]
-    plan = _plan(stmt, conn.dialect, tuple(rows[0]), many)
+def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) -> Any:
+    many = isinstance(params, list)
+    first = params[0] if isinstance(params, list) else params
+    plan = _plan(stmt, conn.dialect, tuple(first), many)
     sql = plan.sql
     try:
-        args: Any = [_values(plan, row) for row in rows] if many else _values(plan, rows[0])
+        args: Any = (
+            [_values(plan, row) for row in params]
+            if isinstance(params, list)
+            else _values(plan, params)
+        )
     except Exception as exc:  # a value its type refuses: SQLAlchemy's StatementError
         conn._handle_dbapi_exception(exc, sql, params, None, None)
     cursor = conn.connection.cursor()
     try:
-        dispatch = conn.dispatch
-        for before in dispatch.before_cursor_execute:
-            sql, args = before(conn, cursor, sql, args, None, many)
+        listened = conn._has_events or conn.engine._has_events  # as SQLAlchemy asks
+        if listened:
+            for before in conn.dispatch.before_cursor_execute:
+                sql, args = before(conn, cursor, sql, args, None, many)
         if many:
             conn.dialect.do_executemany(cursor, sql, args, None)
         else:
             conn.dialect.do_execute(cursor, sql, args, None)
-        if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
+        if listened:
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
     except BaseException as exc:
         cursor.close()
         if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
@@ -115,12 +120,13 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | Sequence[Par
     return cursor
 
 
-def run(conn: Connection, stmt: ClauseElement, params: Params | Sequence[Params]) -> None:
+def run(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) -> None:
     """Execute ``stmt`` once, or once per row when ``params`` is a list of rows."""
-    if not isinstance(params, Mapping) and len(params) == 1:
-        params = params[0]  # what ``conn.execute`` does with a list of one
-    if not isinstance(params, Mapping) and not params:
-        return
+    if isinstance(params, list):
+        if not params:
+            return
+        if len(params) == 1:
+            params = params[0]  # what ``conn.execute`` does with a list of one
     cursor = _cursor(conn, stmt, params)
     cursor.close()
 
