@@ -102,16 +102,18 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         conn._handle_dbapi_exception(exc, sql, params, None, None)
     cursor = conn.connection.cursor()
     try:
-        listened = conn._has_events or conn.engine._has_events  # as SQLAlchemy asks
-        if listened:
-            for before in conn.dispatch.before_cursor_execute:
-                sql, args = before(conn, cursor, sql, args, None, many)
+        # SQLAlchemy's own guard; the writer on SQLite has a listener ("begin"), so each
+        # cursor event is asked for listeners before it is walked.
+        listened = conn._has_events or conn.engine._has_events
+        if listened and (before := conn.dispatch.before_cursor_execute):
+            for fn in before:
+                sql, args = fn(conn, cursor, sql, args, None, many)
         if many:
             conn.dialect.do_executemany(cursor, sql, args, None)
         else:
             conn.dialect.do_execute(cursor, sql, args, None)
-        if listened:
-            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
+        if listened and (after := conn.dispatch.after_cursor_execute):
+            after(conn, cursor, sql, args, None, many)
     except BaseException as exc:
         cursor.close()
         if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
