@@ -22,6 +22,7 @@ own), and every bind given by the caller or fixed in the statement.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         )
     except Exception as exc:  # a value its type refuses: SQLAlchemy's StatementError
         conn._handle_dbapi_exception(exc, sql, params, None, None)
-    cursor = conn.connection.cursor()
+    cursor = _reused_cursor(conn)
     try:
         # SQLAlchemy's own guard; the writer on SQLite has a listener ("begin"), so each
         # cursor event is asked for listeners before it is walked.
@@ -115,11 +116,32 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         if listened and (after := conn.dispatch.after_cursor_execute):
             after(conn, cursor, sql, args, None, many)
     except BaseException as exc:
-        cursor.close()
+        _drop_cursor(conn, cursor)
         if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
             raise  # a listener's own error, raised as it is (as SQLAlchemy does)
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)
     return cursor
+
+
+# One cursor per DBAPI connection, kept in the connection's ``info`` (which SQLAlchemy clears
+# when the connection is replaced): creating one per statement was a tenth of the work on
+# psycopg. Every statement's rows are fetched at once, so the next statement finds it free.
+_CURSOR = "spoc.prepared.cursor"
+
+
+def _reused_cursor(conn: Connection) -> Any:
+    info = conn.connection.info
+    cursor = info.get(_CURSOR)
+    if cursor is None:
+        cursor = info[_CURSOR] = conn.connection.cursor()
+    return cursor
+
+
+def _drop_cursor(conn: Connection, cursor: Any) -> None:
+    """After an error: the next statement gets a fresh cursor."""
+    with contextlib.suppress(Exception):  # the error being handled is the one that matters
+        conn.connection.info.pop(_CURSOR, None)
+        cursor.close()
 
 
 def run(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) -> None:
@@ -130,19 +152,21 @@ def run(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) ->
         if len(params) == 1:
             params = params[0]  # what ``conn.execute`` does with a list of one
     cursor = _cursor(conn, stmt, params)
-    cursor.close()
+    if cursor.description is not None:  # PostgreSQL's implicit RETURNING of a one-row INSERT
+        cursor.fetchall()
 
 
 def rows(conn: Connection, stmt: ClauseElement, params: Params) -> list[tuple[Any, ...]]:
     """Every row ``stmt`` returns, its values through the columns' result processors."""
     cursor = _cursor(conn, stmt, params)
     try:
-        fetched = cursor.fetchall()
-        if not fetched:
-            return []
-        processors = _result_processors(stmt, conn.dialect, cursor.description)
-    finally:
-        cursor.close()
+        fetched = cursor.fetchall()  # all of them: the cursor is free for the next statement
+    except BaseException:
+        _drop_cursor(conn, cursor)
+        raise
+    if not fetched:
+        return []
+    processors = _result_processors(stmt, conn.dialect, cursor.description)
     if not any(processors):
         return [tuple(row) for row in fetched]
     return [

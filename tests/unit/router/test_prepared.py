@@ -179,6 +179,8 @@ def test_a_duplicate_key_raises_the_integrity_error_the_store_retries(conn: Conn
     theirs = _raised(conn, lambda: conn.execute(_NEW_IDENTITY, [row]))
     assert type(ours) is type(theirs) is sa.exc.IntegrityError
     assert isinstance(ours, Exception) and _unique_violation(ours)
+    # The cursor of the failed statement is not handed out again.
+    assert prepared.value(conn, _NEW_REQUESTER, {"name": "B", "created_at": WHEN}) > rid
 
 
 def test_a_value_its_column_refuses_raises_what_sqlalchemy_raises(conn: Connection) -> None:
