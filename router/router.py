@@ -52,6 +52,9 @@ _NEW_CONTACT_RAW_LATER = (  # a big raw message, streamed in after the insert (S
     sa.insert(contacts).values(raw=blob_write.zeroblob("raw_size")).returning(contacts.c.id)
 )
 _NEW_ATTACHMENTS = sa.insert(attachments)
+# The columns set are the parameters given (updated_at, and last_channel, status, closed_at
+# when they change), as an INSERT's are.
+_CONTINUE_TICKET = sa.update(tickets).where(tickets.c.id == sa.bindparam("ticket_id"))
 
 
 # Channels whose idempotency key the sender chooses (a Message-ID, an API external_id): the
@@ -341,7 +344,7 @@ class Router:
                     {"from_status": match.ticket.status, "thread_reason": match.reason},
                 )
             )
-        conn.execute(sa.update(tickets).where(tickets.c.id == match.ticket.id).values(**values))
+        prepared.run(conn, _CONTINUE_TICKET, {**values, "ticket_id": match.ticket.id})
 
     def _store_contact(
         self, conn: Connection, contact: Contact, ticket_id: int, now: datetime

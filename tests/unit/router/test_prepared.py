@@ -44,6 +44,10 @@ def _scenario() -> list[Contact]:
         email(message_id="a2@mail.example.org", in_reply_to=("a1@mail.example.org",)),
         email(message_id="a3@mail.example.org", subject="Another thing", name="Alice B."),
         first,  # a retry: a duplicate
+        email(  # a long References chain: looked up by a statement built for it
+            message_id="a4@mail.example.org",
+            references=(*(f"r{n}@mail.example.org" for n in range(20)), "a1@mail.example.org"),
+        ),
         email("mallory@example.net", message_id="a1@mail.example.org", name=None),
         email("bob@example.org", to=("servicedesk@example.com", "carol@example.org")),
         email("carol@example.org", subject="Re: [SD-5]", subject_refs=("SD-5",)),
@@ -152,6 +156,7 @@ def test_prepared_statements_send_what_sqlalchemy_sends_and_store_the_same(
     # The scenario did reach the statements it is about.
     assert sum("INSERT INTO requesters" in sql for sql, _ in got_sent) >= 6
     assert any("FROM identities" in sql for sql, _ in got_sent)
+    assert any("UPDATE tickets SET" in sql for sql, _ in got_sent)
 
 
 @pytest.fixture
