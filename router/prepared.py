@@ -17,7 +17,9 @@ driver error is raised as SQLAlchemy would raise it (``IntegrityError``, ``DBAPI
 retry and reconnect rules are unchanged.
 
 Only plain statements are taken: no expanding ``IN`` parameters (give each value a bind of its
-own), and every bind given by the caller or fixed in the statement.
+own), and every bind given by the caller or fixed in the statement. Statements are meant to be
+built once (module level, or memoised): a plan is kept per statement object, and the plans are
+forgotten wholesale past ``MAX_PLANS`` so a caller building them anew cannot grow memory.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class _Plan:
     fixed: Mapping[str, Any]  # binds the statement itself gives a value
 
 
+MAX_PLANS = 1024
 _plans: dict[tuple[int, str, tuple[str, ...], bool], tuple[ClauseElement, _Plan]] = {}
 _results: dict[tuple[int, str, tuple[Any, ...]], tuple[ClauseElement, tuple[_Processor, ...]]] = {}
 
@@ -74,6 +77,9 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
         tuple(processors),
         fixed,
     )
+    if len(_plans) >= MAX_PLANS:
+        _plans.clear()
+        _results.clear()
     _plans[cache_key] = (stmt, plan)  # the statement is kept: its id stays its own
     return plan
 

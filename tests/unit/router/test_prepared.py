@@ -200,3 +200,13 @@ def test_a_statement_with_an_expanding_bind_is_refused(conn: Connection) -> None
     stmt = sa.select(sa.literal(1)).where(sa.literal(1).in_(sa.bindparam("x", expanding=True)))
     with pytest.raises(ValueError, match="only plain binds"):
         prepared.rows(conn, stmt, {"x": [1]})
+
+
+def test_statements_built_anew_do_not_grow_the_plans_past_the_bound(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared, "MAX_PLANS", 3)
+    for n in range(10):
+        stmt = sa.select(sa.bindparam("x", type_=sa.Integer) + n)  # a new statement each time
+        assert prepared.value(conn, stmt, {"x": 1}) == 1 + n
+    assert len(prepared._plans) <= 3
