@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.sql import ClauseElement
 
 Params = dict[str, Any]
@@ -190,8 +191,10 @@ def first(conn: Connection, stmt: ClauseElement, params: Params) -> tuple[Any, .
 def value(conn: Connection, stmt: ClauseElement, params: Params) -> Any:
     """The first column of the one row ``stmt`` returns (an INSERT's RETURNING id, a count)."""
     found = rows(conn, stmt, params)
-    if len(found) != 1:
-        raise LookupError(f"expected one row, got {len(found)}")
+    if not found:  # the errors of ``Result.scalar_one``, which this replaces
+        raise NoResultFound("No row was found when one was required")
+    if len(found) > 1:
+        raise MultipleResultsFound("Multiple rows were found when exactly one was required")
     return found[0][0]
 
 

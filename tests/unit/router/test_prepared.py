@@ -210,3 +210,10 @@ def test_statements_built_anew_do_not_grow_the_plans_past_the_bound(
         stmt = sa.select(sa.bindparam("x", type_=sa.Integer) + n)  # a new statement each time
         assert prepared.value(conn, stmt, {"x": 1}) == 1 + n
     assert len(prepared._plans) <= 3
+
+
+def test_value_without_a_row_raises_what_scalar_one_raises(conn: Connection) -> None:
+    none = sa.select(sa.literal(1)).where(sa.bindparam("x", type_=sa.Integer) == 2)
+    ours = _raised(conn, lambda: prepared.value(conn, none, {"x": 1}))
+    theirs = _raised(conn, lambda: conn.execute(none, {"x": 1}).scalar_one())
+    assert type(ours) is type(theirs) is sa.exc.NoResultFound
