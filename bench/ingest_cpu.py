@@ -1,4 +1,4 @@
-"""CPU per contact of the router alone: ``Router.submit`` through the ``Store`` on SQLite.
+"""CPU per contact of the router alone: ``Router.submit`` through the ``Store``.
 
 No SMTP and no parsing: the contacts (new e-mail tickets, ~4 KB, the mix of
 ``bench/smtp_intake.py`` without the big ones) are converted before the clock starts, then
@@ -6,7 +6,8 @@ submitted ``--concurrency`` at a time, as the SMTP channel would. Prints this pr
 per contact (the writer thread's work, the loop's hand-offs, and with ``--triage on`` the
 classifier thread's: reply stripping, tokenizer, embedding). To compare two commits, run it
 from each tree in turn (``PYTHONPATH=DIR``, working directory DIR: ``git archive COMMIT | tar
--x -C DIR``).
+-x -C DIR``). On SQLite by default; ``--database-url`` takes an empty database instead
+(e.g. PostgreSQL: ``postgresql://...``; the schema is migrated first).
 
     python bench/ingest_cpu.py --contacts 3000 --warmup 300
 """
@@ -34,14 +35,13 @@ from router.store import Store
 
 
 async def measure(
-    contacts: int, warmup: int, concurrency: int, triage: str = "off"
+    contacts: int, warmup: int, concurrency: int, triage: str = "off", url: str | None = None
 ) -> tuple[float, float]:
     """(CPU ms per contact, contacts per second) for the timed contacts."""
     with tempfile.TemporaryDirectory(prefix="spoc-ingest-") as tmp:
         path = Path(tmp) / "config.toml"
-        path.write_text(
-            si.spoc_config(f"sqlite:///{tmp}/ingest.db", 2525, 8080, 2526, "shipped", triage)
-        )
+        url = url or f"sqlite:///{tmp}/ingest.db"
+        path.write_text(si.spoc_config(url, 2525, 8080, 2526, "shipped", triage))
         config = load_config(path)
         upgrade(config.database.url)
         store = Store.from_url(config.database.url)
@@ -86,10 +86,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--triage", choices=("on", "off"), default="off", help="the classifier")
+    parser.add_argument("--database-url", help="an empty database (default: a new SQLite file)")
     args = parser.parse_args()
     import router
 
-    cpu_ms, rate = asyncio.run(measure(args.contacts, args.warmup, args.concurrency, args.triage))
+    cpu_ms, rate = asyncio.run(
+        measure(args.contacts, args.warmup, args.concurrency, args.triage, args.database_url)
+    )
     print(f"router from {Path(router.__file__).parent}: "
           f"{cpu_ms:.3f} ms CPU per contact, {rate:.0f} contacts/s")  # fmt: skip
     return 0

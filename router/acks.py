@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from normalizer import outbox_events
 from normalizer.autoclass import is_role_address
 from normalizer.contact import Channel, Contact
+from router import prepared
 from router.legacy import SINGLE_ADDRESS, legacy_address, owes_single_address_notice, record_notice
 from router.outbox import enqueue
 from router.schema import outbox
@@ -119,16 +120,14 @@ def rate_refusal(
     if not new_sender:
         # Another gateway may be counting this sender's acks now: wait for its COMMIT.
         lock_names(conn, [f"acks:{kind}:{sender}"])
-        per_sender = conn.execute(
-            _SENT_TO, {"kind": kind, "recipient": sender, "since": now - timedelta(hours=1)}
-        ).scalar_one()
+        per_sender = prepared.value(
+            conn, _SENT_TO, {"kind": kind, "recipient": sender, "since": now - timedelta(hours=1)}
+        )
         if per_sender >= settings.acks.per_sender_per_hour:
             return "sender-rate-limit"
     if not global_limit:
         return None
-    overall = conn.execute(
-        _SENT_SINCE, {"kind": kind, "since": now - timedelta(minutes=1)}
-    ).scalar_one()
+    overall = prepared.value(conn, _SENT_SINCE, {"kind": kind, "since": now - timedelta(minutes=1)})
     if overall >= settings.acks.global_per_minute:
         return "global-rate-limit"
     return None

@@ -12,16 +12,18 @@ contact opens a new ticket linked to the old one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import Contact
 from normalizer.refs import parse_ref
+from router import prepared
 from router.identity import vouched_keys
 from router.schema import insert_ignore, message_ids, participants, tickets, upsert
 
@@ -81,13 +83,7 @@ def find_thread(
     candidates: list[tuple[int, str]] = []
     keys = thread_keys(contact)
     if keys:
-        found = dict(
-            conn.execute(
-                sa.select(message_ids.c.message_id, message_ids.c.ticket_id).where(
-                    message_ids.c.message_id.in_([k for k, _ in keys])
-                )
-            ).all()
-        )
+        found = _known_ids(conn, [k for k, _ in keys])
         candidates += [(found[k], why) for k, why in keys if k in found]
     for ref in contact.thread.subject_refs:
         tid = parse_ref(prefix, ref)
@@ -100,17 +96,10 @@ def find_thread(
         if tid in seen:
             continue
         seen.add(tid)
-        row = conn.execute(
-            sa.select(
-                tickets.c.id,
-                tickets.c.status,
-                tickets.c.requester_id,
-                tickets.c.closed_at,
-                tickets.c.updated_at,
-            ).where(tickets.c.id == tid)
-        ).first()
-        if row is None:
+        found_row = prepared.first(conn, _TICKET_STATE, {"ticket_id": tid})
+        if found_row is None:
             continue
+        row = _TicketRow(*found_row)
         state = TicketState(row.id, row.status, row.requester_id, row.closed_at)
         if why == "chat-thread" and not _chat_window_open(contact, row, now):
             continue
@@ -125,6 +114,45 @@ def find_thread(
         return ThreadMatch(state, why, tuple(refused))
     reason = "new-stranger-refused" if refused else "new"
     return ThreadMatch(None, reason, tuple(refused))
+
+
+class _TicketRow(NamedTuple):
+    id: int
+    status: str
+    requester_id: int
+    closed_at: datetime | None
+    updated_at: datetime
+
+
+# Built once: every reply and every chat or call step asks for its ticket's state.
+_TICKET_STATE = sa.select(
+    tickets.c.id,
+    tickets.c.status,
+    tickets.c.requester_id,
+    tickets.c.closed_at,
+    tickets.c.updated_at,
+).where(tickets.c.id == sa.bindparam("ticket_id"))
+# Up to this many ids are looked up through a statement prepared for their number; a mail
+# that refers to more (a long References chain) is looked up by a statement built for it.
+_PREPARED_ID_COUNTS = 16
+
+
+@functools.cache
+def _ids_lookup(count: int) -> sa.Select[tuple[str, int]]:
+    return sa.select(message_ids.c.message_id, message_ids.c.ticket_id).where(
+        message_ids.c.message_id.in_([sa.bindparam(f"id{n}") for n in range(count)])
+    )
+
+
+def _known_ids(conn: Connection, ids: list[str]) -> dict[str, int]:
+    """The ticket each of ``ids`` is known for (those known at all)."""
+    if len(ids) > _PREPARED_ID_COUNTS:
+        stmt = sa.select(message_ids.c.message_id, message_ids.c.ticket_id).where(
+            message_ids.c.message_id.in_(ids)
+        )
+        return {m: t for m, t in conn.execute(stmt).all()}
+    found = prepared.rows(conn, _ids_lookup(len(ids)), {f"id{n}": m for n, m in enumerate(ids)})
+    return {m: t for m, t in found}
 
 
 def _chat_window_open(contact: Contact, row: Any, now: datetime) -> bool:
@@ -160,7 +188,7 @@ def add_participants(conn: Connection, ticket_id: int, addresses: Iterable[str])
     """Record addresses as participants of a ticket (existing ones are kept)."""
     rows = [{"ticket_id": ticket_id, "address": a} for a in sorted({a for a in addresses if a})]
     if rows:
-        conn.execute(insert_ignore(conn, participants, "ticket_id", "address"), rows)
+        prepared.run(conn, insert_ignore(conn, participants, "ticket_id", "address"), rows)
 
 
 def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
@@ -174,6 +202,6 @@ def remember_ids(conn: Connection, ticket_id: int, ids: Iterable[str]) -> None:
     fixed = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if not m.startswith("chat:")]
     moving = [{"message_id": m, "ticket_id": ticket_id} for m in wanted if m.startswith("chat:")]
     if fixed:
-        conn.execute(insert_ignore(conn, message_ids, "message_id"), fixed)
+        prepared.run(conn, insert_ignore(conn, message_ids, "message_id"), fixed)
     if moving:
-        conn.execute(upsert(conn, message_ids, ("message_id",), ("ticket_id",)), moving)
+        prepared.run(conn, upsert(conn, message_ids, ("message_id",), ("ticket_id",)), moving)

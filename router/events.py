@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from router import prepared
 from router.schema import events
 
 _NEW_EVENTS = sa.insert(events)  # built once: every contact writes its events through it
@@ -24,7 +25,8 @@ def add_events(
 ) -> None:
     """Several events in one statement: ``(ticket_id, type, detail)`` each."""
     if rows:
-        conn.execute(
+        prepared.run(
+            conn,
             _NEW_EVENTS,
             [{"ticket_id": t, "at": now, "type": k, "detail": d} for t, k, d in rows],
         )

@@ -19,6 +19,7 @@ recorded.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import Channel, Party
+from router import prepared
 from router.schema import identities, requesters
 
 # Which identifier a channel itself vouches for, in order of preference.
@@ -50,12 +52,18 @@ _VOUCHED: dict[Channel, frozenset[str]] = {
     Channel.WEB: frozenset({"email"}),  # whatever else a form says is hearsay
 }
 
-# Built once. Both IN lists hit the unique (kind, value) index; exact pairs are kept in Python
-# (an email, an E.164 number and a Slack id never look alike anyway).
-_KNOWN = sa.select(identities.c.kind, identities.c.value, identities.c.requester_id).where(
-    identities.c.kind.in_(sa.bindparam("kinds", expanding=True)),
-    identities.c.value.in_(sa.bindparam("values", expanding=True)),
-)
+
+@functools.cache
+def _known(count: int) -> sa.Select[tuple[str, str, int]]:
+    """Built once per number of identifiers. Both IN lists hit the unique (kind, value) index;
+    exact pairs are kept in Python (an email, an E.164 number and a Slack id never look alike
+    anyway). A bind per value, not an expanding one: the statement is prepared once."""
+    return sa.select(identities.c.kind, identities.c.value, identities.c.requester_id).where(
+        identities.c.kind.in_([sa.bindparam(f"kind{n}") for n in range(count)]),
+        identities.c.value.in_([sa.bindparam(f"value{n}") for n in range(count)]),
+    )
+
+
 _NEW_REQUESTER = sa.insert(requesters).returning(requesters.c.id)
 _NEW_IDENTITY = sa.insert(identities)
 _FILL_NAME = (
@@ -108,15 +116,17 @@ def resolve_requester(
     keys = vouched_keys(party, channel, api_links_identities)
     assert keys, "caller checks that the party has an identifier"
     unverified = tuple(kind for kind, value in party_keys(party) if (kind, value) not in keys)
-    rows = conn.execute(
-        _KNOWN, {"kinds": [k for k, _ in keys], "values": [v for _, v in keys]}
-    ).all()
+    params = {f"kind{n}": k for n, (k, _) in enumerate(keys)}
+    params.update((f"value{n}", v) for n, (_, v) in enumerate(keys))
+    rows = prepared.rows(conn, _known(len(keys)), params)
     wanted = set(keys)
     owner_of = {kind: rid for kind, value, rid in rows if (kind, value) in wanted}
 
     if not owner_of:
-        rid = conn.execute(_NEW_REQUESTER, {"name": party.name, "created_at": now}).scalar_one()
-        conn.execute(_NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in keys])
+        rid = prepared.value(conn, _NEW_REQUESTER, {"name": party.name, "created_at": now})
+        prepared.run(
+            conn, _NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in keys]
+        )
         return Resolved(rid, created=True, linked=(), conflict=(), unverified=unverified)
 
     distinct = set(owner_of.values())
@@ -124,8 +134,10 @@ def resolve_requester(
         rid = distinct.pop()
         missing = [(k, v) for k, v in keys if k not in owner_of]
         if missing:
-            conn.execute(
-                _NEW_IDENTITY, [{"requester_id": rid, "kind": k, "value": v} for k, v in missing]
+            prepared.run(
+                conn,
+                _NEW_IDENTITY,
+                [{"requester_id": rid, "kind": k, "value": v} for k, v in missing],
             )
         _fill_name(conn, rid, party.name)
         linked = tuple(k for k, _ in missing)
@@ -140,4 +152,4 @@ def resolve_requester(
 
 def _fill_name(conn: Connection, requester_id: int, name: str | None) -> None:
     if name:
-        conn.execute(_FILL_NAME, {"requester_id": requester_id, "new_name": name})
+        prepared.run(conn, _FILL_NAME, {"requester_id": requester_id, "new_name": name})

@@ -11,6 +11,7 @@ queued twice, and transports get the key with every attempt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 
+from router import prepared
 from router.clock import Clock, utcnow
 from router.schema import insert_ignore, outbox
 from router.store import Store
@@ -73,8 +76,9 @@ def enqueue(
     if len(key) > MAX_KEY_CHARS:
         key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy.
-    inserted = conn.execute(
-        insert_ignore(conn, outbox, "idempotency_key").returning(outbox.c.id),
+    inserted = prepared.first(
+        conn,
+        _returning_id(insert_ignore(conn, outbox, "idempotency_key")),
         {
             "kind": kind,
             "ticket_id": ticket_id,
@@ -86,8 +90,13 @@ def enqueue(
             "next_attempt_at": now,
             "created_at": now,
         },
-    ).first()
+    )
     return inserted is not None
+
+
+@functools.cache  # built once per dialect: every acknowledgement and forward goes through it
+def _returning_id(insert: Insert) -> Insert:
+    return insert.returning(outbox.c.id)
 
 
 def claim_due(

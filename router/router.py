@@ -23,7 +23,7 @@ from normalizer.api import content_digest
 from normalizer.contact import Channel, Contact
 from normalizer.intake import ContactRejectedError, IdempotencyKeyConflict, IntakeResult
 from normalizer.refs import format_ref
-from router import acks, blob_write, linking
+from router import acks, blob_write, linking, prepared
 from router.clock import Clock, utcnow
 from router.conversation import ThreadMatch, add_participants, find_thread, own_keys, remember_ids
 from router.events import add_events
@@ -53,6 +53,9 @@ _NEW_CONTACT_RAW_LATER = (  # a big raw message, streamed in after the insert (S
     sa.insert(contacts).values(raw=blob_write.zeroblob("raw_size")).returning(contacts.c.id)
 )
 _NEW_ATTACHMENTS = sa.insert(attachments)
+# The columns set are the parameters given (updated_at, and last_channel, status, closed_at
+# when they change), as an INSERT's are.
+_CONTINUE_TICKET = sa.update(tickets).where(tickets.c.id == sa.bindparam("ticket_id"))
 
 
 # Channels whose idempotency key the sender chooses (a Message-ID, an API external_id): the
@@ -76,6 +79,14 @@ def _claimed_by_another(contact: Contact) -> Contact:
         )
     digest = hashlib.sha256(contact.raw or contact.text.encode()).hexdigest()[:16]
     return replace(contact, external_id=f"{contact.external_id}#{digest}")
+
+
+def _seen(conn: Connection, contact: Contact) -> tuple[int, int, str | None] | None:
+    """The stored contact with this one's dedupe key: (id, ticket id, sender), or None."""
+    row = prepared.first(
+        conn, _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
+    )
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def _refuse_other_content(conn: Connection, contact_id: int, contact: Contact) -> None:
@@ -133,21 +144,18 @@ class Router:
         now = self._now()
         prefix = self.settings.ticket_prefix
         lock_conversation(conn, contact)  # another instance's contact of this thread goes first
-        seen = conn.execute(
-            _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
-        ).first()
-        if seen is not None and not _same_sender(seen.from_addr, contact):
+        seen = _seen(conn, contact)
+        if seen is not None and not _same_sender(seen[2], contact):
             contact = _claimed_by_another(contact)
-            seen = conn.execute(
-                _SEEN, {"channel": contact.channel.value, "external_id": contact.external_id}
-            ).first()
+            seen = _seen(conn, contact)
         if seen is not None and contact.channel is Channel.API:
-            _refuse_other_content(conn, seen.id, contact)
+            _refuse_other_content(conn, seen[0], contact)
         if seen is not None:
+            seen_id, seen_ticket, _ = seen
             return IntakeResult(
-                format_ref(prefix, seen.ticket_id),
-                seen.ticket_id,
-                seen.id,
+                format_ref(prefix, seen_ticket),
+                seen_ticket,
+                seen_id,
                 created=False,
                 duplicate=True,
                 thread_reason="duplicate",
@@ -270,7 +278,8 @@ class Router:
         ]
         decided = triage(contact, self.settings, vouched, meaning)
         owner = self.settings.owner_group
-        ticket_id: int = conn.execute(
+        ticket_id: int = prepared.value(
+            conn,
             _NEW_TICKET,
             {
                 "status": "new",
@@ -288,7 +297,7 @@ class Router:
                 "created_at": now,
                 "updated_at": now,
             },
-        ).scalar_one()
+        )
         detail: dict[str, Any] = {
             "thread_reason": match.reason,
             "group": decided.group.name,
@@ -336,7 +345,7 @@ class Router:
                     {"from_status": match.ticket.status, "thread_reason": match.reason},
                 )
             )
-        conn.execute(sa.update(tickets).where(tickets.c.id == match.ticket.id).values(**values))
+        prepared.run(conn, _CONTINUE_TICKET, {**values, "ticket_id": match.ticket.id})
 
     def _store_contact(
         self, conn: Connection, contact: Contact, ticket_id: int, now: datetime
@@ -348,25 +357,26 @@ class Router:
         )
         raw = contact.raw or None
         streamed = blob_write.streams(conn, raw)
-        contact_id: int = conn.execute(
-            _NEW_CONTACT_RAW_LATER if streamed else _NEW_CONTACT,
-            {
-                "ticket_id": ticket_id,
-                "channel": contact.channel.value,
-                "direction": "in",
-                "external_id": contact.external_id,
-                "received_at": contact.received_at,
-                "from_addr": contact.sender.address,
-                "from_name": contact.sender.name,
-                "recipient": recipient,
-                "thread_key": contact.thread.chat_thread or contact.thread.call_id,
-                "subject": contact.subject[:998],
-                "text": contact.text,
-                "auto": contact.auto.value,
-                "raw_type": contact.raw_type,
-                **({"raw_size": len(raw)} if streamed and raw else {"raw": raw}),
-            },
-        ).scalar_one()
+        values: dict[str, Any] = {
+            "ticket_id": ticket_id,
+            "channel": contact.channel.value,
+            "direction": "in",
+            "external_id": contact.external_id,
+            "received_at": contact.received_at,
+            "from_addr": contact.sender.address,
+            "from_name": contact.sender.name,
+            "recipient": recipient,
+            "thread_key": contact.thread.chat_thread or contact.thread.call_id,
+            "subject": contact.subject[:998],
+            "text": contact.text,
+            "auto": contact.auto.value,
+            "raw_type": contact.raw_type,
+            **({"raw_size": len(raw)} if streamed and raw else {"raw": raw}),
+        }
+        if streamed:  # the zeroblob is a SQL expression: left to SQLAlchemy
+            contact_id: int = conn.execute(_NEW_CONTACT_RAW_LATER, values).scalar_one()
+        else:
+            contact_id = prepared.value(conn, _NEW_CONTACT, values)
         if streamed and raw:
             blob_write.fill(conn, contacts, "raw", contact_id, raw)
         if contact.attachments:

@@ -5,6 +5,7 @@ The router never reads the config file; it gets exactly these values through con
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -145,9 +146,14 @@ class RouterSettings:
 
     @property
     def our_addresses(self) -> frozenset[str]:
-        return frozenset(a.casefold() for a in (self.desk_address, *self.desk_aliases))
+        return _casefolded((self.desk_address, *self.desk_aliases))
 
     @property
     def owner_group(self) -> Group:
         """The lowest tier owns every ticket for life (the service desk)."""
         return min(self.groups, key=lambda g: g.tier)
+
+
+@functools.cache  # asked several times for every contact; the settings never change
+def _casefolded(addresses: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(a.casefold() for a in addresses)

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from normalizer.contact import AutoClass, Channel, Contact
 from normalizer.intake import IntakeResult
 from normalizer.refs import format_ref, parse_ref
+from router import prepared
 from router.events import add_events
 from router.quarantine import SYSTEM, keep_in
 from router.schema import message_ids, outbox, participants, tickets, undeliverable, upsert
@@ -128,7 +129,7 @@ def _stop_mailing(
 def is_undeliverable(conn: Connection, address: str, now: datetime) -> bool:
     """A bounce of ours said ``address`` cannot be reached, within ``UNDELIVERABLE_DAYS``."""
     since = now - timedelta(days=UNDELIVERABLE_DAYS)
-    return conn.execute(_UNDELIVERABLE, {"address": address, "since": since}).first() is not None
+    return prepared.first(conn, _UNDELIVERABLE, {"address": address, "since": since}) is not None
 
 
 # Built once: it runs before every email acknowledgement.

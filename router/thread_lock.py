@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from normalizer.contact import Contact
+from router import prepared
 from router.conversation import own_keys, thread_keys
 
 _LOCK = sa.text(
@@ -59,4 +60,4 @@ def lock_names(conn: Connection, names: Iterable[str]) -> None:
     if conn.dialect.name != "postgresql":
         return
     keys = sorted({lock_key(name) for name in names})
-    conn.execute(_LOCK, {"keys": keys})
+    prepared.run(conn, _LOCK, {"keys": keys})

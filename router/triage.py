@@ -80,8 +80,19 @@ def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"\b(?:{alternatives})\b")
 
 
+@functools.lru_cache(maxsize=32)
+def _folded(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(w.casefold() for w in words)
+
+
 def _words_in(text: str, words: tuple[str, ...]) -> str | None:
-    """The first of ``words`` that stands as a whole word in (case-folded) ``text``."""
+    """The first of ``words`` that stands as a whole word in (case-folded) ``text``.
+
+    A text that holds none of the words anywhere cannot hold one as a whole word: that is
+    asked first (a substring search per word, in C), and the word pattern, which tries its
+    alternatives at every position of a long text, runs only when one is there."""
+    if not any(w in text for w in _folded(words)):
+        return None
     pattern = _word_pattern(words)
     m = pattern.search(text) if pattern is not None else None
     return m.group(0) if m else None

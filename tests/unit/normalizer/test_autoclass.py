@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import email
 import email.message
+import email.utils
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from normalizer.autoclass import classify, is_role_address
+from normalizer.autoclass import _PLAIN_ADDRESS, classify, is_role_address
 from normalizer.contact import AutoClass
 from tests.support.services import require_service
 
@@ -285,3 +288,20 @@ def test_a_digest_from_a_list_robot_is_not_a_bounce() -> None:
 def test_exchange_generated_messages_are_auto_replies() -> None:
     msg = human("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent")
     assert classify(msg, "alice@example.org", None) is AutoClass.AUTO_REPLY
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.from_regex(_PLAIN_ADDRESS, fullmatch=True),
+        st.from_regex(r"(no-?reply|owner-|bounces?\+)[a-z.=+-]{0,8}@example\.org", fullmatch=True),
+        st.text(alphabet='aZ09.@_+=-<>"() ,;:[]\\', max_size=30),
+    )
+)
+def test_an_address_taken_without_the_parser_is_one_the_parser_gives_back_unchanged(
+    addr: str,
+) -> None:
+    # is_role_address skips email.utils.parseaddr for these: exact only if the parser would
+    # have answered the address itself, with no display name.
+    if _PLAIN_ADDRESS.fullmatch(addr):
+        assert email.utils.parseaddr(addr) == ("", addr)

@@ -1,0 +1,219 @@
+"""Statements run through ``router.prepared`` send the driver exactly what ``conn.execute``
+sends, and fail the way it fails, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from normalizer.contact import AutoClass, Channel, Contact, Party, ThreadHints
+from normalizer.intake import IdempotencyKeyConflict
+from router import prepared
+from router.identity import _NEW_IDENTITY, _NEW_REQUESTER
+from router.router import Router
+from router.schema import metadata
+from router.store import Store, _unique_violation
+from tests.unit.router.conftest import Clock, attachment, email, make_settings, other
+
+SETTINGS = make_settings(ticket_prefix="SD")
+WHEN = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+
+
+def _api(external_id: str, text: str) -> Contact:
+    body = f'{{"from": {{"email": "dave@example.org"}}, "text": "{text}"}}'.encode()
+    return replace(
+        other(Channel.API, Party(email="dave@example.org", phone="+4930123456"), external_id, text),
+        raw=body,
+        raw_type="application/json",
+    )
+
+
+def _scenario() -> list[Contact]:
+    """Every statement of the intake path: new and known requesters, replies, duplicates, a
+    key claimed by another sender, API, Slack, SMS and calls, attachments, a bounce."""
+    first = email(message_id="a1@mail.example.org")
+    return [
+        first,
+        email(message_id="a2@mail.example.org", in_reply_to=("a1@mail.example.org",)),
+        email(message_id="a3@mail.example.org", subject="Another thing", name="Alice B."),
+        first,  # a retry: a duplicate
+        email(  # a long References chain: looked up by a statement built for it
+            message_id="a4@mail.example.org",
+            references=(*(f"r{n}@mail.example.org" for n in range(20)), "a1@mail.example.org"),
+        ),
+        email("mallory@example.net", message_id="a1@mail.example.org", name=None),
+        email("bob@example.org", to=("servicedesk@example.com", "carol@example.org")),
+        email("carol@example.org", subject="Re: [SD-5]", subject_refs=("SD-5",)),
+        email(attachments=(attachment(b"log line\n"), attachment(b"x" * 300, "big.bin"))),
+        email("mailer-daemon@example.org", auto=AutoClass.BOUNCE, subject="Undelivered"),
+        _api("api-1", "VPN down"),
+        _api("api-1", "VPN down"),
+        _api("api-1", "something else"),
+        replace(
+            other(Channel.SLACK, Party(slack_user_id="U1", name="Eve"), "slack-1"),
+            thread=ThreadHints(chat_thread="C1:1.5"),
+        ),
+        replace(
+            other(Channel.SMS, Party(phone="+4930999999"), "SM1"),
+            thread=ThreadHints(chat_thread="sms:+4930999999", chat_window_seconds=3600),
+        ),
+        replace(
+            other(Channel.PHONE, Party(phone="+4930999999"), "CA1:rec"),
+            thread=ThreadHints(call_id="CA1"),
+        ),
+        replace(
+            other(Channel.PHONE, Party(phone="+4930999999"), "CA1:text", "my printer"),
+            thread=ThreadHints(call_id="CA1"),
+        ),
+    ]
+
+
+SCENARIO = _scenario()  # built once: both runs get the same generated Message-IDs
+Captured = list[tuple[str, Any]]
+
+
+def _plain(value: Any) -> Any:
+    """Parameters as comparable values: the drivers' wrappers (sqlite3's memoryview, psycopg's
+    Binary and Json) compare by identity, so they become their type's name and content."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, memoryview):
+        return ("memoryview", bytes(value))
+    if type(value).__module__.startswith("psycopg"):
+        return (type(value).__name__, _plain(value.obj))
+    return value
+
+
+def _run(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Captured, list[Any], list[Any]]:
+    """The scenario on an empty database: what the driver received, what the router answered,
+    and every row stored."""
+    store = Store.from_url(url)
+    store.run_sync(lambda conn: metadata.drop_all(conn))
+    store.run_sync(lambda conn: metadata.create_all(conn))
+    counter = itertools.count()
+    monkeypatch.setattr("secrets.token_hex", lambda n=16: f"{next(counter):0{2 * n}x}")
+    sent: Captured = []
+
+    def capture(_c: Any, _cur: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        sent.append((statement, _plain(parameters)))
+
+    sa.event.listen(store._writer, "before_cursor_execute", capture)
+    router = Router(store, SETTINGS, Clock())
+    answers: list[Any] = []
+    for contact in SCENARIO:
+        try:
+            answers.append(store.run_sync(lambda conn, c=contact: router.ingest(conn, c)))
+        except IdempotencyKeyConflict as exc:
+            answers.append(repr(exc))
+    sa.event.remove(store._writer, "before_cursor_execute", capture)
+    stored = store.run_sync(
+        lambda conn: [
+            [tuple(row) for row in conn.execute(sa.select(table)).all()]
+            for table in metadata.sorted_tables
+        ]
+    )
+    store._writer.dispose()
+    store._reader.dispose()
+    return sent, answers, stored
+
+
+def _through_sqlalchemy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference: every prepared statement run by ``conn.execute`` instead."""
+
+    def run(conn: Connection, stmt: Any, params: Any) -> None:
+        if params:
+            conn.execute(stmt, params)
+
+    def rows(conn: Connection, stmt: Any, params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in conn.execute(stmt, params).all()]
+
+    monkeypatch.setattr(prepared, "run", run)
+    monkeypatch.setattr(prepared, "rows", rows)
+
+
+def test_prepared_statements_send_what_sqlalchemy_sends_and_store_the_same(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as reference:
+        _through_sqlalchemy(reference)
+        want_sent, want_answers, want_stored = _run(db_url, reference)
+    got_sent, got_answers, got_stored = _run(db_url, monkeypatch)
+
+    assert got_answers == want_answers
+    assert got_stored == want_stored
+    assert len(got_sent) == len(want_sent)
+    for got, want in zip(got_sent, want_sent, strict=True):
+        assert got == want
+    # The scenario did reach the statements it is about.
+    assert sum("INSERT INTO requesters" in sql for sql, _ in got_sent) >= 6
+    assert any("FROM identities" in sql for sql, _ in got_sent)
+    assert any("UPDATE tickets SET" in sql for sql, _ in got_sent)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[Connection]:
+    store = Store.from_url(db_url)
+    store.run_sync(lambda c: metadata.create_all(c))
+    with store._writer.connect() as connection, connection.begin():
+        yield connection
+    store._writer.dispose()
+    store._reader.dispose()
+
+
+def _raised(conn: Connection, call: Callable[[], Any]) -> BaseException:
+    """What ``call`` raised, rolled back to a savepoint (PostgreSQL aborts the transaction)."""
+    with pytest.raises(Exception) as info, conn.begin_nested():
+        call()
+    return info.value
+
+
+def test_a_duplicate_key_raises_the_integrity_error_the_store_retries(conn: Connection) -> None:
+    rid = prepared.value(conn, _NEW_REQUESTER, {"name": "A", "created_at": WHEN})
+    row = {"requester_id": rid, "kind": "email", "value": "a@example.org"}
+    prepared.run(conn, _NEW_IDENTITY, [row])
+    ours = _raised(conn, lambda: prepared.run(conn, _NEW_IDENTITY, [row]))
+    theirs = _raised(conn, lambda: conn.execute(_NEW_IDENTITY, [row]))
+    assert type(ours) is type(theirs) is sa.exc.IntegrityError
+    assert isinstance(ours, Exception) and _unique_violation(ours)
+    # The cursor of the failed statement is not handed out again.
+    assert prepared.value(conn, _NEW_REQUESTER, {"name": "B", "created_at": WHEN}) > rid
+
+
+def test_a_value_its_column_refuses_raises_what_sqlalchemy_raises(conn: Connection) -> None:
+    naive = {"name": "A", "created_at": datetime(2026, 11, 22, 15, 0)}
+    ours = _raised(conn, lambda: prepared.value(conn, _NEW_REQUESTER, naive))
+    theirs = _raised(conn, lambda: conn.execute(_NEW_REQUESTER, naive))
+    assert type(ours) is type(theirs) is sa.exc.StatementError
+    assert "naive datetime" in str(ours)
+
+
+def test_a_statement_with_an_expanding_bind_is_refused(conn: Connection) -> None:
+    stmt = sa.select(sa.literal(1)).where(sa.literal(1).in_(sa.bindparam("x", expanding=True)))
+    with pytest.raises(ValueError, match="only plain binds"):
+        prepared.rows(conn, stmt, {"x": [1]})
+
+
+def test_statements_built_anew_do_not_grow_the_plans_past_the_bound(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared, "MAX_PLANS", 3)
+    for n in range(10):
+        stmt = sa.select(sa.bindparam("x", type_=sa.Integer) + n)  # a new statement each time
+        assert prepared.value(conn, stmt, {"x": 1}) == 1 + n
+    assert len(prepared._plans) <= 3
+
+
+def test_value_without_a_row_raises_what_scalar_one_raises(conn: Connection) -> None:
+    none = sa.select(sa.literal(1)).where(sa.bindparam("x", type_=sa.Integer) == 2)
+    ours = _raised(conn, lambda: prepared.value(conn, none, {"x": 1}))
+    theirs = _raised(conn, lambda: conn.execute(none, {"x": 1}).scalar_one())
+    assert type(ours) is type(theirs) is sa.exc.NoResultFound
