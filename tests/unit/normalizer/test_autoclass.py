@@ -290,7 +290,7 @@ def test_exchange_generated_messages_are_auto_replies() -> None:
     assert classify(msg, "alice@example.org", None) is AutoClass.AUTO_REPLY
 
 
-@settings(max_examples=500)
+@settings(max_examples=200)
 @given(
     st.one_of(
         st.from_regex(_PLAIN_ADDRESS, fullmatch=True),
