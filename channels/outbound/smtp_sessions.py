@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+QUIT_TIMEOUT_SECONDS = 5.0  # a relay that does not answer QUIT does not hold up a stop
+
 
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
@@ -200,5 +202,5 @@ async def _quit(session: RelaySession) -> None:
         session.close()
         return
     with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-        await session.quit()
+        await session.quit(timeout=QUIT_TIMEOUT_SECONDS)
     session.close()
