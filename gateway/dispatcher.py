@@ -15,6 +15,11 @@ Retries (``router.retry``)
     ones are dead after ``permanent_max_attempts``. Every failure is logged at WARNING with the
     row, its kind, its target and the error.
 
+Stopping
+    ``stop`` cancels the sends in flight (their rows' leases bring them back), then awaits each
+    transport's ``closers`` entry, e.g. :meth:`channels.outbound.email.EmailSender.close`, which
+    sends QUIT on the relay sessions kept open.
+
 Idempotency key
     Every transport gets the row's ``idempotency_key`` with the payload, the same on every
     retry of the row.
@@ -26,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,6 +75,7 @@ class Dispatcher:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self._outbox = outbox
         self._senders = dict(senders)  # by kind prefix: "email" serves email.ack, email.reply
@@ -80,6 +86,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._closers = tuple(closers)  # transports' close(): QUIT kept sessions, etc.
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="spoc-outbox-dispatcher")
@@ -96,6 +103,11 @@ class Dispatcher:
         while task is not None and not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=1.0)
+        for close in self._closers:
+            try:
+                await close()
+            except Exception:  # one transport's failure must not keep the others open
+                log.exception("outbox: closing a transport failed")
 
     async def _run(self) -> None:
         settings = self._settings

@@ -76,12 +76,13 @@ class ForwardSender:
         await self._records.delivered(ticket_id, name, kept, result.own_ids)
 
 
-def forwarders(config: Config) -> dict[str, Target]:
-    """One connector per ``[[forward]]`` target that can run, by name."""
+def forwarders(config: Config, relay: EmailSender | None = None) -> dict[str, Target]:
+    """One connector per ``[[forward]]`` target that can run, by name. Email targets share
+    ``relay`` (and its open sessions) when given, else get their own."""
     built: dict[str, Target] = {}
     for entry in config.forward:
         try:
-            target = _forwarder(config, entry)
+            target = _forwarder(config, entry, relay)
         except (ValueError, binascii.Error) as exc:
             log.error("[[forward]] %s cannot start: %s", entry.name, exc)
             continue
@@ -108,7 +109,7 @@ _TOOLS: dict[str, tuple[type[JiraForwarder | ZendeskForwarder | ServiceNowForwar
 }
 
 
-def _forwarder(config: Config, entry: ForwardEntry) -> Target | None:
+def _forwarder(config: Config, entry: ForwardEntry, relay: EmailSender | None) -> Target | None:
     secrets, name = config.secrets, entry.name
     hook_secret = secrets.forward_webhook_secret(name)
     if entry.kind == "webhook":
@@ -128,7 +129,10 @@ def _forwarder(config: Config, entry: ForwardEntry) -> Target | None:
     if entry.kind == "email":
         assert entry.to is not None
         email = config.email
-        relay = EmailSender(config.outbound_smtp.sender_settings(secrets.outbound_smtp_password))
+        if relay is None:
+            relay = EmailSender(
+                config.outbound_smtp.sender_settings(secrets.outbound_smtp_password)
+            )
         return EmailForwarder(
             EmailForwardSettings(
                 name=name,

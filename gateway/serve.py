@@ -30,6 +30,7 @@ from channels.inflight_budget import InflightBudget
 from channels.outbound.email import EmailSender
 from channels.outbound.slack import SlackSender, SlackSenderSettings
 from channels.outbound.sms import TwilioSMSSender, TwilioSMSSettings
+from channels.outbound.smtp_sessions import SessionLimits
 from channels.slack import SlackChannel, SlackChannelSettings
 from channels.smtp import SMTPChannel
 from channels.twilio import Menu, TwilioChannel, TwilioSettings
@@ -156,13 +157,20 @@ class Gateway:
         self.store = Store.from_url(url)
         await self.store.start()
         self._form_secret = await self._signing_secret(self.store)
-        senders = self._outbound_senders()
+        relay = EmailSender(
+            config.outbound_smtp.sender_settings(config.secrets.outbound_smtp_password),
+            config.email.wording(),
+            SessionLimits(max_sessions=config.outbox.batch_size),  # the dispatcher's concurrency
+        )
+        senders = self._outbound_senders(relay)
         # Agents may reply only on transports that actually run (router.replies).
         settings = replace(config.router_settings(), outbound_transports=frozenset(senders))
         self.meaning = await start_meaning_reader(config, settings)
         self.router = Router(self.store, settings, meaning=self.meaning)
         self.tickets = TicketService(self.store, settings)
-        targets = forwarders(config)  # [[forward]]: forward.<kind> rows and POST /hooks/<name>
+        targets = forwarders(
+            config, relay
+        )  # [[forward]]: forward.<kind> rows and POST /hooks/<name>
         records = ForwardRecords(self.store)
         senders["forward"] = ForwardSender(targets, records, self.tickets).send
         self.dispatcher = Dispatcher(
@@ -170,6 +178,7 @@ class Gateway:
             senders,
             self.metrics,
             config.outbox.dispatcher_settings(),
+            closers=(relay.close,),
         )
         self.dispatcher.start()
         intake = _WakeDispatcher(MeteredIntake(self.router, self.metrics), self.dispatcher)
@@ -305,13 +314,9 @@ class Gateway:
         assert self.store is not None
         return WebFormChannel(settings, intake, limiter=RateLimits(self.store))
 
-    def _outbound_senders(self) -> dict[str, Sender]:
+    def _outbound_senders(self, email: EmailSender) -> dict[str, Sender]:
         """Outbound transports by outbox kind prefix (``email`` serves email.ack, email.reply)."""
         config = self.config
-        email = EmailSender(
-            config.outbound_smtp.sender_settings(config.secrets.outbound_smtp_password),
-            config.email.wording(),
-        )
         senders: dict[str, Sender] = {"email": email.send}
         if config.slack.enabled and config.secrets.slack_bot_token:
             slack = SlackSender(

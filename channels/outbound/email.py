@@ -3,7 +3,9 @@
 What it does
     Builds one RFC 5322 ``text/plain`` message per outbox payload (kinds ``email.ack`` and
     ``email.reply``, shape in docs/architecture.md), worded by :mod:`channels.outbound.email_text`
-    from the payload's event, and hands it to the relay with aiosmtplib.
+    from the payload's event, and hands it to the relay with aiosmtplib on a session kept open
+    for the next message (:mod:`channels.outbound.smtp_sessions`; :meth:`EmailSender.close`
+    sends QUIT).
     Every message carries ``X-Loop: <desk address>`` and ``X-Auto-Response-Suppress: All``;
     acks also ``Auto-Submitted: auto-replied`` (RFC 3834). Replies thread to the requester's
     message with ``In-Reply-To`` and ``References``. The envelope sender is the desk address
@@ -46,6 +48,7 @@ import aiosmtplib
 from channels.outbound import DeliveryError
 from channels.outbound.email_text import EmailWording, mail_text
 from channels.outbound.events import UnknownEventError
+from channels.outbound.smtp_sessions import RelaySession, RelaySessions, SessionLimits
 from normalizer.addresses import is_email_address
 
 log = logging.getLogger(__name__)
@@ -200,11 +203,36 @@ def build_message(
 
 
 class EmailSender:
-    """Delivers ``email.*`` outbox payloads through the configured relay, one connection each."""
+    """Delivers ``email.*`` outbox payloads through the configured relay, reusing its sessions
+    (:mod:`channels.outbound.smtp_sessions`)."""
 
-    def __init__(self, settings: OutboundSMTPSettings, wording: EmailWording | None = None) -> None:
+    def __init__(
+        self,
+        settings: OutboundSMTPSettings,
+        wording: EmailWording | None = None,
+        limits: SessionLimits | None = None,
+    ) -> None:
         self.settings = settings
         self.wording = wording or EmailWording()
+        self.sessions = RelaySessions(self._session, limits or SessionLimits())
+
+    def _session(self) -> RelaySession:
+        settings = self.settings
+        return RelaySession(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password,
+            local_hostname=settings.helo_hostname,
+            timeout=settings.timeout_seconds,
+            use_tls=settings.tls,
+            start_tls=settings.starttls,
+            validate_certs=settings.validate_certs,
+        )
+
+    async def close(self) -> None:
+        """QUIT the relay sessions kept open (the gateway's shutdown)."""
+        await self.sessions.close()
 
     async def send(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> str:
         """``idempotency_key`` is accepted for the dispatcher's contract; mail has its own,
@@ -222,21 +250,9 @@ class EmailSender:
 
     async def deliver(self, msg: EmailMessage, sender: str, recipient: str) -> str:
         """Hand one built message to the relay; the relay's reply, or DeliveryError."""
-        settings = self.settings
         try:
-            _, reply = await aiosmtplib.send(
-                msg,
-                sender=sender,
-                recipients=[recipient],
-                hostname=settings.host,
-                port=settings.port,
-                username=settings.username,
-                password=settings.password,
-                local_hostname=settings.helo_hostname,
-                timeout=settings.timeout_seconds,
-                use_tls=settings.tls,
-                start_tls=settings.starttls,
-                validate_certs=settings.validate_certs,
+            _, reply = await self.sessions.run(
+                lambda session: session.send_message(msg, sender=sender, recipients=[recipient])
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
