@@ -9,8 +9,9 @@ client gets (the JSON error middleware's included) and covers the sub-applicatio
 
 A scrape renders the text exposition in a thread, not on the event loop: with four workers'
 multiprocess files that takes about 20 ms of CPU, which would otherwise hold up every other
-channel's I/O in the meantime. Scrapes that arrive while one is being prepared get its text:
-whatever the number of scrapers, one render (and one database read) at a time.
+channel's I/O in the meantime. One render (and one database read) at a time, whatever the
+number of scrapers: those that arrive while one is under way share the next one, started when it
+ends. Not the one under way: it may have read its values before they asked.
 """
 
 from __future__ import annotations
@@ -86,27 +87,33 @@ async def refresh_gauges(
 
 class MetricsScrape:
     """What ``GET /metrics`` answers: the database gauges read afresh, then the text rendered in
-    a worker thread. Concurrent scrapes share the one in flight."""
+    a worker thread. One render at a time: scrapes that come while one is under way share the
+    next, which starts when it ends (what is under way may have read its values before they
+    came, so they do not take its text)."""
 
     def __init__(self, metrics: Metrics, outbox: OutboxAdmin, store: Store) -> None:
         self._metrics = metrics
         self._outbox = outbox
         self._quarantine = QuarantineStore(store)
-        self._in_flight: asyncio.Task[tuple[bytes, str]] | None = None
+        self._running: asyncio.Task[tuple[bytes, str]] | None = None  # reading or rendering
+        self._next: asyncio.Task[tuple[bytes, str]] | None = None  # not yet started
 
     async def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type, as of a moment during this call."""
-        task = self._in_flight
-        if task is None:
-            task = self._in_flight = asyncio.create_task(self._render())
-            task.add_done_callback(self._done)
+        task = self._next
+        if task is None or task.done():  # done: cancelled before it started (a shutdown)
+            task = self._next = asyncio.create_task(self._render(self._running))
         # One scraper hanging up must not cancel the render the others wait for.
         return await asyncio.shield(task)
 
-    async def _render(self) -> tuple[bytes, str]:
-        await refresh_gauges(self._metrics, self._outbox, self._quarantine)
-        return await asyncio.to_thread(self._metrics.render)
-
-    def _done(self, task: asyncio.Task[tuple[bytes, str]]) -> None:
-        if self._in_flight is task:
-            self._in_flight = None
+    async def _render(self, before: asyncio.Task[tuple[bytes, str]] | None) -> tuple[bytes, str]:
+        if before is not None:
+            await asyncio.wait([before])
+        this = asyncio.current_task()
+        self._next, self._running = None, this  # scrapes from now on wait for the next one
+        try:
+            await refresh_gauges(self._metrics, self._outbox, self._quarantine)
+            return await asyncio.to_thread(self._metrics.render)
+        finally:
+            if self._running is this:
+                self._running = None

@@ -91,13 +91,18 @@ class HeldCollector(Collector):
         yield GaugeMetricFamily("spoc_test_renders", "Renders so far.", 0)
 
 
-async def test_a_scrape_renders_off_the_event_loop_and_concurrent_scrapes_share_one_render(
-    store: Store,
-) -> None:
+def held_scrape(store: Store) -> tuple[MetricsScrape, HeldCollector]:
+    """A scrape whose renders go through a :class:`HeldCollector`."""
     metrics = Metrics()
     held = HeldCollector()
     metrics.registry.register(held)
-    scrape = MetricsScrape(metrics, OutboxAdmin(store), store)
+    return MetricsScrape(metrics, OutboxAdmin(store), store), held
+
+
+async def test_a_scrape_renders_off_the_event_loop_and_concurrent_scrapes_share_one_render(
+    store: Store,
+) -> None:
+    scrape, held = held_scrape(store)
 
     scrapes = asyncio.gather(scrape.render(), scrape.render(), scrape.render())
     # The loop stays free while the render is held: this very wait runs on it.
@@ -111,3 +116,26 @@ async def test_a_scrape_renders_off_the_event_loop_and_concurrent_scrapes_share_
     # The next scrape renders afresh.
     body, _ = await scrape.render()
     assert b"spoc_test_renders 2.0" in body
+
+
+async def test_a_scrape_that_comes_during_a_render_gets_values_read_after_it_came(
+    store: Store,
+) -> None:
+    # Sharing a render must not hand a scrape text read before it was asked for: a count
+    # made before the second scrape came must be in its answer.
+    scrape, held = held_scrape(store)
+
+    first = asyncio.ensure_future(scrape.render())
+    assert await asyncio.to_thread(held.started.wait, 10)  # the first render is under way
+    held.started.clear()
+    second = asyncio.ensure_future(scrape.render())
+    third = asyncio.ensure_future(scrape.render())
+    await asyncio.sleep(0)  # both have asked while the first render is still held
+    held.release.set()
+    texts = await asyncio.gather(first, second, third)
+
+    assert b"spoc_test_renders 1.0" in texts[0][0]
+    # The two that came during the first render share the next one, read after they came.
+    assert b"spoc_test_renders 2.0" in texts[1][0]
+    assert texts[2] == texts[1]
+    assert len(held.threads) == 2
