@@ -97,7 +97,7 @@ from channels.smtp_address import AddressSMTP
 from channels.smtp_data import BudgetedDataSMTP
 from channels.smtp_limits import ClientCounts, LimitedSMTP
 from channels.smtp_tls import server_tls_context
-from normalizer.contact import Contact, ContactStep
+from normalizer.contact import Contact, ContactStep, off_loop
 from normalizer.email import contact_from_email, parse_if_cheap
 from normalizer.intake import (
     ContactRejectedError,
@@ -399,7 +399,10 @@ class _DeskHandler:
         if len(raw) <= _CONVERT_ON_LOOP_MAX_BYTES:
             parsed = parse_if_cheap(raw, _CONVERT_ON_LOOP_TEXT_BYTES)
             if parsed is not None:
-                return finish(contact_from_email(parsed, **kwargs))
+                contact = contact_from_email(parsed, **kwargs)
+                if self._channel.steps_off_loop:  # e.g. a fax's pages counted by pypdf
+                    return await asyncio.to_thread(finish, contact)
+                return finish(contact)
         if len(raw) <= _PARSE_IN_PROCESS_MAX_BYTES:
             # The steps (fax, forwarded mail, attachment limit) may hold callables that do not
             # pickle; they are cheap next to the conversion and run on a thread here.
@@ -506,6 +509,7 @@ class SMTPChannel(Channel):
         self.settings = settings
         self.closing = False
         self.steps = tuple(steps)  # after conversion, in order (e.g. fax-to-email)
+        self.steps_off_loop = off_loop(self.steps)
         self._handler = _DeskHandler(self, intake, quarantine)
         self._server: asyncio.Server | None = None
         self._sessions: set[_DeskSMTP] = set()

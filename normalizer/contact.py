@@ -9,7 +9,7 @@ frozen dataclasses.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -231,5 +231,13 @@ class Contact:
 
 
 # A pipeline step after a converter: takes a contact and gives it back, changed or not
-# (fax-to-email is email plus a FaxStep). Pure and fast; it runs where the converter runs.
+# (fax-to-email is email plus a FaxStep). Pure; it runs where the converter runs, except that a
+# step which may take long (it reads a file: a fax's PDF pages, an attached message) says so
+# with a true ``off_loop`` attribute, and the SMTP channel then runs the steps on a thread when
+# it converted the mail on its event loop (see :func:`off_loop`).
 ContactStep = Callable[[Contact], Contact]
+
+
+def off_loop(steps: Iterable[ContactStep]) -> bool:
+    """Whether any of ``steps`` may take long enough to stall an event loop."""
+    return any(getattr(step, "off_loop", False) for step in steps)

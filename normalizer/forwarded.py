@@ -90,6 +90,8 @@ def forwarded_block(text: str) -> ForwardedBlock | None:
 class ForwardedStep:
     """``contact -> contact``: a forward from an agent becomes the original sender's contact."""
 
+    off_loop = True  # converts the attached message, which may be a big HTML mail
+
     def __init__(self, agent_addresses: tuple[str, ...], convert: Converter) -> None:
         self.agents = tuple(a.casefold() for a in agent_addresses)
         self._convert = convert  # bytes -> Contact, for an attached message/rfc822

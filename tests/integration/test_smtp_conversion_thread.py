@@ -140,6 +140,38 @@ async def test_a_100_kb_mail_that_is_mostly_an_attachment_is_converted_on_the_lo
     assert [a.sha256 for a in contact.attachments] == [hashlib.sha256(PDF).hexdigest()]
 
 
+class SlowStep:
+    """A step that says it may take long (as the fax step, which counts a PDF's pages)."""
+
+    off_loop = True
+
+    def __init__(self) -> None:
+        self.ran_on: list[threading.Thread] = []
+
+    def __call__(self, contact: Contact) -> Contact:
+        self.ran_on.append(threading.current_thread())
+        return contact
+
+
+async def test_a_step_that_may_take_long_runs_off_the_loop_when_the_mail_is_converted_on_it() -> (
+    None
+):
+    slow = SlowStep()
+    intake = Intake()
+    settings = SMTPChannelSettings(
+        desk_address=DESK, port=0, hostname="mx.test", max_message_bytes=1 << 20
+    )
+    channel = SMTPChannel(settings, intake, steps=[slow])
+    await channel.start()
+    try:
+        await send(channel, attachment_mail())  # converted on the loop (the test above)
+        assert channel.conversions.converted_in_process == 0
+    finally:
+        await channel.stop(grace_seconds=1)
+    assert len(slow.ran_on) == 1 and slow.ran_on[0] is not threading.main_thread()
+    assert [a.sha256 for a in intake.contacts[0].attachments] == [hashlib.sha256(PDF).hexdigest()]
+
+
 async def test_a_100_kb_html_body_sent_base64_still_goes_to_the_pool() -> None:
     converted_on: list[threading.Thread] = []
     intake = Intake()

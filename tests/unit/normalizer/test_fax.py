@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 from pypdf import PdfWriter
 
-from normalizer.contact import Attachment, AutoClass, Channel
+from normalizer.contact import Attachment, AutoClass, Channel, off_loop
 from normalizer.email import contact_from_email
 from normalizer.fax import FaxRules, FaxStep, page_count
+from normalizer.limits import AttachmentLimit
 
 RULES = FaxRules(senders=("*@fax.example.net", "scanner@office.example.com"))
 STEP = FaxStep(RULES)
@@ -137,3 +138,10 @@ def test_a_custom_subject_pattern_reads_the_number() -> None:
 def test_words_after_the_number_in_the_subject_are_not_part_of_it() -> None:
     raw = fax_mail(subject="Fax from +1 415 555 0100 (2 pages)")
     assert STEP(contact_from_email(raw)).sender.phone == "+14155550100"
+
+
+def test_the_fax_step_says_it_may_stall_an_event_loop_and_the_attachment_limit_does_not() -> None:
+    # The SMTP channel runs such steps on a thread when it converted the mail on its loop:
+    # counting a 40-page PDF's pages takes ~20 ms.
+    assert off_loop([AttachmentLimit(1 << 20), FaxStep(RULES)])
+    assert not off_loop([AttachmentLimit(1 << 20), lambda contact: contact])
