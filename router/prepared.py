@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import MultipleResultsFound, NoResultFound
@@ -123,11 +123,22 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         if listened and (after := conn.dispatch.after_cursor_execute):
             after(conn, cursor, sql, args, None, many)
     except BaseException as exc:
-        _drop_cursor(conn, cursor)
-        if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
-            raise  # a listener's own error, raised as it is (as SQLAlchemy does)
-        conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+        _raise_as_sqlalchemy(conn, exc, cursor, sql, args)
     return cursor
+
+
+def _raise_as_sqlalchemy(
+    conn: Connection, exc: BaseException, cursor: Any, sql: str | None, args: Any
+) -> NoReturn:
+    """After the driver or a listener failed: the next statement gets a fresh cursor, and a
+    driver error is raised as SQLAlchemy raises it (a ``DBAPIError``, which the store retries
+    and answers as temporary; a lost connection invalidated). A listener's own error is raised
+    as it is (as SQLAlchemy does)."""
+    _drop_cursor(conn, cursor)
+    if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
+        raise exc
+    conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+    raise exc  # not reached: the line above raises
 
 
 # One cursor per DBAPI connection, kept in the connection's ``info`` (which SQLAlchemy clears
@@ -160,17 +171,13 @@ def run(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) ->
             params = params[0]  # what ``conn.execute`` does with a list of one
     cursor = _cursor(conn, stmt, params)
     if cursor.description is not None:  # PostgreSQL's implicit RETURNING of a one-row INSERT
-        cursor.fetchall()
+        _fetch_all(conn, cursor)
 
 
 def rows(conn: Connection, stmt: ClauseElement, params: Params) -> list[tuple[Any, ...]]:
     """Every row ``stmt`` returns, its values through the columns' result processors."""
     cursor = _cursor(conn, stmt, params)
-    try:
-        fetched = cursor.fetchall()  # all of them: the cursor is free for the next statement
-    except BaseException:
-        _drop_cursor(conn, cursor)
-        raise
+    fetched = _fetch_all(conn, cursor)  # all of them: the cursor is free for the next statement
     if not fetched:
         return []
     processors = _result_processors(stmt, conn.dialect, cursor.description)
@@ -180,6 +187,16 @@ def rows(conn: Connection, stmt: ClauseElement, params: Params) -> list[tuple[An
         tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
         for row in fetched
     ]
+
+
+def _fetch_all(conn: Connection, cursor: Any) -> list[Any]:
+    """``cursor.fetchall()``; an error raised as SQLAlchemy raises one while fetching (sqlite3
+    steps past the first row only here)."""
+    try:
+        fetched: list[Any] = cursor.fetchall()
+    except BaseException as exc:
+        _raise_as_sqlalchemy(conn, exc, cursor, None, None)
+    return fetched
 
 
 def first(conn: Connection, stmt: ClauseElement, params: Params) -> tuple[Any, ...] | None:

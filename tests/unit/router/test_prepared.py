@@ -217,3 +217,28 @@ def test_value_without_a_row_raises_what_scalar_one_raises(conn: Connection) -> 
     ours = _raised(conn, lambda: prepared.value(conn, none, {"x": 1}))
     theirs = _raised(conn, lambda: conn.execute(none, {"x": 1}).scalar_one())
     assert type(ours) is type(theirs) is sa.exc.NoResultFound
+
+
+def test_an_error_while_fetching_rows_is_raised_as_sqlalchemy_raises_it(tmp_path: Any) -> None:
+    """sqlite3 steps past the first row only in ``fetchall``: an error there must reach the
+    store as SQLAlchemy's ``DBAPIError`` (which it retries and answers as temporary), not as
+    the driver's own exception (which it would take for the job's own bug)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'fetch.db'}")
+
+    def second_row_fails(n: int) -> int:
+        if n > 0:
+            raise RuntimeError("disk went away")
+        return n
+
+    @sa.event.listens_for(engine, "connect")
+    def _function(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.create_function("second_row_fails", 1, second_row_fails)
+
+    stmt = sa.text("SELECT second_row_fails(n) FROM (SELECT 0 AS n UNION ALL SELECT 1)")
+    with engine.connect() as connection:
+        theirs = _raised(connection, lambda: connection.execute(stmt, {}).all())
+        ours = _raised(connection, lambda: prepared.rows(connection, stmt, {}))
+        assert type(ours) is type(theirs) is sa.exc.OperationalError
+        # The cursor of the failed statement is not handed out again.
+        assert prepared.value(connection, sa.text("SELECT 7"), {}) == 7
+    engine.dispose()
