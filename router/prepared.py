@@ -17,9 +17,11 @@ driver error is raised as SQLAlchemy would raise it (``IntegrityError``, ``DBAPI
 retry and reconnect rules are unchanged.
 
 Only plain statements are taken: no expanding ``IN`` parameters (give each value a bind of its
-own), and every bind given by the caller or fixed in the statement. Statements are meant to be
-built once (module level, or memoised): a plan is kept per statement object, and the plans are
-forgotten wholesale past ``MAX_PLANS`` so a caller building them anew cannot grow memory.
+own), every bind given by the caller or fixed in the statement, and no column left to a
+Python-side ``default``/``onupdate`` (SQLAlchemy's execution computes those; server-side
+defaults are fine). Statements are meant to be built once (module level, or memoised): a plan
+is kept per statement object, and the plans are forgotten wholesale past ``MAX_PLANS`` so a
+caller building them anew cannot grow memory.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
     # As SQLAlchemy compiles it for this execution: an INSERT's columns are the keys given,
     # and a single-row INSERT on PostgreSQL returns its primary key (a list of rows does not).
     compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys), for_executemany=many)
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # SQLAlchemy's execution context computes these; here their binds would go as NULL
+        raise ValueError("a column's Python-side default or onupdate: run it with conn.execute")
     names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
     fixed: dict[str, Any] = {}
     processors: list[_Processor] = []

@@ -242,3 +242,25 @@ def test_an_error_while_fetching_rows_is_raised_as_sqlalchemy_raises_it(tmp_path
         # The cursor of the failed statement is not handed out again.
         assert prepared.value(connection, sa.text("SELECT 7"), {}) == 7
     engine.dispose()
+
+
+def test_a_column_left_to_a_python_side_default_is_refused_not_stored_as_null(
+    conn: Connection,
+) -> None:
+    """``conn.execute`` computes a Python-side ``default``/``onupdate`` in its execution
+    context; a plan would send their binds as NULL, so such a statement is refused."""
+    table = sa.Table(
+        "prepared_defaults",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("made_by", sa.String(20), default=lambda: "spoc"),
+        sa.Column("touched_by", sa.String(20), onupdate=lambda: "spoc"),
+    )
+    table.create(conn)
+    with pytest.raises(ValueError, match="Python-side default"):
+        prepared.run(conn, sa.insert(table), {"id": 1})
+    conn.execute(sa.insert(table), {"id": 1})
+    update = sa.update(table).where(table.c.id == sa.bindparam("key"))
+    with pytest.raises(ValueError, match="Python-side default"):
+        prepared.run(conn, update, {"key": 1, "made_by": "someone"})
+    assert conn.execute(sa.select(table.c.made_by, table.c.touched_by)).one() == ("spoc", None)
