@@ -85,8 +85,12 @@ def _children(raw: bytes, start: int, end: int) -> list[tuple[int, int]] | None:
     boundary = headers.get_boundary()
     if not boundary:
         return None
+    try:
+        wanted = boundary.encode("latin-1")
+    except UnicodeEncodeError:  # RFC 2231 may decode to any character: not findable in bytes
+        return None
     delimiter = re.compile(
-        rb"(?:^|\r?\n)--" + re.escape(boundary.encode("latin-1")) + rb"(--)?[ \t]*(?:\r?\n|$)",
+        rb"(?:^|\r?\n)--" + re.escape(wanted) + rb"(--)?[ \t]*(?:\r?\n|$)",
         re.MULTILINE,
     )
     children: list[tuple[int, int]] = []
