@@ -52,7 +52,7 @@ def part_span(raw: bytes, path: str) -> tuple[int, int] | None:
     this walk cannot tell."""
     start, end = 0, len(raw)
     for step in path.split(".") if path else ():
-        if not step.isdigit():
+        if not (step.isascii() and step.isdigit()):  # "²".isdigit(), but int("²") fails
             return None
         children = _children(raw, start, end)
         if children is None or int(step) >= len(children):
