@@ -90,6 +90,7 @@ def test_a_wrong_hash_or_a_missing_part_gives_nothing() -> None:
     assert attachment_at(raw, "7", hashlib.sha256(b"one").hexdigest()) is None
     assert part_span(raw, "x") is None
     assert part_span(raw, "\u00b2") is None  # a digit to isdigit, not to int
+    assert attachment_at(raw, "\u00b2", hashlib.sha256(b"one").hexdigest()) is None
     assert part_span(base64.b64encode(raw), "1") is None
 
 
