@@ -113,6 +113,7 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         )
     except Exception as exc:  # a value its type refuses: SQLAlchemy's StatementError
         conn._handle_dbapi_exception(exc, sql, params, None, None)
+    _begin(conn)
     cursor = _reused_cursor(conn)
     try:
         # SQLAlchemy's own guard; the writer on SQLite has a listener ("begin"), so each
@@ -130,6 +131,19 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
     except BaseException as exc:
         _raise_as_sqlalchemy(conn, exc, cursor, sql, args)
     return cursor
+
+
+def _begin(conn: Connection) -> None:
+    """What ``conn.execute`` does first: refuse to run in a transaction an error left inactive
+    (``PendingRollbackError``), and begin one when none is open (its autobegin, which emits the
+    store's ``BEGIN IMMEDIATE`` on SQLite: without it, the statement commits on its own)."""
+    transaction = conn._transaction
+    if transaction is None:
+        conn._autobegin()
+    elif not transaction.is_active or (
+        conn._nested_transaction is not None and not conn._nested_transaction.is_active
+    ):
+        conn._invalid_transaction()
 
 
 def _raise_as_sqlalchemy(

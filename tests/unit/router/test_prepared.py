@@ -264,3 +264,36 @@ def test_a_column_left_to_a_python_side_default_is_refused_not_stored_as_null(
     with pytest.raises(ValueError, match="Python-side default"):
         prepared.run(conn, update, {"key": 1, "made_by": "someone"})
     assert conn.execute(sa.select(table.c.made_by, table.c.touched_by)).one() == ("spoc", None)
+
+
+def test_a_statement_on_a_connection_without_a_transaction_begins_one(db_url: str) -> None:
+    """``conn.execute`` begins a transaction when none is open (SQLAlchemy's autobegin, which
+    emits the store's BEGIN IMMEDIATE on SQLite); a prepared statement must too, or its write
+    is committed on its own and a rollback leaves it in place."""
+    store = Store.from_url(db_url)
+    store.run_sync(lambda c: metadata.create_all(c))
+    with store._writer.connect() as connection:
+        prepared.value(connection, _NEW_REQUESTER, {"name": "rolled back", "created_at": WHEN})
+        connection.rollback()
+    requesters = metadata.tables["requesters"]
+    kept = sa.select(sa.func.count()).where(requesters.c.name == "rolled back")
+    assert store.run_sync(lambda c: c.execute(kept).scalar_one()) == 0
+    store._writer.dispose()
+    store._reader.dispose()
+
+
+def test_a_statement_in_a_transaction_an_error_left_inactive_is_refused_as_sqlalchemy_does(
+    conn: Connection,
+) -> None:
+    """A savepoint rolled back from inside a newer one (its RELEASE then fails) leaves the
+    connection's transaction inactive: ``conn.execute`` refuses to go on until it is rolled
+    back, and so must a prepared statement, rather than write in the wrong savepoint."""
+    outer = conn.begin_nested()
+    with pytest.warns(sa.exc.SAWarning), pytest.raises(sa.exc.OperationalError):
+        with conn.begin_nested():
+            outer.rollback()
+    probe = sa.select(sa.literal(1))
+    with pytest.raises(sa.exc.PendingRollbackError):
+        conn.execute(probe)
+    with pytest.raises(sa.exc.PendingRollbackError):
+        prepared.rows(conn, probe, {})
