@@ -43,7 +43,8 @@ _Processor = Callable[[Any], Any] | None
 class _Plan:
     sql: str
     positional: bool  # qmark/format (SQLite): a tuple in ``names`` order; else a dict
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # the binds' names, as the caller's parameters give them
+    sent: tuple[str, ...]  # their names in the SQL (a dict's keys): some dialects escape them
     binds: tuple[_Processor, ...]  # per name
     fixed: Mapping[str, Any]  # binds the statement itself gives a value
 
@@ -76,10 +77,12 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
                 raise ValueError(f"{name!r}: no value given")
             fixed[name] = bind.value
         processors.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
+    escaped = compiled.escaped_bind_names or {}  # e.g. "a b" -> "a_b" in psycopg's %(a_b)s
     plan = _Plan(
         compiled.string,
         bool(compiled.positional),
         names,
+        tuple(escaped.get(name, name) for name in names),
         tuple(processors),
         fixed,
     )
@@ -97,7 +100,7 @@ def _values(plan: _Plan, params: Params) -> tuple[Any, ...] | dict[str, Any]:
     values = [v if p is None or v is None else p(v) for p, v in zip(plan.binds, given)]  # noqa: B905
     if plan.positional:
         return tuple(values)
-    return dict(zip(plan.names, values))  # noqa: B905
+    return dict(zip(plan.sent, values))  # noqa: B905
 
 
 def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) -> Any:

@@ -297,3 +297,19 @@ def test_a_statement_in_a_transaction_an_error_left_inactive_is_refused_as_sqlal
         conn.execute(probe)
     with pytest.raises(sa.exc.PendingRollbackError):
         prepared.rows(conn, probe, {})
+
+
+def test_a_bind_whose_name_the_dialect_escapes_is_sent_under_the_escaped_name(
+    conn: Connection,
+) -> None:
+    """PostgreSQL's pyformat SQL names a bind for column ``"a b"`` ``%(a_b)s``: the values
+    must be sent under that name, as SQLAlchemy sends them."""
+    table = sa.Table(
+        "prepared_escaped",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("a b", sa.String(20)),
+    )
+    table.create(conn)
+    prepared.run(conn, sa.insert(table), {"id": 1, "a b": "spaced"})
+    assert prepared.value(conn, sa.select(table.c["a b"]), {}) == "spaced"
