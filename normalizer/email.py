@@ -403,7 +403,7 @@ def attachment_bytes(raw: bytes, part: str) -> bytes | None:
     decoded as :func:`contact_from_email` decoded them; None if there is no such part."""
     node = _parse(raw)
     for step in part.split(".") if part else ():
-        if not step.isdigit() or not node.is_multipart():
+        if not (step.isascii() and step.isdigit()) or not node.is_multipart():
             return None
         children = _subparts(node)
         if int(step) >= len(children):

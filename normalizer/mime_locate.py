@@ -52,7 +52,7 @@ def part_span(raw: bytes, path: str) -> tuple[int, int] | None:
     this walk cannot tell."""
     start, end = 0, len(raw)
     for step in path.split(".") if path else ():
-        if not step.isdigit():
+        if not (step.isascii() and step.isdigit()):  # "²".isdigit(), but int("²") fails
             return None
         children = _children(raw, start, end)
         if children is None or int(step) >= len(children):
@@ -85,8 +85,12 @@ def _children(raw: bytes, start: int, end: int) -> list[tuple[int, int]] | None:
     boundary = headers.get_boundary()
     if not boundary:
         return None
+    try:
+        wanted = boundary.encode("latin-1")
+    except UnicodeEncodeError:  # RFC 2231 may decode to any character: not findable in bytes
+        return None
     delimiter = re.compile(
-        rb"(?:^|\r?\n)--" + re.escape(boundary.encode("latin-1")) + rb"(--)?[ \t]*(?:\r?\n|$)",
+        rb"(?:^|\r?\n)--" + re.escape(wanted) + rb"(--)?[ \t]*(?:\r?\n|$)",
         re.MULTILINE,
     )
     children: list[tuple[int, int]] = []

@@ -44,12 +44,14 @@ CACHE_PIECES = 16_384  # a few MB at most
 
 def splits_at_spaces(tokenizer: Tokenizer) -> bool:
     """Whether cutting a text before each run of ``▁`` gives the ids of the whole text: the
-    normaliser above, no pre-tokenizer, a BPE model, and no token with ``▁`` after another
-    character."""
+    normaliser above, no pre-tokenizer, no truncation or padding, a BPE model, and no token
+    with ``▁`` after another character."""
     config: dict[str, Any] = json.loads(tokenizer.to_str())
     model = config.get("model") or {}
     if config.get("normalizer") != _NORMALIZER or config.get("pre_tokenizer") is not None:
         return False
+    if config.get("truncation") is not None or config.get("padding") is not None:
+        return False  # ``encode`` would cut or pad the ids; pieces do neither
     if model.get("type") != "BPE" or model.get("dropout") is not None:
         return False
     # These act on a whole "word" (the whole text here): a piece would see them differently.

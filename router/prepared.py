@@ -17,9 +17,11 @@ driver error is raised as SQLAlchemy would raise it (``IntegrityError``, ``DBAPI
 retry and reconnect rules are unchanged.
 
 Only plain statements are taken: no expanding ``IN`` parameters (give each value a bind of its
-own), and every bind given by the caller or fixed in the statement. Statements are meant to be
-built once (module level, or memoised): a plan is kept per statement object, and the plans are
-forgotten wholesale past ``MAX_PLANS`` so a caller building them anew cannot grow memory.
+own), every bind given by the caller or fixed in the statement, and no column left to a
+Python-side ``default``/``onupdate`` (SQLAlchemy's execution computes those; server-side
+defaults are fine). Statements are meant to be built once (module level, or memoised): a plan
+is kept per statement object, and the plans are forgotten wholesale past ``MAX_PLANS`` so a
+caller building them anew cannot grow memory.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import MultipleResultsFound, NoResultFound
@@ -41,7 +43,8 @@ _Processor = Callable[[Any], Any] | None
 class _Plan:
     sql: str
     positional: bool  # qmark/format (SQLite): a tuple in ``names`` order; else a dict
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # the binds' names, as the caller's parameters give them
+    sent: tuple[str, ...]  # their names in the SQL (a dict's keys): some dialects escape them
     binds: tuple[_Processor, ...]  # per name
     fixed: Mapping[str, Any]  # binds the statement itself gives a value
 
@@ -59,6 +62,9 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
     # As SQLAlchemy compiles it for this execution: an INSERT's columns are the keys given,
     # and a single-row INSERT on PostgreSQL returns its primary key (a list of rows does not).
     compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys), for_executemany=many)
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # SQLAlchemy's execution context computes these; here their binds would go as NULL
+        raise ValueError("a column's Python-side default or onupdate: run it with conn.execute")
     names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
     fixed: dict[str, Any] = {}
     processors: list[_Processor] = []
@@ -71,10 +77,12 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
                 raise ValueError(f"{name!r}: no value given")
             fixed[name] = bind.value
         processors.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
+    escaped = compiled.escaped_bind_names or {}  # e.g. "a b" -> "a_b" in psycopg's %(a_b)s
     plan = _Plan(
         compiled.string,
         bool(compiled.positional),
         names,
+        tuple(escaped.get(name, name) for name in names),
         tuple(processors),
         fixed,
     )
@@ -92,7 +100,7 @@ def _values(plan: _Plan, params: Params) -> tuple[Any, ...] | dict[str, Any]:
     values = [v if p is None or v is None else p(v) for p, v in zip(plan.binds, given)]  # noqa: B905
     if plan.positional:
         return tuple(values)
-    return dict(zip(plan.names, values))  # noqa: B905
+    return dict(zip(plan.sent, values))  # noqa: B905
 
 
 def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) -> Any:
@@ -108,6 +116,7 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         )
     except Exception as exc:  # a value its type refuses: SQLAlchemy's StatementError
         conn._handle_dbapi_exception(exc, sql, params, None, None)
+    _begin(conn)
     cursor = _reused_cursor(conn)
     try:
         # SQLAlchemy's own guard; the writer on SQLite has a listener ("begin"), so each
@@ -123,11 +132,35 @@ def _cursor(conn: Connection, stmt: ClauseElement, params: Params | list[Params]
         if listened and (after := conn.dispatch.after_cursor_execute):
             after(conn, cursor, sql, args, None, many)
     except BaseException as exc:
-        _drop_cursor(conn, cursor)
-        if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
-            raise  # a listener's own error, raised as it is (as SQLAlchemy does)
-        conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+        _raise_as_sqlalchemy(conn, exc, cursor, sql, args)
     return cursor
+
+
+def _begin(conn: Connection) -> None:
+    """What ``conn.execute`` does first: refuse to run in a transaction an error left inactive
+    (``PendingRollbackError``), and begin one when none is open (its autobegin, which emits the
+    store's ``BEGIN IMMEDIATE`` on SQLite: without it, the statement commits on its own)."""
+    transaction = conn._transaction
+    if transaction is None:
+        conn._autobegin()
+    elif not transaction.is_active or (
+        conn._nested_transaction is not None and not conn._nested_transaction.is_active
+    ):
+        conn._invalid_transaction()
+
+
+def _raise_as_sqlalchemy(
+    conn: Connection, exc: BaseException, cursor: Any, sql: str | None, args: Any
+) -> NoReturn:
+    """After the driver or a listener failed: the next statement gets a fresh cursor, and a
+    driver error is raised as SQLAlchemy raises it (a ``DBAPIError``, which the store retries
+    and answers as temporary; a lost connection invalidated). A listener's own error is raised
+    as it is (as SQLAlchemy does)."""
+    _drop_cursor(conn, cursor)
+    if isinstance(exc, Exception) and not isinstance(exc, conn.dialect.loaded_dbapi.Error):
+        raise exc
+    conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+    raise exc  # not reached: the line above raises
 
 
 # One cursor per DBAPI connection, kept in the connection's ``info`` (which SQLAlchemy clears
@@ -160,17 +193,13 @@ def run(conn: Connection, stmt: ClauseElement, params: Params | list[Params]) ->
             params = params[0]  # what ``conn.execute`` does with a list of one
     cursor = _cursor(conn, stmt, params)
     if cursor.description is not None:  # PostgreSQL's implicit RETURNING of a one-row INSERT
-        cursor.fetchall()
+        _fetch_all(conn, cursor)
 
 
 def rows(conn: Connection, stmt: ClauseElement, params: Params) -> list[tuple[Any, ...]]:
     """Every row ``stmt`` returns, its values through the columns' result processors."""
     cursor = _cursor(conn, stmt, params)
-    try:
-        fetched = cursor.fetchall()  # all of them: the cursor is free for the next statement
-    except BaseException:
-        _drop_cursor(conn, cursor)
-        raise
+    fetched = _fetch_all(conn, cursor)  # all of them: the cursor is free for the next statement
     if not fetched:
         return []
     processors = _result_processors(stmt, conn.dialect, cursor.description)
@@ -180,6 +209,16 @@ def rows(conn: Connection, stmt: ClauseElement, params: Params) -> list[tuple[An
         tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
         for row in fetched
     ]
+
+
+def _fetch_all(conn: Connection, cursor: Any) -> list[Any]:
+    """``cursor.fetchall()``; an error raised as SQLAlchemy raises one while fetching (sqlite3
+    steps past the first row only here)."""
+    try:
+        fetched: list[Any] = cursor.fetchall()
+    except BaseException as exc:
+        _raise_as_sqlalchemy(conn, exc, cursor, None, None)
+    return fetched
 
 
 def first(conn: Connection, stmt: ClauseElement, params: Params) -> tuple[Any, ...] | None:

@@ -5,6 +5,7 @@ over the fixtures and the public corpus in ../shared/corpus)."""
 from __future__ import annotations
 
 import base64
+import email
 import hashlib
 from email.message import EmailMessage
 from pathlib import Path
@@ -88,4 +89,17 @@ def test_a_wrong_hash_or_a_missing_part_gives_nothing() -> None:
     assert attachment_at(raw, "1", hashlib.sha256(b"two").hexdigest()) is None
     assert attachment_at(raw, "7", hashlib.sha256(b"one").hexdigest()) is None
     assert part_span(raw, "x") is None
+    assert part_span(raw, "\u00b2") is None  # a digit to isdigit, not to int
+    assert attachment_at(raw, "\u00b2", hashlib.sha256(b"one").hexdigest()) is None
     assert part_span(base64.b64encode(raw), "1") is None
+
+
+def test_a_boundary_outside_latin_1_leaves_the_part_to_the_whole_parse() -> None:
+    """An RFC 2231 boundary may decode to any character; the walk cannot look for it in the
+    bytes, so it says it cannot tell (None) instead of raising (a 500 on the download)."""
+    raw = with_files(("a.bin", b"one")).replace(
+        b'boundary="', b"boundary*=utf-8''%E2%82%AC; x=\"", 1
+    )
+    assert "€" in str(email.message_from_bytes(raw).get_boundary())
+    assert part_span(raw, "1") is None
+    assert attachment_at(raw, "1", hashlib.sha256(b"one").hexdigest()) is None

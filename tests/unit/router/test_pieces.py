@@ -109,3 +109,17 @@ def test_vectors_are_wordllama_s_vectors_scaled_to_length_one(
     expected = np.divide(theirs, norms, out=np.zeros_like(theirs), where=norms > 0)
     assert ours.dtype == np.float32
     assert np.abs(ours - expected).max() < 1e-6
+
+
+def test_a_tokenizer_that_truncates_or_pads_takes_the_library_s_path() -> None:
+    """``encode`` cuts a text to the truncation length and pads it to a fixed one; pieces do
+    neither, so such a tokenizer must not be read a piece at a time."""
+    text = "the printer on the third floor is jammed again and the queue is stuck"
+    truncating = library_tokenizer()
+    truncating.enable_truncation(max_length=5)
+    padding = library_tokenizer()
+    padding.enable_padding(length=40)
+    for tokenizer in (truncating, padding):
+        assert not splits_at_spaces(tokenizer)
+        want = tokenizer.encode(text, add_special_tokens=False).ids
+        assert PieceTokenizer(tokenizer).ids(text) == want

@@ -217,3 +217,99 @@ def test_value_without_a_row_raises_what_scalar_one_raises(conn: Connection) -> 
     ours = _raised(conn, lambda: prepared.value(conn, none, {"x": 1}))
     theirs = _raised(conn, lambda: conn.execute(none, {"x": 1}).scalar_one())
     assert type(ours) is type(theirs) is sa.exc.NoResultFound
+
+
+def test_an_error_while_fetching_rows_is_raised_as_sqlalchemy_raises_it(tmp_path: Any) -> None:
+    """sqlite3 steps past the first row only in ``fetchall``: an error there must reach the
+    store as SQLAlchemy's ``DBAPIError`` (which it retries and answers as temporary), not as
+    the driver's own exception (which it would take for the job's own bug)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'fetch.db'}")
+
+    def second_row_fails(n: int) -> int:
+        if n > 0:
+            raise RuntimeError("disk went away")
+        return n
+
+    @sa.event.listens_for(engine, "connect")
+    def _function(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.create_function("second_row_fails", 1, second_row_fails)
+
+    stmt = sa.text("SELECT second_row_fails(n) FROM (SELECT 0 AS n UNION ALL SELECT 1)")
+    with engine.connect() as connection:
+        theirs = _raised(connection, lambda: connection.execute(stmt, {}).all())
+        ours = _raised(connection, lambda: prepared.rows(connection, stmt, {}))
+        assert type(ours) is type(theirs) is sa.exc.OperationalError
+        # The cursor of the failed statement is not handed out again.
+        assert prepared.value(connection, sa.text("SELECT 7"), {}) == 7
+    engine.dispose()
+
+
+def test_a_column_left_to_a_python_side_default_is_refused_not_stored_as_null(
+    conn: Connection,
+) -> None:
+    """``conn.execute`` computes a Python-side ``default``/``onupdate`` in its execution
+    context; a plan would send their binds as NULL, so such a statement is refused."""
+    table = sa.Table(
+        "prepared_defaults",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("made_by", sa.String(20), default=lambda: "spoc"),
+        sa.Column("touched_by", sa.String(20), onupdate=lambda: "spoc"),
+    )
+    table.create(conn)
+    with pytest.raises(ValueError, match="Python-side default"):
+        prepared.run(conn, sa.insert(table), {"id": 1})
+    conn.execute(sa.insert(table), {"id": 1})
+    update = sa.update(table).where(table.c.id == sa.bindparam("key"))
+    with pytest.raises(ValueError, match="Python-side default"):
+        prepared.run(conn, update, {"key": 1, "made_by": "someone"})
+    assert conn.execute(sa.select(table.c.made_by, table.c.touched_by)).one() == ("spoc", None)
+
+
+def test_a_statement_on_a_connection_without_a_transaction_begins_one(db_url: str) -> None:
+    """``conn.execute`` begins a transaction when none is open (SQLAlchemy's autobegin, which
+    emits the store's BEGIN IMMEDIATE on SQLite); a prepared statement must too, or its write
+    is committed on its own and a rollback leaves it in place."""
+    store = Store.from_url(db_url)
+    store.run_sync(lambda c: metadata.create_all(c))
+    with store._writer.connect() as connection:
+        prepared.value(connection, _NEW_REQUESTER, {"name": "rolled back", "created_at": WHEN})
+        connection.rollback()
+    requesters = metadata.tables["requesters"]
+    kept = sa.select(sa.func.count()).where(requesters.c.name == "rolled back")
+    assert store.run_sync(lambda c: c.execute(kept).scalar_one()) == 0
+    store._writer.dispose()
+    store._reader.dispose()
+
+
+def test_a_statement_in_a_transaction_an_error_left_inactive_is_refused_as_sqlalchemy_does(
+    conn: Connection,
+) -> None:
+    """A savepoint rolled back from inside a newer one (its RELEASE then fails) leaves the
+    connection's transaction inactive: ``conn.execute`` refuses to go on until it is rolled
+    back, and so must a prepared statement, rather than write in the wrong savepoint."""
+    outer = conn.begin_nested()
+    with pytest.warns(sa.exc.SAWarning), pytest.raises(sa.exc.OperationalError):
+        with conn.begin_nested():
+            outer.rollback()
+    probe = sa.select(sa.literal(1))
+    with pytest.raises(sa.exc.PendingRollbackError):
+        conn.execute(probe)
+    with pytest.raises(sa.exc.PendingRollbackError):
+        prepared.rows(conn, probe, {})
+
+
+def test_a_bind_whose_name_the_dialect_escapes_is_sent_under_the_escaped_name(
+    conn: Connection,
+) -> None:
+    """PostgreSQL's pyformat SQL names a bind for column ``"a b"`` ``%(a_b)s``: the values
+    must be sent under that name, as SQLAlchemy sends them."""
+    table = sa.Table(
+        "prepared_escaped",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("a b", sa.String(20)),
+    )
+    table.create(conn)
+    prepared.run(conn, sa.insert(table), {"id": 1, "a b": "spaced"})
+    assert prepared.value(conn, sa.select(table.c["a b"]), {}) == "spaced"
