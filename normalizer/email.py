@@ -210,9 +210,12 @@ def synthetic_message_id(raw: bytes) -> str:
 
 
 def _parse(raw: bytes) -> email.message.Message:
-    try:
-        if len(raw) >= LEAN_PARSE_BYTES:
+    if len(raw) >= LEAN_PARSE_BYTES:
+        try:
             return parse_lean(raw)
+        except Exception:  # the plain parse decides: only its failure reads headers only
+            log.warning("lean MIME parse failed (%d bytes); parsing it plainly", len(raw))
+    try:
         return email.message_from_bytes(raw)
     except Exception:  # e.g. RecursionError on absurdly nested multiparts
         log.warning("MIME structure unparseable (%d bytes); reading headers only", len(raw))

@@ -185,3 +185,24 @@ def test_runs_are_the_ones_the_regex_finder_found(raw: bytes, least: int, window
                 assert chars == end - start - raw.count(b"\n", start, end) - raw.count(
                     b"\r", start, end
                 )
+
+
+def test_a_lean_parse_that_fails_falls_back_to_the_plain_parse_not_to_headers_only() -> None:
+    pdf = bytes(range(256)) * 64
+    raw = (
+        b"From: a@example.org\r\nSubject: lean fails\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nThe printer is jammed.\r\n"
+        b"--B\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(pdf).replace(b"\n", b"\r\n")
+        + b"--B--\r\n"
+    )
+    assert len(raw) >= email_module.LEAN_PARSE_BYTES
+
+    def broken(_: bytes) -> None:
+        raise RuntimeError("a bug in the lean parse")
+
+    with mock.patch.object(email_module, "parse_lean", broken):
+        contact = contact_from_email(raw)
+    assert contact.text == "The printer is jammed."
+    assert [a.size for a in contact.attachments] == [len(pdf)]
