@@ -16,6 +16,7 @@ parent checked the schema once already, and its metrics go to the directory the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -443,6 +444,20 @@ def imap_mailbox_settings(
     )
 
 
+def settle_heap() -> None:
+    """Take what start-up built out of the cyclic garbage collector's walks.
+
+    The classifier's model, SQLAlchemy's tables, the config and the imported modules live as
+    long as the process. Every full collection walked them all: 80-180 ms with the event loop
+    stopped (and every thread with it), measured with ``bench/loop_lag.py`` (docs/benchmarks.md
+    2e). Collected once and frozen (:func:`gc.freeze`, as pre-fork servers do), a full
+    collection walks only what came after. Not in :class:`Gateway`: tests and ``spoc demo``
+    start and stop many gateways in one process, and a frozen one would never be collected.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(config: Config, worker: WorkerRole | None = None) -> int:
     configure_logging(config.server.log_format)
     gateway = Gateway(config, worker)
@@ -459,6 +474,7 @@ async def serve(config: Config, worker: WorkerRole | None = None) -> int:
         log.error("spoc cannot start: %s", exc)
         await gateway.stop(grace_seconds=0)
         return EXIT_FAILED
+    settle_heap()
     if worker is not None:
         worker.ready()
     await stop.wait()
