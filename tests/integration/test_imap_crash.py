@@ -161,21 +161,25 @@ def test_spoc_serve_killed_during_a_backlog_takes_every_message_in_exactly_once(
     env = {**child_environment(), "SPOC_IMAP_PASSWORD": PASSWORD}
 
     def serve() -> ServeProcess:
-        config = write_config(tmp_path, sqlite_url, free_port(), free_port())
-        config.write_text(config.read_text() + imap)
-        process = ServeProcess.__new__(ServeProcess)
-        process.log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
-        with process.log_path.open("wb") as out:
-            process.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        assert process.wait_ready() is not None, process.log_tail()
-        return process
+        for _ in range(3):  # a free port can be taken by another test before spoc binds it
+            config = write_config(tmp_path, sqlite_url, free_port(), free_port())
+            config.write_text(config.read_text() + imap)
+            process = ServeProcess.__new__(ServeProcess)
+            process.log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
+            with process.log_path.open("wb") as out:
+                process.process = subprocess.Popen(
+                    [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+                    cwd=tmp_path,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            if process.wait_ready() is not None:
+                return process
+            if "address already in use" not in process.log_tail():
+                break
+        pytest.fail(f"spoc serve did not start:\n{process.log_tail()}")
 
     first = serve()
     try:
