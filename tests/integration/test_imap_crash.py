@@ -148,6 +148,33 @@ def test_kill_9_between_fetch_commit_and_move_leaves_exactly_one_contact_per_mes
     assert sorted(dovecot.messages(mailbox, PROCESSED)) == sorted(raws)
 
 
+def serve_with_imap(
+    directory: Path, db_url: str, imap_toml: str, env: dict[str, str]
+) -> ServeProcess:
+    """``spoc serve`` on free ports with ``imap_toml`` added to its config, ready. A free port
+    can be taken by another test before spoc binds it (the classifier takes seconds to load
+    under load): then it starts again on fresh ports."""
+    for _ in range(3):
+        config = write_config(directory, db_url, free_port(), free_port())
+        config.write_text(config.read_text() + imap_toml)
+        process = ServeProcess.__new__(ServeProcess)
+        process.log_path = directory / f"serve-{time.monotonic_ns()}.log"
+        with process.log_path.open("wb") as out:
+            process.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+                cwd=directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if process.wait_ready() is not None:
+            return process
+        if "address already in use" not in process.log_tail():
+            break
+    pytest.fail(f"spoc serve did not start:\n{process.log_tail()}")
+
+
 def test_spoc_serve_killed_during_a_backlog_takes_every_message_in_exactly_once(
     dovecot: Dovecot, mailbox: str, sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -161,25 +188,7 @@ def test_spoc_serve_killed_during_a_backlog_takes_every_message_in_exactly_once(
     env = {**child_environment(), "SPOC_IMAP_PASSWORD": PASSWORD}
 
     def serve() -> ServeProcess:
-        for _ in range(3):  # a free port can be taken by another test before spoc binds it
-            config = write_config(tmp_path, sqlite_url, free_port(), free_port())
-            config.write_text(config.read_text() + imap)
-            process = ServeProcess.__new__(ServeProcess)
-            process.log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
-            with process.log_path.open("wb") as out:
-                process.process = subprocess.Popen(
-                    [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                    cwd=tmp_path,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            if process.wait_ready() is not None:
-                return process
-            if "address already in use" not in process.log_tail():
-                break
-        pytest.fail(f"spoc serve did not start:\n{process.log_tail()}")
+        return serve_with_imap(tmp_path, sqlite_url, imap, env)
 
     first = serve()
     try:

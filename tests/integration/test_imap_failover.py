@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,12 +23,10 @@ import pytest
 
 from gateway.migrate import upgrade
 from tests.integration.imap_support import PASSWORD, dovecot, mailbox, message
-from tests.integration.test_imap_crash import contacts, wait_until
+from tests.integration.test_imap_crash import contacts, serve_with_imap, wait_until
 from tests.integration.test_serve_process import (
     ServeProcess,
     child_environment,
-    free_port,
-    write_config,
 )
 from tests.support.dovecot import Dovecot
 
@@ -44,25 +40,12 @@ WAITING = "another gateway polls this mailbox; waiting"
 
 def serve(directory: Path, db_url: str, server: Dovecot, user: str) -> ServeProcess:
     directory.mkdir()
-    config = write_config(directory, db_url, free_port(), free_port())
-    config.write_text(
-        config.read_text()
-        + f'\n[[imap]]\nname = "{user}"\nhost = "127.0.0.1"\nport = {server.port}\n'
+    imap = (
+        f'\n[[imap]]\nname = "{user}"\nhost = "127.0.0.1"\nport = {server.port}\n'
         f'tls = false\nusername = "{user}"\n'
     )
-    process = ServeProcess.__new__(ServeProcess)
-    process.log_path = directory / "serve.log"
-    with process.log_path.open("wb") as out:
-        process.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-            cwd=directory,
-            env={**child_environment(), "SPOC_IMAP_PASSWORD": PASSWORD},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    assert process.wait_ready() is not None, process.log_tail()
-    return process
+    env = {**child_environment(), "SPOC_IMAP_PASSWORD": PASSWORD}
+    return serve_with_imap(directory, db_url, imap, env)
 
 
 def test_the_waiting_gateway_takes_the_mailbox_over_within_30_s_of_a_kill_9(
