@@ -144,7 +144,8 @@ def test_two_workers_share_the_smtp_and_http_ports_and_both_take_contacts(
 def test_workers_convert_mail_over_32_kib_in_their_conversion_processes(
     tmp_path: Path, pg_url: str, running_gateways: list[Gateway]
 ) -> None:
-    # Mail over 32 KiB is converted in each worker's own process pool (channels.mail_conversion):
+    # Mail with over 32 KiB of text to walk is converted in each worker's own process pool
+    # (channels.mail_conversion; attachment-heavy mail is converted on the loop instead):
     # a worker must be allowed children, which multiprocessing refuses a daemonic process.
     gateway, _ = start_workers(tmp_path, pg_url)
     running_gateways.append(gateway)
