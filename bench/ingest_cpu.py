@@ -75,8 +75,6 @@ async def measure(
         await asyncio.gather(*(one(c) for c in converted[warmup:]))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await store.close()
-        if reader is not None:
-            reader.close()
     return 1000 * cpu / contacts, contacts / wall
 
 

@@ -66,6 +66,4 @@ async def replay_files(config: Config, paths: Sequence[Path]) -> int:
             say(f"{path}: {result.ticket_ref} ({outcome}, {result.thread_reason})")
     finally:
         await store.close()
-        if meaning is not None:
-            meaning.close()
     return 1 if failed else 0

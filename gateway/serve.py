@@ -417,8 +417,6 @@ class Gateway:
             await self.dispatcher.stop()
         if self.store is not None:
             await self.store.close()
-        if self.meaning is not None:
-            self.meaning.close()
         log.info("spoc stopped")
 
 

@@ -1,10 +1,14 @@
 """What a contact is about, read before its write transaction: :class:`MeaningReader`.
 
-The router asks :meth:`MeaningReader.read` for every contact before it hands the contact to the
-store's writer thread. The model runs on a worker thread of its own, never on the event loop and
-never inside a write transaction, and only for ``timeout_seconds``: past that, or on any error,
-the reader answers with a :class:`Meaning` that says why it has no guesses, and the contact goes
-on with its rule-based category. It never raises.
+The router asks :meth:`MeaningReader.reading` for every contact and hands it to the store with
+the contact's write: the store's writer thread runs it (:meth:`Reading.run`) when the contact's
+batch starts, *before* its transaction begins, and the transaction then uses the answer. So the
+model runs neither on the event loop nor inside a write transaction, and a contact costs no hop
+to a thread of its own: that hop and the GIL hand-offs around it cost more CPU than the reading
+(0.23 ms for the 800 characters read; issue 12, docs/benchmarks.md "2f-meaning"). A contact that
+waited longer than ``timeout_seconds`` for its batch (a backlog) is not read; on that or any
+error the :class:`Meaning` says why it has no guesses, and the contact goes on with its
+rule-based category. It never raises.
 
 The text read: an email's (or fax's) subject and body with quoted replies and signatures cut off
 (``mail-parser-reply``); a call's transcript; the message of a Slack post, a text or an API call
@@ -15,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,12 +92,12 @@ _WARM_UP = Contact(
 
 
 class MeaningReader:
-    """Builds the :class:`CategoryModel` once (``start``) and reads contacts with a time bound."""
+    """Builds the :class:`CategoryModel` once (``start``), then gives each contact a
+    :class:`Reading` to run on the store's writer thread."""
 
     def __init__(self, build: Callable[[], CategoryModel], timeout_seconds: float = 0.5) -> None:
         self._build = build
         self._timeout = timeout_seconds
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spoc-triage")
         self._model: CategoryModel | None = None
 
     @property
@@ -101,13 +105,12 @@ class MeaningReader:
         return self._model
 
     async def start(self) -> None:
-        """Load the model and fit the categories on the worker thread; a failure is logged and
+        """Load the model and fit the categories on a worker thread; a failure is logged and
         leaves classification off (contacts keep their rule-based category)."""
-        loop = asyncio.get_running_loop()
         try:
-            model = await loop.run_in_executor(self._pool, self._build)
+            model = await asyncio.to_thread(self._build)
             # One reading first, so the first contact pays no import or first-call cost.
-            await loop.run_in_executor(self._pool, _read, model, _WARM_UP)
+            await asyncio.to_thread(_read, model, _WARM_UP)
             self._model = model
         except Exception:
             log.exception("the triage classifier could not be built: categories stay rule-based")
@@ -119,28 +122,46 @@ class MeaningReader:
             self._model.training_size,
         )
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def reading(self, contact: Contact) -> Reading:
+        """The contact's reading, to be run (once) on the writer thread before its write."""
+        return Reading(self._model, contact, time.monotonic() + self._timeout)
 
-    async def read(self, contact: Contact) -> Meaning:
+
+class Reading:
+    """One contact's reading by the model. :meth:`run` fills :attr:`meaning`; until then (and
+    for good when the model is off) it says why there are no guesses."""
+
+    __slots__ = ("_contact", "_deadline", "_model", "meaning")
+
+    def __init__(self, model: CategoryModel | None, contact: Contact, deadline: float) -> None:
+        self._model = model
+        self._contact = contact
+        self._deadline = deadline  # time.monotonic(): past it, the contact is not read
+        self.meaning = (
+            Meaning(failure="no-model") if model is None else Meaning(model.name, failure="timeout")
+        )
+
+    def run(self) -> None:
+        """Read the contact, unless it waited past the reader's timeout (the rule-based category
+        is kept then) or there is no model. Never raises."""
         model = self._model
         if model is None:
-            return Meaning(failure="no-model")
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, _read, model, contact), self._timeout
+            return
+        late = time.monotonic() - self._deadline
+        if late > 0:
+            log.warning(
+                "classification started %.2f s after its bound: rule-based category kept", late
             )
-        except TimeoutError:
-            log.warning("classification took over %.1f s: rule-based category kept", self._timeout)
-            return Meaning(model=model.name, failure="timeout")
+            return
+        try:
+            self.meaning = _read(model, self._contact)
         except Exception:
             log.exception("classification failed: rule-based category kept")
-            return Meaning(model=model.name, failure="error")
+            self.meaning = Meaning(model=model.name, failure="error")
 
 
 def _read(model: CategoryModel, contact: Contact) -> Meaning:
-    """On the worker thread: the contact's text, then the model's reading of it."""
+    """The contact's text, then the model's reading of it."""
     text = text_for_meaning(contact)
     if not text:
         return Meaning(model=model.name, failure="no-text")

@@ -115,7 +115,7 @@ class Router:
         meaning: MeaningReader | None = None,
     ) -> None:
         self._store = store
-        self._meaning = meaning  # read before the write transaction, on its own thread
+        self._meaning = meaning  # read on the writer thread, before the write transaction
         self.settings = settings
         self._now = clock or utcnow
         self._reopen_window = timedelta(days=settings.reopen_window_days)
@@ -126,12 +126,16 @@ class Router:
         if not contact.external_id:
             raise ContactRejectedError("the contact has no external id", field="external_id")
         check_category(contact, self.settings)
-        meaning = await self._meaning.read(contact) if self._meaning is not None else None
         vendor = vendor_target(self.settings, contact)
         answer = None  # a vendor's mail: its new text, cut here, not in the write transaction
         if vendor is not None and vendor.relay_replies:
             answer = await asyncio.to_thread(vendor_answer, contact.text)
-        return await self._store.write(lambda conn: self.ingest(conn, contact, meaning, answer))
+        if self._meaning is None:
+            return await self._store.write(lambda conn: self.ingest(conn, contact, None, answer))
+        reading = self._meaning.reading(contact)  # run by the writer before the transaction
+        return await self._store.write(
+            lambda conn: self.ingest(conn, contact, reading.meaning, answer), before=reading.run
+        )
 
     # Runs on the store's writer thread, inside the contact's transaction.
     def ingest(

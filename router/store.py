@@ -118,6 +118,7 @@ def create_engines(url: str) -> tuple[Engine, Engine]:
 class _Job:
     fn: Callable[[Connection], Any]
     future: asyncio.Future[Any]
+    before: Callable[[], object] | None = None  # run once on the writer thread, before BEGIN
     result: Any = None
     error: BaseException | None = None
     races_lost: int = 0
@@ -141,8 +142,11 @@ class Store:
     """Owns the engines and the writer thread. Create with :meth:`from_url`; ``start``/``close``.
 
     ``write(fn)`` runs ``fn(conn)`` inside a transaction on the writer thread (group-committed)
-    and returns its result after COMMIT. ``read(fn)`` runs ``fn(conn)`` on a reader thread.
-    Database failures surface as :class:`TemporaryIntakeError`.
+    and returns its result after COMMIT; ``write(fn, before)`` first runs ``before()`` there, when
+    the batch starts, outside any transaction (work ``fn`` needs that must not hold the write
+    lock, such as the classifier's reading, without a hop to a thread of its own). ``read(fn)``
+    runs ``fn(conn)`` on a reader thread. Database failures surface as
+    :class:`TemporaryIntakeError`.
     """
 
     def __init__(
@@ -189,7 +193,9 @@ class Store:
         self._reader.dispose()
 
     # ---- writes -------------------------------------------------------------------------
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(
+        self, fn: Callable[[Connection], T], before: Callable[[], object] | None = None
+    ) -> T:
         if self._closed or self._loop is None:
             raise StoreClosedError("the store is not accepting writes (shutting down)")
         if len(self._batcher.pending) >= self._max_pending:
@@ -197,7 +203,7 @@ class Store:
                 f"{len(self._batcher.pending)} writes are queued already; try later"
             )
         future: asyncio.Future[T] = self._loop.create_future()
-        self._batcher.pending.append(_Job(fn, future))
+        self._batcher.pending.append(_Job(fn, future, before))
         if not self._batcher.running:
             self._run_next_batch()
         return await future
@@ -243,9 +249,10 @@ class Store:
         transaction. When a job fails, the transaction is rolled back, that job gets its error
         and the others are committed again as a group; a failure at COMMIT fails them all.
         (A SAVEPOINT per job would cost two statements on every contact to save work only on
-        failures.)
+        failures.) First each job's ``before`` runs, once, outside the transaction; a job whose
+        ``before`` raised fails alone with that error.
         """
-        pending = list(batch)
+        pending = [job for job in batch if _ran_before(job)]
         while pending:
             for job in pending:
                 job.result = None
@@ -317,6 +324,18 @@ class Store:
         """Run ``fn`` in a transaction on the caller's thread (CLI tools, tests, migrations)."""
         with self._writer.connect() as conn, conn.begin():
             return fn(conn)
+
+
+def _ran_before(job: _Job) -> bool:
+    """Run the job's ``before``; False (with the error kept for its caller) when it raised."""
+    if job.before is None:
+        return True
+    try:
+        job.before()
+    except Exception as exc:
+        job.error = exc
+        return False
+    return True
 
 
 # PostgreSQL aborts one side of a deadlock (two batches locking conversations in turn).

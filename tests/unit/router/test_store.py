@@ -1,10 +1,13 @@
-"""The store's writer: a unique key that stays taken is retried a bounded number of times."""
+"""The store's writer: a unique key that stays taken is retried a bounded number of times, the
+queue is bounded, and a write's ``before`` runs once, outside the transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,61 @@ async def test_a_write_beyond_the_queue_bound_is_refused_as_temporary_not_queued
     assert await asyncio.gather(first, *queued) == ["slow", "quick", "quick"]
     assert await store.write(quick) == "quick"  # the bound is on the queue, not for good
     await store.close()
+
+
+async def test_before_runs_once_per_job_outside_the_transaction_and_fails_its_job_alone(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """``write(fn, before)``: the classifier's reading runs on the writer thread before the
+    batch's BEGIN (not holding SQLite's write lock), once even when the batch runs again after
+    a lost race, and a ``before`` that raises fails its own job only."""
+    lock_free: list[bool] = []
+    befores: list[str] = []
+    first_run = True
+
+    def writable_now() -> bool:  # another connection takes the write lock at once, or not
+        other = sqlite3.connect(tmp_path / "spoc.db", timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            other.close()
+
+    def before(name: str) -> Callable[[], None]:
+        def run() -> None:
+            befores.append(name)
+            lock_free.append(writable_now())
+            if name == "broken":
+                raise ValueError("reading broke")
+
+        return run
+
+    def insert(row_id: int, race: bool = False) -> Callable[[Connection], int]:
+        def fn(conn: Connection) -> int:
+            nonlocal first_run
+            row = {"id": row_id, "name": "r", "created_at": desk.clock()}
+            conn.execute(sa.insert(requesters), [row])
+            if race and first_run:  # a key another writer took, the first time only
+                first_run = False
+                conn.execute(sa.insert(requesters), [row])
+            return row_id
+
+        return fn
+
+    started = desk.store.write(insert(1))  # keeps the writer busy, so the next three batch
+    outcomes = await asyncio.gather(
+        started,
+        desk.store.write(insert(2, race=True), before=before("a")),
+        desk.store.write(insert(3), before=before("broken")),
+        desk.store.write(insert(4), before=before("b")),
+        return_exceptions=True,
+    )
+    assert outcomes[:2] == [1, 2] and outcomes[3] == 4
+    assert isinstance(outcomes[2], ValueError)
+    assert sorted(befores) == ["a", "b", "broken"]  # once each, though the batch ran twice
+    assert lock_free == [True, True, True]
+    ids = await desk.store.read(lambda c: c.execute(sa.select(requesters.c.id)).scalars().all())
+    assert sorted(ids) == [1, 2, 4]

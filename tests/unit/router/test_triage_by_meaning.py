@@ -10,7 +10,7 @@ import pytest
 
 from normalizer.contact import Channel, Contact, Hints, Party
 from normalizer.intake import ContactRejectedError
-from router.meaning import Meaning, MeaningReader
+from router.meaning import MeaningReader
 from router.settings import UNCATEGORISED
 from tests.unit.router.conftest import Desk
 from tests.unit.router.triage_support import (
@@ -71,15 +71,13 @@ async def test_the_category_s_group_and_kind_apply(smart_desk: Desk) -> None:
     assert ticket["kind"] == "service_request"
 
 
-class _StuckReader:
-    async def read(self, contact: Contact) -> Meaning:
-        return Meaning(model="wordllama", failure="timeout")
-
-
-async def test_a_slow_classification_keeps_the_rule_based_category_and_says_why(
-    tmp_path: Path,
+async def test_a_contact_read_too_late_keeps_the_rule_based_category_and_says_why(
+    tmp_path: Path, reader: MeaningReader
 ) -> None:
-    desk = await open_desk(tmp_path, shipped_settings(), _StuckReader())
+    assert reader.model is not None
+    late = MeaningReader(lambda: reader.model, timeout_seconds=1e-9)  # type: ignore[arg-type, return-value]
+    await late.start()  # every contact reaches the writer after its bound
+    desk = await open_desk(tmp_path, shipped_settings(), late)
     try:
         result = await desk.router.submit(mail(desk, "VPN", "The VPN does not connect."))
         ticket = await desk.tickets.get(result.ticket_ref)

@@ -52,7 +52,6 @@ async def reader() -> AsyncIterator[MeaningReader]:
     await meaning.start()
     assert meaning.model is not None
     yield meaning
-    meaning.close()
 
 
 @pytest.fixture
