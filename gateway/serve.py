@@ -101,7 +101,7 @@ class _WakeDispatcher:
 
     async def submit(self, contact: Contact) -> IntakeResult:
         result = await self.intake.submit(contact)
-        if result.acknowledged or not result.duplicate:  # an ack, or forwards, may be queued
+        if result.queued:  # an ack, a forward or a relayed answer waits in the outbox
             self.dispatcher.wake()
         return result
 

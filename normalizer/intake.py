@@ -58,6 +58,7 @@ class IntakeResult:
     duplicate: bool
     thread_reason: str
     acknowledged: bool = False  # an acknowledgement was queued in the outbox
+    queued: bool = False  # anything was queued in the outbox (an ack, a forward, a relayed reply)
     # Why no acknowledgement was queued when one was considered ("role-address", "bounce", …).
     ack_suppressed: str | None = None
     # Automatic mail that matches no ticket is kept in the quarantine instead (kind "system"):

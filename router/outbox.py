@@ -28,6 +28,9 @@ from router.schema import insert_ignore, outbox
 from router.store import Store
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
+# Set in the connection's ``info`` by :func:`enqueue` when it queued a row: the router tells the
+# gateway whether a contact's transaction queued anything, so the dispatcher is woken only then.
+QUEUED = "spoc.outbox.queued"
 MAX_KEY_CHARS: int = cast(sa.String, outbox.c.idempotency_key.type).length or 200
 
 
@@ -91,7 +94,15 @@ def enqueue(
             "created_at": now,
         },
     )
-    return inserted is not None
+    if inserted is None:
+        return False
+    conn.info[QUEUED] = True
+    return True
+
+
+def queued_since_asked(conn: Connection) -> bool:
+    """Whether :func:`enqueue` queued a row on ``conn`` since the last time this was asked."""
+    return bool(conn.info.pop(QUEUED, False))
 
 
 @functools.cache  # built once per dialect: every acknowledgement and forward goes through it

@@ -31,6 +31,7 @@ from router.forwards import queue_forwards
 from router.identity import Resolved, resolve_requester, vouched_keys
 from router.legacy import legacy_address
 from router.meaning import Meaning, MeaningReader
+from router.outbox import queued_since_asked
 from router.schema import attachments, blobs, contacts, insert_ignore, tickets
 from router.settings import RouterSettings
 from router.store import Store
@@ -131,11 +132,20 @@ class Router:
         if vendor is not None and vendor.relay_replies:
             answer = await asyncio.to_thread(vendor_answer, contact.text)
         if self._meaning is None:
-            return await self._store.write(lambda conn: self.ingest(conn, contact, None, answer))
+            return await self._store.write(lambda conn: self._ingest(conn, contact, None, answer))
         reading = self._meaning.reading(contact)  # run by the writer before the transaction
         return await self._store.write(
-            lambda conn: self.ingest(conn, contact, reading.meaning, answer), before=reading.run
+            lambda conn: self._ingest(conn, contact, reading.meaning, answer), before=reading.run
         )
+
+    def _ingest(
+        self, conn: Connection, contact: Contact, meaning: Meaning | None, vendor_text: str | None
+    ) -> IntakeResult:
+        """:meth:`ingest`, saying whether it queued anything in the outbox (``queued``): the
+        gateway wakes the dispatcher only then."""
+        queued_since_asked(conn)  # forget what an earlier job on this connection queued
+        result = self.ingest(conn, contact, meaning, vendor_text)
+        return replace(result, queued=True) if queued_since_asked(conn) else result
 
     # Runs on the store's writer thread, inside the contact's transaction.
     def ingest(

@@ -16,7 +16,7 @@ from normalizer.intake import ContactRejectedError
 from router.blob_write import STREAM_FROM_BYTES
 from router.router import Router
 from router.schema import blobs, contacts, identities, outbox, requesters
-from router.settings import AckSettings, RoutingRule, TriageSettings
+from router.settings import AckSettings, ForwardRule, RoutingRule, TriageSettings
 from tests.unit.router.conftest import Desk, attachment, email, make_settings, other
 
 
@@ -476,3 +476,26 @@ async def test_a_crafted_cursor_is_a_value_error_not_a_crash(desk: Desk, cursor:
 
     with pytest.raises(ValueError):
         await desk.tickets.list(TicketQuery(cursor=cursor))
+
+
+async def test_a_result_says_whether_its_contact_queued_anything_to_send(desk: Desk) -> None:
+    """``queued`` is what the gateway wakes the dispatcher on: true exactly when the contact's
+    transaction added outbox rows (an ack, a forward), also within a group-committed batch."""
+    hook = ForwardRule(name="all-hook", kind="webhook")
+
+    async def submitted(*contacts: Contact) -> list[tuple[bool, int]]:
+        before = count(desk, outbox)
+        results = await asyncio.gather(*(desk.router.submit(c) for c in contacts))
+        return [(r.queued, count(desk, outbox) - before) for r in results]
+
+    first = email(sender="ann@example.org")
+    assert await submitted(first) == [(True, 1)]  # its ack
+    assert await submitted(first) == [(False, 0)]  # a duplicate: nothing new
+    assert await submitted(email(sender="no-reply@vendor.example")) == [(False, 0)]  # no ack
+    both = await submitted(
+        email(sender="no-reply@other.example", message_id="<a@x>"),
+        email(sender="bob@example.org", message_id="<b@x>"),
+    )
+    assert [queued for queued, _ in both] == [False, True] and both[0][1] == 1
+    desk.router.settings = make_settings(forwards=(hook,))
+    assert await submitted(email(sender="no-reply@third.example")) == [(True, 1)]  # a forward
