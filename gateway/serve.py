@@ -192,6 +192,7 @@ class Gateway:
             intake,
             MeteredQuarantine(QuarantineStore(self.store), self.metrics),
             steps=config.mail_steps(),
+            tls_context=config.smtp_tls_context,  # read by the config check; not read again
         )
         await self.smtp.start()
         self.imap_channels = self._imap_channels(intake)
