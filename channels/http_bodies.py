@@ -9,6 +9,10 @@ known to the budget: its limit is :data:`DEFAULT_MAX_BODY_BYTES` (aiohttp's ``cl
 for the whole app) unless it names another (the web form takes its files, ``[webform]
 max_attachment_bytes``, and its text).
 
+A body declared larger than its route takes gets the API's JSON ``413``, unless the route gives
+its own answer (``too_large``): the web form answers with its HTML page, as it does for files
+over its limit, so a browser shows the form with the reason instead of raw JSON.
+
 ``Expect: 100-continue``: aiohttp answers ``100 Continue`` before any middleware runs, so the
 client would send its body even when the budget then refuses it. A route registered here holds
 that answer back (:func:`defer_continue`); the budget sends it (:func:`send_continue`) once the
@@ -17,13 +21,29 @@ body has its reservation, else it answers 413/503 and the client never sends the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler
 
 DEFAULT_MAX_BODY_BYTES: Final = 2 * 1024 * 1024  # aiohttp's client_max_size: 413 beyond it
-BODY_LIMITS_KEY: Final = web.AppKey("body_limits", dict[web.AbstractRoute, int])
+
+TooLarge = Callable[[web.Request], web.Response]
+"""A route's own ``413`` answer to a body declared larger than it takes (read nothing of it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRoute:
+    """What a route that reads a body told :func:`add_body_route`."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    too_large: TooLarge | None = None  # None: the gateway's JSON 413
+
+
+BODY_ROUTES_KEY: Final = web.AppKey("body_routes", dict[web.AbstractRoute, BodyRoute])
+_DEFAULT_ROUTE: Final = BodyRoute()
 _CONTINUE_DEFERRED: Final = web.RequestKey("continue_deferred", bool)
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -34,19 +54,21 @@ def add_body_route(
     handler: Handler,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    too_large: TooLarge | None = None,
     method: str = hdrs.METH_POST,
 ) -> web.AbstractRoute:
     """Register ``handler`` for ``method path``, a route reading a body of at most
-    ``max_body_bytes``, whose ``100 Continue`` the body budget sends."""
+    ``max_body_bytes``, whose ``100 Continue`` the body budget sends; ``too_large`` answers a
+    body declared larger (default: the gateway's JSON 413)."""
     route = app.router.add_route(method, path, handler, expect_handler=defer_continue)
-    app.setdefault(BODY_LIMITS_KEY, {})[route] = max_body_bytes
+    app.setdefault(BODY_ROUTES_KEY, {})[route] = BodyRoute(max_body_bytes, too_large)
     return route
 
 
-def max_body_bytes(request: web.Request) -> int:
-    """The largest body the route matched by ``request`` takes."""
-    limits = request.config_dict.get(BODY_LIMITS_KEY, {})
-    return limits.get(request.match_info.route, DEFAULT_MAX_BODY_BYTES)
+def body_route(request: web.Request) -> BodyRoute:
+    """What the route matched by ``request`` takes (the defaults for any other route)."""
+    routes = request.config_dict.get(BODY_ROUTES_KEY, {})
+    return routes.get(request.match_info.route, _DEFAULT_ROUTE)
 
 
 async def defer_continue(request: web.Request) -> None:

@@ -23,7 +23,9 @@ Config keys (:class:`SMTPChannelSettings`; its defaults are ``[smtp]``'s, and
     ``max_received_headers``, ``accept_abuse``, ``trusted_authserv_ids`` (from ``[email]``),
     ``reuse_port`` (bind with SO_REUSEPORT, so the workers of ``spoc serve --workers N`` share
     the port; not a config key), ``tls_cert_file`` and ``tls_key_file`` (PEM; with them
-    EHLO offers STARTTLS, :mod:`channels.smtp_tls`), ``require_starttls``.
+    EHLO offers STARTTLS, :mod:`channels.smtp_tls`), ``require_starttls``. The files are read
+    once: ``spoc serve`` hands the channel the context its config check built
+    (``tls_context``); a channel given none builds its own from the files when it starts.
 
 Replies
     ``250 2.0.0 Ok: queued as SD-42``   committed (also for a duplicate: the earlier ticket)
@@ -505,6 +507,7 @@ class SMTPChannel(Channel):
         intake: Intake,
         quarantine: Quarantine | None = None,
         steps: Sequence[ContactStep] = (),
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
         self.closing = False
@@ -520,7 +523,8 @@ class SMTPChannel(Channel):
         self.budget = InflightBudget(settings.max_inflight_bytes)
         self.conversions = ConversionPool(_CONVERSION_PROCESSES)  # started and stopped with us
         self._hostname = settings.hostname
-        self._tls_context: ssl.SSLContext | None = None
+        # Already built from settings' files (``Config.smtp_tls_context``), or built at start.
+        self._tls_context = tls_context
 
     @property
     def port(self) -> int:
@@ -541,8 +545,8 @@ class SMTPChannel(Channel):
             self._hostname = await asyncio.to_thread(socket.getfqdn)
         self.in_flight()
         cert_file, key_file = self.settings.tls_cert_file, self.settings.tls_key_file
-        if cert_file is not None and key_file is not None:
-            # Read once here: a renewed certificate takes effect on the next restart.
+        if self._tls_context is None and cert_file is not None and key_file is not None:
+            # Read once: a renewed certificate takes effect on the next restart.
             self._tls_context = await asyncio.to_thread(server_tls_context, cert_file, key_file)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(

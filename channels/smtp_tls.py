@@ -11,8 +11,9 @@ What it does
 Errors
     :class:`TLSFileError` names the config key whose file is wrong (``tls_cert_file`` or
     ``tls_key_file``) and the problem, so ``spoc check-config`` and ``spoc serve`` can say it
-    in one line. Files are read once, when the channel starts; a renewed certificate is
-    picked up by a restart.
+    in one line. Files are read once: ``spoc serve`` builds the context when it checks the
+    config (``Config.smtp_tls_context``) and hands it to the channel, which builds its own
+    only when given none. A renewed certificate is picked up by a restart.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ row's target a :class:`~channels.outbound.forward.ForwardJob`, and keeps the key
 answered with in the ticket's ``forwards`` record (``router.forwards``). :func:`forwarders`
 builds one connector per ``[[forward]]`` whose secrets are set; a target missing its secret
 is logged and left out (its rows dead-letter as "not running", never sent unsigned).
+
+Ownership: the connectors hold nothing open of their own. The HTTP ones open a session per
+request and close it; email targets send through the relay sender the caller passes in (the
+gateway's one ``[outbound_smtp]`` sender, whose kept sessions the dispatcher closes on
+shutdown), so :func:`forwarders` builds nothing that needs closing.
 """
 
 from __future__ import annotations
@@ -76,9 +81,9 @@ class ForwardSender:
         await self._records.delivered(ticket_id, name, kept, result.own_ids)
 
 
-def forwarders(config: Config, relay: EmailSender | None = None) -> dict[str, Target]:
-    """One connector per ``[[forward]]`` target that can run, by name. Email targets share
-    ``relay`` (and its open sessions) when given, else get their own."""
+def forwarders(config: Config, relay: EmailSender) -> dict[str, Target]:
+    """One connector per ``[[forward]]`` target that can run, by name. Email targets send
+    through ``relay`` (and its open sessions), which stays the caller's to close."""
     built: dict[str, Target] = {}
     for entry in config.forward:
         try:
@@ -109,7 +114,7 @@ _TOOLS: dict[str, tuple[type[JiraForwarder | ZendeskForwarder | ServiceNowForwar
 }
 
 
-def _forwarder(config: Config, entry: ForwardEntry, relay: EmailSender | None) -> Target | None:
+def _forwarder(config: Config, entry: ForwardEntry, relay: EmailSender) -> Target | None:
     secrets, name = config.secrets, entry.name
     hook_secret = secrets.forward_webhook_secret(name)
     if entry.kind == "webhook":
@@ -129,10 +134,6 @@ def _forwarder(config: Config, entry: ForwardEntry, relay: EmailSender | None) -
     if entry.kind == "email":
         assert entry.to is not None
         email = config.email
-        if relay is None:
-            relay = EmailSender(
-                config.outbound_smtp.sender_settings(secrets.outbound_smtp_password)
-            )
         return EmailForwarder(
             EmailForwardSettings(
                 name=name,

@@ -6,8 +6,8 @@ form's multipart reader keeps its own limits), but N requests at once may hold N
 Each route that reads a body declares the largest it takes where it is registered
 (``channels.http_bodies``: :data:`CLIENT_MAX_SIZE` unless it says otherwise; the web form takes
 its files and text). A body declared larger than its route takes is answered ``413`` at once,
-reserving nothing. Every other request with a body reserves, before its handler runs, what its
-body can hold:
+reserving nothing (as JSON, or the route's own page: the web form's). Every other request with
+a body reserves, before its handler runs, what its body can hold:
 
 - its ``Content-Length`` (aiohttp reads no more than that);
 - with no ``Content-Length`` (``Transfer-Encoding: chunked``), or with a ``Content-Encoding``
@@ -43,8 +43,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 from channels.http_bodies import (
     DEFAULT_MAX_BODY_BYTES,
+    body_route,
     continue_deferred,
-    max_body_bytes,
     send_continue,
 )
 from channels.inflight_budget import InflightBudget
@@ -96,12 +96,14 @@ def body_budget(
         if not size:  # an empty body: nothing to wait for, if the client asked
             await send_continue(request)
             return await handler(request)
-        declared, route_max = request.content_length, max_body_bytes(request)
-        if declared is not None and declared > route_max:
+        declared, route = request.content_length, body_route(request)
+        if declared is not None and declared > route.max_body_bytes:
+            if route.too_large is not None:  # the route's own page (the web form's)
+                return _refused(request, route.too_large(request))
             return _refused(
                 request,
                 error_response(
-                    413, f"the body ({declared} bytes) is larger than {route_max} bytes"
+                    413, f"the body ({declared} bytes) is larger than {route.max_body_bytes} bytes"
                 ),
             )
         keep = headroom(size)

@@ -169,9 +169,8 @@ class Gateway:
         self.meaning = await start_meaning_reader(config, settings)
         self.router = Router(self.store, settings, meaning=self.meaning)
         self.tickets = TicketService(self.store, settings)
-        targets = forwarders(
-            config, relay
-        )  # [[forward]]: forward.<kind> rows and POST /hooks/<name>
+        # [[forward]]: forward.<kind> rows and POST /hooks/<name>; email ones use the relay
+        targets = forwarders(config, relay)
         records = ForwardRecords(self.store)
         senders["forward"] = ForwardSender(targets, records, self.tickets).send
         self.dispatcher = Dispatcher(
@@ -192,6 +191,7 @@ class Gateway:
             intake,
             MeteredQuarantine(QuarantineStore(self.store), self.metrics),
             steps=config.mail_steps(),
+            tls_context=config.smtp_tls_context,  # read by the config check; not read again
         )
         await self.smtp.start()
         self.imap_channels = self._imap_channels(intake)

@@ -87,7 +87,7 @@ class WebFormChannel(WebhookChannel):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/report", self.show)
         limit = max_report_bytes(self.settings.max_attachment_bytes)
-        add_body_route(app, "/report", self.submit, max_body_bytes=limit)
+        add_body_route(app, "/report", self.submit, max_body_bytes=limit, too_large=self._too_large)
         app.router.add_static("/report/static", str(Path(__file__).parent / "static"))
 
     # ---- handlers ---------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class WebFormChannel(WebhookChannel):
         except FormRefused as exc:
             return self._form(request, {}, error=(str(exc), None), status=403)
         except _Refused as exc:
-            return self._form(request, {}, error=(str(exc), exc.field), status=exc.status)
+            return self._refusal(request, exc)
         values = {k: v for k, v in form.fields.items() if k in VALUE_FIELDS}
         if form.fields.get(HONEYPOT, "").strip():
             log.info("web form: the hidden field was filled in (a bot?): refused, not stored")
@@ -133,7 +133,22 @@ class WebFormChannel(WebhookChannel):
         body = self._render("done.html", ref=result.ticket_ref, email=contact.sender.email)
         return web.Response(text=body, content_type="text/html")
 
+    def _too_large(self, request: web.Request) -> web.Response:
+        """The body budget's answer to a report declared larger than one can be (the
+        ``http_bodies.TooLarge`` of ``POST /report``): the form again, as for files over the
+        limit, never the API's JSON. Nothing of the body is read."""
+        log.info("web form: a report of %s bytes declared, over the limit", request.content_length)
+        return self._refusal(request, self._files_over_limit())
+
     # ---- pieces -----------------------------------------------------------------------------
+    def _files_over_limit(self) -> _Refused:
+        mib = self.settings.max_attachment_bytes / 1024 / 1024
+        return _Refused(413, f"attachments may be {mib:g} MiB in all", "attachments")
+
+    def _refusal(self, request: web.Request, refused: _Refused) -> web.Response:
+        """The form again, empty, saying why ``refused`` (what was sent is not kept)."""
+        return self._form(request, {}, error=(str(refused), refused.field), status=refused.status)
+
     def _form(
         self,
         request: web.Request,
@@ -201,8 +216,7 @@ class WebFormChannel(WebhookChannel):
                         continue  # a file input left empty
                     total += len(data)
                     if total > self.settings.max_attachment_bytes:
-                        mib = self.settings.max_attachment_bytes / 1024 / 1024
-                        raise _Refused(413, f"attachments may be {mib:g} MiB in all", "attachments")
+                        raise self._files_over_limit()
                     form.files.append(UploadedFile(part.filename, data))
                     if len(form.files) > self.settings.max_attachments:
                         raise _Refused(

@@ -4,6 +4,7 @@ environment adds (secrets, the working directory)."""
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -77,6 +78,7 @@ class Config(Section):
 
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
     _base_dir: Path | None = PrivateAttr(default=None)
+    _smtp_tls: ssl.SSLContext | None = PrivateAttr(default=None)  # set by the checks below
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:
@@ -88,6 +90,13 @@ class Config(Section):
     @property
     def secrets(self) -> Secrets:
         return self._secrets
+
+    @property
+    def smtp_tls_context(self) -> ssl.SSLContext | None:
+        """STARTTLS's context, built from ``[smtp] tls_cert_file`` and ``tls_key_file`` when
+        the config was checked (None without them): ``spoc serve`` hands it to the SMTP
+        channel, so the files are read once."""
+        return self._smtp_tls
 
     @property
     def database_url(self) -> str:
@@ -191,7 +200,8 @@ def _body_budget_problems(config: Config) -> Iterator[str]:
 
 
 def _smtp_tls_problems(config: Config) -> Iterator[str]:
-    """STARTTLS's keys go together, and their files hold a certificate and its key."""
+    """STARTTLS's keys go together, and their files hold a certificate and its key; the
+    context read from them is kept (:attr:`Config.smtp_tls_context`)."""
     try:
         settings = config.smtp_settings()
     except ValueError as exc:  # the channel's own checks name the key
@@ -199,7 +209,7 @@ def _smtp_tls_problems(config: Config) -> Iterator[str]:
         return
     if settings.tls_cert_file is not None and settings.tls_key_file is not None:
         try:
-            server_tls_context(settings.tls_cert_file, settings.tls_key_file)
+            config._smtp_tls = server_tls_context(settings.tls_cert_file, settings.tls_key_file)
         except TLSFileError as exc:
             yield f"smtp.{exc.key}: {exc.problem}"
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from channels.http_bodies import BODY_LIMITS_KEY, add_body_route
+from channels.http_bodies import BODY_ROUTES_KEY, BodyRoute, add_body_route
 from channels.inflight_budget import InflightBudget
 from channels.webform.channel import max_report_bytes
 from gateway.http import bound_port, start_http
@@ -86,6 +86,11 @@ class Held:
 
     async def answer(self) -> tuple[int, dict[str, str], dict[str, Any]]:
         """The status, headers and JSON body of the response (read to its Content-Length)."""
+        status, headers, body = await self.raw_answer()
+        return status, headers, json.loads(body)
+
+    async def raw_answer(self) -> tuple[int, dict[str, str], bytes]:
+        """The status, headers and body of the response (read to its Content-Length)."""
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
@@ -95,7 +100,7 @@ class Held:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
         body = await self.reader.readexactly(int(headers["content-length"]))
-        return status, headers, json.loads(body)
+        return status, headers, body
 
     def close(self) -> None:
         self.writer.close()
@@ -307,6 +312,40 @@ async def test_a_route_declaring_a_larger_limit_reserves_up_to_it_and_refuses_be
         await runner.cleanup()
 
 
+async def test_a_route_giving_its_own_too_large_answer_gets_it_and_the_others_keep_json(
+    store: Store,
+) -> None:
+    async def upload(request: web.Request) -> web.Response:
+        return web.json_response({"bytes": len(await request.content.read())})
+
+    def too_large(request: web.Request) -> web.Response:
+        return web.Response(status=413, text="<p>Too large for us</p>", content_type="text/html")
+
+    app = api_app(store, max_inflight_body_bytes=DEFAULT_MAX_INFLIGHT_BODY_BYTES)
+    add_body_route(app, "/upload", upload, max_body_bytes=BIG, too_large=too_large)
+    runner = await start_http(app, "127.0.0.1", 0)
+    try:
+        server = Server(bound_port(runner), app[BODY_BUDGET_KEY])
+        refused = await server.open("/upload", BIG + 1, expect=True)  # no body sent
+        status, headers, page = await refused.raw_answer()  # not "100 Continue" first
+        assert (status, page) == (413, b"<p>Too large for us</p>")
+        assert headers["content-type"].startswith("text/html")
+        assert headers["connection"] == "close"  # as for the gateway's own 413
+        refused.close()
+
+        api = await server.open("/api/contacts", CLIENT_MAX_SIZE + 1, sent=b"{")
+        status, headers, answer = await api.answer()
+        assert status == 413 and "larger than" in answer["error"]
+        api.close()
+
+        fits = await server.open("/upload", BIG, sent=b"x" * BIG)
+        assert (await fits.answer())[:3:2] == (200, {"bytes": BIG})
+        fits.close()
+        await server.used(0)
+    finally:
+        await runner.cleanup()
+
+
 async def test_every_route_that_reads_a_body_declares_the_largest_it_takes(
     tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -319,21 +358,25 @@ async def test_every_route_that_reads_a_body_declares_the_largest_it_takes(
         async with running_gateway(
             tmp_path, sqlite_url, extra_config=config, environ=environ
         ) as desk:
-            limits = {
-                f"{route.method} {route.resource.canonical}": app.get(BODY_LIMITS_KEY, {}).get(
+            routes = {
+                f"{route.method} {route.resource.canonical}": app.get(BODY_ROUTES_KEY, {}).get(
                     route
                 )
                 for app, route in body_routes(desk.gw.http_app)
             }
-            assert {"POST /api/contacts", "POST /twilio/sms", "POST /report"} <= limits.keys()
-            assert [name for name, limit in limits.items() if limit is None] == []
+            assert {"POST /api/contacts", "POST /twilio/sms", "POST /report"} <= routes.keys()
+            assert [name for name, route in routes.items() if route is None] == []
             report = max_report_bytes(2000)  # WEBFORM's max_attachment_bytes
-            assert limits.pop("POST /report") == report
-            assert set(limits.values()) == {CLIENT_MAX_SIZE}
+            form = routes.pop("POST /report")
+            assert form is not None and form.max_body_bytes == report
+            assert form.too_large is not None  # its own page, not the API's JSON
+            assert set(routes.values()) == {BodyRoute(CLIENT_MAX_SIZE)}
 
             server = Server(desk.gw.http_port, desk.gw.body_budget)
             too_big = await server.open("/report", report + 1, sent=b"-")
-            assert (await too_big.answer())[0] == 413
+            head = await asyncio.wait_for(too_big.reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 413 "), head
+            assert b"Content-Type: text/html" in head, head
             too_big.close()
             fits = await server.open("/report", report, sent=b"-")  # past the budget: the
             head = await asyncio.wait_for(fits.reader.readuntil(b"\r\n"), 10)  # form's 415

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from channels import smtp_tls
 from gateway.cli import main as spoc
 from tests.integration.gateway_harness import DESK, WAIT_SECONDS, running_gateway, write_config
+from tests.integration.test_smtp_channel import RecordingIntake
 from tests.support.services import require_service
+from tests.support.smtp_channel import channel_starter
 
 OPENSSL = shutil.which("openssl")
 SWAKS = shutil.which("swaks")
@@ -114,6 +117,43 @@ async def test_mail_over_starttls_is_committed_before_250(tmp_path: Path, sqlite
         assert ticket["subject"] == "over tls"
     [added] = [e["detail"] for e in ticket["events"] if e["type"] == "contact.added"]
     assert added["tls"].startswith(f"{said['version']} ")  # e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"
+
+
+async def test_spoc_serve_reads_the_certificate_and_key_once(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config check builds the context and the channel is handed it: the files are not
+    read a second time when the SMTP channel starts."""
+    tls = make_tls_files(tmp_path / "tls")
+    reads: list[str] = []
+    read = smtp_tls._read
+
+    def counted(key: str, path: str) -> str:
+        reads.append(key)
+        return read(key, path)
+
+    monkeypatch.setattr(smtp_tls, "_read", counted)
+    async with running_gateway(tmp_path, sqlite_url, smtp_keys=tls.smtp_keys) as gw:
+        said = await asyncio.to_thread(
+            send_over_starttls, gw.gw.smtp_port, tls.client_context(), mail("read once")
+        )
+    assert said["data"][0] == 250  # type: ignore[index]
+    assert reads == ["tls_cert_file", "tls_key_file"]
+
+
+async def test_a_channel_started_alone_reads_its_own_certificate(tmp_path: Path) -> None:
+    """Without a context handed in (tests, a channel used on its own), the channel builds one
+    from its settings' files when it starts."""
+    tls = make_tls_files(tmp_path / "tls")
+    intake = RecordingIntake()
+    async with channel_starter(intake, tls_cert_file=str(tls.cert)) as start:
+        channel = await start(tls_key_file=str(tls.key))
+        said = await asyncio.to_thread(
+            send_over_starttls, channel.port, tls.client_context(), mail("alone")
+        )
+    assert said["data"][0] == 250  # type: ignore[index]
+    assert said["version"] in ("TLSv1.2", "TLSv1.3")
+    assert [c.subject for c in intake.contacts] == ["alone"]
 
 
 async def test_ehlo_offers_starttls_only_with_a_certificate(

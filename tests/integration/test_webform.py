@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from channels.webform import WebFormChannel, WebFormSettings
+from channels.webform.channel import max_report_bytes
 from normalizer.contact import Contact
 from normalizer.intake import IntakeResult, TemporaryIntakeError
 from tests.integration.gateway_harness import GatewayHarness, running_gateway
@@ -157,6 +158,26 @@ async def test_attachments_over_the_limit_are_refused_and_nothing_is_stored(
     )
 
     assert status == 413 and "MiB in all" in page
+    assert await tickets(desk) == []
+
+
+async def test_an_upload_far_over_the_limit_gets_the_forms_413_page_not_json(
+    desk: GatewayHarness, browser: aiohttp.ClientSession
+) -> None:
+    # Declared larger than any report can be, it is refused before its body is read (the
+    # HTTP body budget), but in the form's own words and page, as the smaller upload above.
+    csrf = await form_token(desk, browser)
+    over = max_report_bytes(2000) + 64 * 1024  # WEBFORM's max_attachment_bytes, and more
+    form = aiohttp.FormData()
+    for key, value in {"email": "bob@example.org", "description": "Dead", "csrf": csrf}.items():
+        form.add_field(key, value)
+    form.add_field("attachments", b"\xff" * over, filename="a.jpg", content_type="image/jpeg")
+    async with browser.post(desk.base_url + "/report", data=form) as response:
+        page = await response.text()
+        assert response.status == 413, page
+        assert response.content_type == "text/html"
+    assert 'id="error" data-field="attachments">attachments may be 0.00190735 MiB in all<' in page
+    assert CSRF.search(page), page  # the form again, ready to be sent with fewer files
     assert await tickets(desk) == []
 
 
