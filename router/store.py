@@ -118,7 +118,9 @@ def create_engines(url: str) -> tuple[Engine, Engine]:
 class _Job:
     fn: Callable[[Connection], Any]
     future: asyncio.Future[Any]
-    before: Callable[[], object] | None = None  # run once on the writer thread, before BEGIN
+    before: Callable[[], object] | None = None  # run once before the job's BEGIN
+    before_ran: bool = False  # set where it ran: the prepare thread, or the writer in-line
+    before_error: BaseException | None = None
     result: Any = None
     error: BaseException | None = None
     races_lost: int = 0
@@ -128,6 +130,9 @@ class _Job:
 class _Batcher:
     pending: list[_Job] = field(default_factory=list)
     running: bool = False
+    # The next jobs' ``before``s running on the prepare thread while a batch commits; the next
+    # batch starts once they are done (so a job's ``before`` runs in one place only).
+    preparing: asyncio.Future[None] | None = None
 
 
 class StoreClosedError(TemporaryIntakeError):
@@ -142,9 +147,11 @@ class Store:
     """Owns the engines and the writer thread. Create with :meth:`from_url`; ``start``/``close``.
 
     ``write(fn)`` runs ``fn(conn)`` inside a transaction on the writer thread (group-committed)
-    and returns its result after COMMIT; ``write(fn, before)`` first runs ``before()`` there, when
-    the batch starts, outside any transaction (work ``fn`` needs that must not hold the write
-    lock, such as the classifier's reading, without a hop to a thread of its own). ``read(fn)``
+    and returns its result after COMMIT; ``write(fn, before)`` first runs ``before()`` outside
+    any transaction (work ``fn`` needs that must not hold the write lock, such as the
+    classifier's reading): for the jobs queued behind a batch, on the prepare thread while that
+    batch commits (one hop for them all, overlapping the fsync), else on the writer thread when
+    the job's batch starts. ``read(fn)``
     runs ``fn(conn)`` on a reader thread. Database failures surface as
     :class:`TemporaryIntakeError`.
     """
@@ -158,6 +165,7 @@ class Store:
         self._writer = writer
         self._reader = reader
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="spoc-db-writer")
+        self._prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="spoc-db-prepare")
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="spoc-db-reader")
         self._batcher = _Batcher()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -188,6 +196,7 @@ class Store:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._write_pool, self._close_writer_conn)
         self._write_pool.shutdown(wait=True)
+        self._prepare_pool.shutdown(wait=True)
         self._read_pool.shutdown(wait=True)
         self._writer.dispose()
         self._reader.dispose()
@@ -208,8 +217,32 @@ class Store:
             self._run_next_batch()
         return await future
 
+    def _prepare_next(self) -> None:
+        """While a batch commits (the writer waits for its fsync), run the ``before``s of the
+        next batch's jobs on the prepare thread: one hop per batch, not per job. (Jobs that
+        arrive during the commit run theirs on the writer, in-line, before their batch.)"""
+        assert self._loop is not None
+        if self._batcher.preparing is not None:
+            return
+        jobs = [j for j in self._batcher.pending[:MAX_BATCH] if j.before and not j.before_ran]
+        if not jobs:
+            return
+        for job in jobs:
+            job.before_ran = True  # handed over: the writer must not run it as well
+        preparing = self._loop.run_in_executor(self._prepare_pool, _run_befores, jobs)
+        self._batcher.preparing = preparing
+        preparing.add_done_callback(self._prepared)
+
+    def _prepared(self, _: asyncio.Future[None]) -> None:
+        self._batcher.preparing = None
+        if not self._batcher.running:  # the batch before finished meanwhile
+            self._run_next_batch()
+
     def _run_next_batch(self) -> None:
         assert self._loop is not None
+        if self._batcher.preparing is not None:  # its jobs go in the next batch: wait for them
+            self._batcher.running = False
+            return
         batch = self._batcher.pending[:MAX_BATCH]
         del self._batcher.pending[:MAX_BATCH]
         if not batch:
@@ -249,10 +282,14 @@ class Store:
         transaction. When a job fails, the transaction is rolled back, that job gets its error
         and the others are committed again as a group; a failure at COMMIT fails them all.
         (A SAVEPOINT per job would cost two statements on every contact to save work only on
-        failures.) First each job's ``before`` runs, once, outside the transaction; a job whose
-        ``before`` raised fails alone with that error.
+        failures.) First each job's ``before`` runs, once, outside the transaction (unless the
+        prepare thread ran it already); a job whose ``before`` raised fails alone with that
+        error.
         """
-        pending = [job for job in batch if _ran_before(job)]
+        _run_befores([job for job in batch if job.before and not job.before_ran])
+        for job in batch:
+            job.error = job.before_error
+        pending = [job for job in batch if job.before_error is None]
         while pending:
             for job in pending:
                 job.result = None
@@ -279,6 +316,8 @@ class Store:
         """Run ``jobs`` in one transaction. None when committed, else ``(index, error)``: the
         index of the job that failed, or None when the COMMIT or the connection did."""
         conn = self._conn()
+        loop = self._loop
+        assert loop is not None
         current: int | None = None
         try:
             with conn.begin():
@@ -286,6 +325,9 @@ class Store:
                     current = index
                     job.result = job.fn(conn)
                 current = None
+                # COMMIT next: the queued jobs' befores can run meanwhile, on the prepare thread.
+                if any(job.before for job in self._batcher.pending):
+                    loop.call_soon_threadsafe(self._prepare_next)
         except Exception as exc:
             if isinstance(exc, sa.exc.DBAPIError):
                 self._close_writer_conn()  # go on with a fresh connection
@@ -326,16 +368,14 @@ class Store:
             return fn(conn)
 
 
-def _ran_before(job: _Job) -> bool:
-    """Run the job's ``before``; False (with the error kept for its caller) when it raised."""
-    if job.before is None:
-        return True
-    try:
-        job.before()
-    except Exception as exc:
-        job.error = exc
-        return False
-    return True
+def _run_befores(jobs: list[_Job]) -> None:
+    """Run each job's ``before``, keeping an error for the job's caller."""
+    for job in jobs:
+        job.before_ran = True
+        try:
+            job.before()  # type: ignore[misc]  # only jobs with one are passed
+        except Exception as exc:
+            job.before_error = exc
 
 
 # PostgreSQL aborts one side of a deadlock (two batches locking conversations in turn).

@@ -96,59 +96,85 @@ async def test_a_write_beyond_the_queue_bound_is_refused_as_temporary_not_queued
     await store.close()
 
 
-async def test_before_runs_once_per_job_outside_the_transaction_and_fails_its_job_alone(
+def _writable_now(db: Path) -> bool:
+    """Whether another connection takes SQLite's write lock at once (no transaction holds it)."""
+    other = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+def _insert(desk: Desk, row_id: int, race: list[bool] | None = None) -> Callable[[Connection], int]:
+    def fn(conn: Connection) -> int:
+        row = {"id": row_id, "name": "r", "created_at": desk.clock()}
+        conn.execute(sa.insert(requesters), [row])
+        if race:  # a key another writer took, the first time only
+            race.pop()
+            conn.execute(sa.insert(requesters), [row])
+        return row_id
+
+    return fn
+
+
+async def test_a_write_s_before_runs_on_the_idle_writer_outside_any_transaction(
     desk: Desk, tmp_path: Path
 ) -> None:
-    """``write(fn, before)``: the classifier's reading runs on the writer thread before the
-    batch's BEGIN (not holding SQLite's write lock), once even when the batch runs again after
-    a lost race, and a ``before`` that raises fails its own job only."""
-    lock_free: list[bool] = []
-    befores: list[str] = []
-    first_run = True
+    """``write(fn, before)`` on an idle store: ``before`` (the classifier's reading) runs on
+    the writer thread, before BEGIN: it holds no write lock."""
+    seen: list[tuple[str, bool]] = []
 
-    def writable_now() -> bool:  # another connection takes the write lock at once, or not
-        other = sqlite3.connect(tmp_path / "spoc.db", timeout=0, isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("ROLLBACK")
-            return True
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            other.close()
+    def before() -> None:
+        seen.append((threading.current_thread().name, _writable_now(tmp_path / "spoc.db")))
+
+    assert await desk.store.write(_insert(desk, 1), before=before) == 1
+    [(thread, lock_free)] = seen
+    assert thread.startswith("spoc-db-writer") and lock_free
+
+
+async def test_befores_of_writes_queued_behind_a_batch_run_while_it_commits_once_each(
+    desk: Desk,
+) -> None:
+    """Writes queued while a batch runs have their ``before``s run on the prepare thread while
+    that batch commits (one hop for them all, not one per job); each runs once, even when their
+    own batch runs again after a lost race, and one that raises fails its own job only."""
+    release, running = threading.Event(), threading.Event()
+    befores: list[tuple[str, str]] = []
+
+    def slow(conn: Connection) -> str:
+        running.set()
+        release.wait(30)  # a hang guard only
+        return "slow"
 
     def before(name: str) -> Callable[[], None]:
         def run() -> None:
-            befores.append(name)
-            lock_free.append(writable_now())
+            befores.append((name, threading.current_thread().name))
             if name == "broken":
                 raise ValueError("reading broke")
 
         return run
 
-    def insert(row_id: int, race: bool = False) -> Callable[[Connection], int]:
-        def fn(conn: Connection) -> int:
-            nonlocal first_run
-            row = {"id": row_id, "name": "r", "created_at": desk.clock()}
-            conn.execute(sa.insert(requesters), [row])
-            if race and first_run:  # a key another writer took, the first time only
-                first_run = False
-                conn.execute(sa.insert(requesters), [row])
-            return row_id
-
-        return fn
-
-    started = desk.store.write(insert(1))  # keeps the writer busy, so the next three batch
-    outcomes = await asyncio.gather(
-        started,
-        desk.store.write(insert(2, race=True), before=before("a")),
-        desk.store.write(insert(3), before=before("broken")),
-        desk.store.write(insert(4), before=before("b")),
-        return_exceptions=True,
-    )
-    assert outcomes[:2] == [1, 2] and outcomes[3] == 4
+    first = asyncio.ensure_future(desk.store.write(slow))
+    await asyncio.to_thread(running.wait, 30)
+    queued = [
+        asyncio.ensure_future(desk.store.write(_insert(desk, 2, race=[True]), before=before("a"))),
+        asyncio.ensure_future(desk.store.write(_insert(desk, 3), before=before("broken"))),
+        asyncio.ensure_future(desk.store.write(_insert(desk, 4), before=before("b"))),
+    ]
+    await asyncio.sleep(0.05)  # all three queued behind the first batch
+    assert befores == []
+    release.set()
+    outcomes = await asyncio.gather(first, *queued, return_exceptions=True)
+    assert outcomes[:2] == ["slow", 2] and outcomes[3] == 4
     assert isinstance(outcomes[2], ValueError)
-    assert sorted(befores) == ["a", "b", "broken"]  # once each, though the batch ran twice
-    assert lock_free == [True, True, True]
+    assert befores == [  # once each, in order, on the prepare thread
+        ("a", "spoc-db-prepare_0"),
+        ("broken", "spoc-db-prepare_0"),
+        ("b", "spoc-db-prepare_0"),
+    ]
     ids = await desk.store.read(lambda c: c.execute(sa.select(requesters.c.id)).scalars().all())
-    assert sorted(ids) == [1, 2, 4]
+    assert sorted(ids) == [2, 4]
