@@ -1,10 +1,11 @@
 """What a contact is about, read before its write transaction: :class:`MeaningReader`.
 
 The router asks :meth:`MeaningReader.reading` for every contact and hands it to the store with
-the contact's write: the store's writer thread runs it (:meth:`Reading.run`) when the contact's
-batch starts, *before* its transaction begins, and the transaction then uses the answer. So the
-model runs neither on the event loop nor inside a write transaction, and a contact costs no hop
-to a thread of its own: that hop and the GIL hand-offs around it cost more CPU than the reading
+the contact's write (``Store.write(fn, before=reading.run)``): the store runs it before the
+contact's transaction begins -- on its prepare thread while the batch ahead commits, or on the
+writer thread when its batch starts -- and the transaction then uses the answer. So the model
+runs neither on the event loop nor inside a write transaction, and a contact costs no hop to a
+thread of its own: that hop and the GIL hand-offs around it cost more CPU than the reading
 (0.23 ms for the 800 characters read; issue 12, docs/benchmarks.md "2f-meaning"). A contact that
 waited longer than ``timeout_seconds`` for its batch (a backlog) is not read; on that or any
 error the :class:`Meaning` says why it has no guesses, and the contact goes on with its
@@ -93,7 +94,7 @@ _WARM_UP = Contact(
 
 class MeaningReader:
     """Builds the :class:`CategoryModel` once (``start``), then gives each contact a
-    :class:`Reading` to run on the store's writer thread."""
+    :class:`Reading` for the store to run before the contact's transaction."""
 
     def __init__(self, build: Callable[[], CategoryModel], timeout_seconds: float = 0.5) -> None:
         self._build = build
@@ -123,7 +124,7 @@ class MeaningReader:
         )
 
     def reading(self, contact: Contact) -> Reading:
-        """The contact's reading, to be run (once) on the writer thread before its write."""
+        """The contact's reading, to be run (once) before its write transaction."""
         return Reading(self._model, contact, time.monotonic() + self._timeout)
 
 

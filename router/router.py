@@ -116,7 +116,7 @@ class Router:
         meaning: MeaningReader | None = None,
     ) -> None:
         self._store = store
-        self._meaning = meaning  # read on the writer thread, before the write transaction
+        self._meaning = meaning  # read by the store, before the write transaction
         self.settings = settings
         self._now = clock or utcnow
         self._reopen_window = timedelta(days=settings.reopen_window_days)
@@ -133,7 +133,7 @@ class Router:
             answer = await asyncio.to_thread(vendor_answer, contact.text)
         if self._meaning is None:
             return await self._store.write(lambda conn: self._ingest(conn, contact, None, answer))
-        reading = self._meaning.reading(contact)  # run by the writer before the transaction
+        reading = self._meaning.reading(contact)  # run by the store before the transaction
         return await self._store.write(
             lambda conn: self._ingest(conn, contact, reading.meaning, answer), before=reading.run
         )

@@ -151,9 +151,8 @@ class Store:
     any transaction (work ``fn`` needs that must not hold the write lock, such as the
     classifier's reading): for the jobs queued behind a batch, on the prepare thread while that
     batch commits (one hop for them all, overlapping the fsync), else on the writer thread when
-    the job's batch starts. ``read(fn)``
-    runs ``fn(conn)`` on a reader thread. Database failures surface as
-    :class:`TemporaryIntakeError`.
+    the job's batch starts. ``read(fn)`` runs ``fn(conn)`` on a reader thread. Database
+    failures surface as :class:`TemporaryIntakeError`.
     """
 
     def __init__(
