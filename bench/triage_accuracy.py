@@ -175,7 +175,7 @@ def main() -> None:
             timings.append((time.perf_counter() - started) * 1000)
     print(f"\nLatency of CategoryModel.read over {len(timings)} calls: {percentiles(timings)}")
     hop = asyncio.run(through_reader(model, test_texts, args.rounds))
-    print(f"Latency of MeaningReader.read (email: reply stripping, worker thread): {hop}")
+    print(f"Latency of Reading.run (email: reply stripping and the model): {hop}")
     print(f"Model load {load_s:.2f} s, fit {fit_s:.2f} s; RSS {before:.0f} MB before, ", end="")
     print(f"{loaded_mb:.0f} MB with the embedding (+{loaded_mb - before:.0f}), ", end="")
     print(f"{fitted_mb:.0f} MB fitted (+{fitted_mb - before:.0f} in all)")
