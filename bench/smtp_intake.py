@@ -163,13 +163,21 @@ async def _worker(client: aiosmtplib.SMTP, port: int, work: Iterator[Mail], out:
         out.latencies.append(time.perf_counter() - started)
 
 
-async def drive(port: int, connections: int, warmup: list[Mail], timed: list[Mail]) -> Timed:
-    """Open the connections, send the warm-up batch, then time the rest."""
+async def drive(
+    port: int,
+    connections: int,
+    warmup: list[Mail],
+    timed: list[Mail],
+    after_warmup: Callable[[], None] = lambda: None,
+) -> Timed:
+    """Open the connections, send the warm-up batch, then time the rest (``after_warmup``
+    is called in between: the caller reads the server's CPU there)."""
     clients = await asyncio.gather(*(_connect(port) for _ in range(connections)))
     try:
         out = Outcome()
         work = iter(warmup)
         await asyncio.gather(*(_worker(c, port, work, out) for c in clients))
+        after_warmup()
         out = Outcome()
         work = iter(timed)
         started = time.perf_counter()
@@ -428,15 +436,21 @@ def measure(target: str, connections: int, plan: Plan, db: Path | None) -> Resul
     profiler: subprocess.Popen[bytes] | None = None
     try:
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        cpu0 = cpu_seconds(server.pid)
-        threads0 = thread_cpu(server.pid)
-        relay0 = cpu_seconds(relay.pid) if relay else 0.0
         if plan.profile is not None and target != "sink":
             profiler = start_profiler(server.pid, profile_path(plan.profile, target, connections))
-        timed_run = asyncio.run(drive(port, connections, warmup, timed))
-        server_cpu = cpu_seconds(server.pid) - cpu0
-        threads = {k: v - threads0[k] for k, v in thread_cpu(server.pid).items()}
-        relay_cpu = (cpu_seconds(relay.pid) - relay0) if relay else 0.0
+        # The server's CPU from the end of the warm-up on: start-up, first-call costs and the
+        # warm-up's own messages are not the timed messages' (until stop 18 they were counted).
+        before: dict[str, float] = {}
+
+        def after_warmup() -> None:
+            before["cpu"] = cpu_seconds(server.pid)
+            before.update(thread_cpu(server.pid))
+            before["relay"] = cpu_seconds(relay.pid) if relay else 0.0
+
+        timed_run = asyncio.run(drive(port, connections, warmup, timed, after_warmup))
+        server_cpu = cpu_seconds(server.pid) - before["cpu"]
+        threads = {k: v - before[k] for k, v in thread_cpu(server.pid).items()}
+        relay_cpu = (cpu_seconds(relay.pid) - before["relay"]) if relay else 0.0
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
