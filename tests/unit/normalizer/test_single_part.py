@@ -108,7 +108,7 @@ def messages(draw: st.DrawFn) -> bytes:
     return (head + separator + body).encode("ascii", "surrogateescape")
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages())
 def test_generated_mail_parses_alike_or_is_left_to_the_parser(raw: bytes) -> None:
     assert_parsed_alike(raw)
