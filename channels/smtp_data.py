@@ -3,10 +3,11 @@
 aiosmtpd's own ``smtp_DATA`` reads the message a line at a time and keeps every line as a
 ``bytearray`` in a list, joined at the end: about four times the message's size at its peak
 (each 78-byte line is an object of its own, and the list and the joined copy live together),
-and one await and a few Python steps per line. Here the reader takes everything up to the next
-``.<CRLF>`` at once (a stretch of many lines), unstuffs it with one ``bytes.replace`` and appends
-it to one ``io.BytesIO`` whose ``getvalue()`` hands its buffer over without a copy, so the
-message is held once and costs a handful of steps per stretch, not per line.
+and one await and a few Python steps per line. Here the reader takes everything up to the final
+``<CRLF>.<CRLF>`` at once, or a window of it (a stretch of many lines, :class:`_Stretches`),
+unstuffs it with one ``bytes.replace`` and appends it to one ``io.BytesIO`` whose
+``getvalue()`` hands its buffer over without a copy, so the message is held once and costs a
+handful of steps per stretch, not per line.
 
 Every session charges the bytes it receives, as they arrive, to one :class:`InflightBudget`.
 A message declared bigger than what is left (``MAIL FROM ... SIZE=``), or arriving when the
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 OVER_BUDGET = "451 4.3.1 Insufficient system resources, try again later"
 _CRLF = b"\r\n"
 _END_OF_DATA = b".\r\n"
+_FINAL_DOT = b"\r\n.\r\n"  # the end of the data after its first line
 # ``readuntil`` returns at once while lines are buffered (up to the read size, 256 KiB, and
 # more behind it), so without a pause a big message is split and copied in one stretch that
 # holds the event loop: after this many bytes the reader lets the other callbacks run.
@@ -159,43 +161,34 @@ class BudgetedDataSMTP(SMTP):
     async def _read_data(self, held: _Held) -> tuple[_State, bytes]:
         """Read to the final dot; the unstuffed message, or why it is refused (and b"").
 
-        The reader asks for everything up to the next ``.<CRLF>`` -- one call per line that ends
-        with a dot, or per window (``line_length_limit``) -- instead of one call per line, and
-        works on what it got with bytes methods. A ``.<CRLF>`` is the final dot only when it
-        starts a line: right after a CRLF, or at the very start of the data.
-
-        Prose ends most lines with a dot, so a 4 KB mail comes in dozens of such stretches: each
-        is only charged to the budget and kept, and the line checks, unstuffing and copying run
-        once per :data:`_CHECK_EVERY_BYTES` of them (and at the final dot). The checks also run
-        at once on the stretch that takes the message over ``data_size_limit`` or that the
-        budget refuses, so the verdict is the one a check per stretch would give.
+        The message comes in stretches (:class:`_Stretches`: up to the final dot, or a
+        window, ``line_length_limit``, at a time) instead of lines, worked on with bytes
+        methods. Each stretch is only charged to the budget and kept; the line checks,
+        unstuffing and copying run once per :data:`_CHECK_EVERY_BYTES` of them (and at the
+        final dot). The checks also run at once on the stretch that takes the message over
+        ``data_size_limit`` or that the budget refuses, so the verdict is the one a check per
+        stretch would give.
         """
         buffer = io.BytesIO()
         size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
         limit = self.data_size_limit
         state = _State.NOMINAL
-        reader = self._reader
         pending: list[bytes] = []  # stretches received and charged, not yet checked
         pending_size = 0
         partial = b""  # the start of a line whose CRLF has not arrived yet
-        last_two = _CRLF  # the last two bytes read: the data starts at the start of a line
+        stretches = _Stretches(self._reader)
         since_yield = 0
         while self.transport is not None:  # pragma: no branch
             try:
                 if since_yield >= _YIELD_EVERY_BYTES:
                     since_yield = 0
                     await asyncio.sleep(0)
-                piece = await reader.readuntil(_END_OF_DATA)
+                piece, ended = await stretches.next()
             except asyncio.CancelledError:
                 log.info("Connection lost during DATA")
                 self._writer.close()
                 raise
-            except asyncio.LimitOverrunError as exc:
-                # No ".<CRLF>" within the reader's limit: take what can't be part of one.
-                piece = await reader.read(exc.consumed)
-            ended = _ends_data(last_two, piece)
             data = piece[:-3] if ended else piece
-            last_two = _last_two(last_two, piece)
             size += len(data)
             since_yield += len(piece)
             if state is not _State.NOMINAL:
@@ -237,19 +230,61 @@ class BudgetedDataSMTP(SMTP):
         return _State.NOMINAL
 
 
-def _ends_data(before: bytes, piece: bytes) -> bool:
-    """Whether ``piece``, read after ``before`` (the stream's last two bytes), ends the data:
-    it ends in ``.<CRLF>`` and that dot starts a line."""
-    if not piece.endswith(_END_OF_DATA):
-        return False
-    if len(piece) >= 5:
-        return piece[-5:-3] == _CRLF
-    return (before + piece[:-3])[-2:] == _CRLF
+class _Stretches:
+    """The data as DATA's reader takes it: stretches of the stream, the last one ending with
+    the final dot, and nothing after it (that is the client's next command).
+
+    The final dot is ``.<CRLF>`` at the start of a line: right after a CRLF, or at the very
+    start of the data. Asking the stream for everything up to the next ``.<CRLF>`` finds it
+    wherever it is, but prose ends most lines with a dot, so a 4 KB mail would come in
+    dozens of stretches, each a few Python steps. Asking for everything up to the next
+    ``<CRLF>.<CRLF>`` takes such a mail at once, but cannot see a final dot whose CRLF was
+    taken already, in the stretch before.
+
+    So the first three bytes are taken by count (two more if they are ``<CRLF>.``, which may
+    begin the final dot after an empty line): that decides whether the data is only the final
+    dot. From then on ``<CRLF>.<CRLF>`` is asked for whenever no part of it can lie in what
+    was taken (no end of it is a start of ``<CRLF>.<CRLF>``), and ``.<CRLF>`` otherwise. A
+    stretch the window cuts (``LimitOverrunError``) keeps what could begin the separator in
+    the stream, so once ``<CRLF>.<CRLF>`` is asked for, it is asked for to the end. Odd data
+    (an empty first line, a first line of one or two characters) is read by ``.<CRLF>``:
+    exact, only slower for prose.
+    """
+
+    __slots__ = ("_reader", "_separator", "_tail")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._separator = b""  # none yet: the first bytes are taken by count
+        self._tail = _CRLF  # the stream's last (up to) four bytes; the data starts a line
+
+    async def next(self) -> tuple[bytes, bool]:
+        """The next stretch, and whether it ends with the final dot."""
+        reader, separator = self._reader, self._separator
+        if not separator:
+            piece = await reader.readexactly(3)
+            if piece == _FINAL_DOT[:3]:
+                piece += await reader.readexactly(2)
+        else:
+            try:
+                piece = await reader.readuntil(separator)
+            except asyncio.LimitOverrunError as exc:
+                # No separator within the reader's window: take what can't be part of one.
+                piece = await reader.read(exc.consumed)
+        tail = piece if len(piece) >= 5 else self._tail + piece
+        ended = tail.endswith(_FINAL_DOT)
+        self._tail = tail[-4:]
+        if separator != _FINAL_DOT:
+            self._separator = _FINAL_DOT if _open_final_dot(self._tail) == 0 else _END_OF_DATA
+        return piece, ended
 
 
-def _last_two(before: bytes, piece: bytes) -> bytes:
-    """The last two bytes of the stream once ``piece`` follows ``before`` (its last two)."""
-    return piece[-2:] if len(piece) >= 2 else (before + piece)[-2:]
+def _open_final_dot(tail: bytes) -> int:
+    """How many of ``tail``'s last bytes could be the start of ``<CRLF>.<CRLF>`` (0 to 4)."""
+    for size in (4, 3, 2, 1):
+        if tail.endswith(_FINAL_DOT[:size]):
+            return size
+    return 0
 
 
 def _complete_lines(data: bytes) -> tuple[bytes, bytes]:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Final
 
@@ -177,15 +178,24 @@ class Metrics:
         # which exports one series per pid.
         self._database = DatabaseGauges(QUARANTINE_REASONS)
         self.registry.register(self._database)
+        # The series every committed contact counts in, each looked up once: ``labels()`` checks
+        # and sorts its keywords and takes a lock on every call, and gives the same child each
+        # time (no series is ever removed). Their label values come from the code's own sets
+        # (channels, outcomes, thread rules, suppression reasons), so the caches stay small.
+        # ``labels`` with the values in the order of the label names, as positional arguments.
+        self._contact_series = cache(self._contacts.labels)  # (channel, outcome)
+        self._intake_series = cache(self._intake_seconds.labels)  # (channel,)
+        self._created_series = cache(self._tickets_created.labels)  # (channel,)
+        self._thread_series = cache(self._thread_matches.labels)  # (channel, reason)
 
     def observe_intake(self, channel: str, outcome: str, seconds: float) -> None:
         """Count one contact's outcome and how long its handling took."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown intake outcome {outcome!r}")
-        self._contacts.labels(channel=channel, outcome=outcome).inc()
-        self._intake_seconds.labels(channel=channel).observe(max(seconds, 0.0))
+        self._contact_series(channel, outcome).inc()
+        self._intake_series(channel).observe(max(seconds, 0.0))
         if outcome == "created":
-            self._tickets_created.labels(channel=channel).inc()
+            self._created_series(channel).inc()
 
     def quarantined(self, kind: str, reason: str) -> None:
         """Count one item kept in the quarantine (``reason``: a mail class, or the cause)."""
@@ -202,7 +212,7 @@ class Metrics:
         """Count the thread rule and any suppressed acknowledgement of a committed contact."""
         if result.duplicate or result.quarantine_id is not None:
             return
-        self._thread_matches.labels(channel=channel, reason=result.thread_reason).inc()
+        self._thread_series(channel, result.thread_reason).inc()
         if result.ack_suppressed is not None:
             self._acks_suppressed.labels(channel=channel, reason=result.ack_suppressed).inc()
 

@@ -60,6 +60,7 @@ from normalizer.html import html_to_text
 from normalizer.mime_spans import MIN_RUN_BYTES, parse_lean, parse_lean_within, span_bytes
 from normalizer.refs import subject_refs
 from normalizer.reports import read_report
+from normalizer.single_part import parse_single_part
 from normalizer.text import clean_line, clean_text
 
 __all__ = [
@@ -216,7 +217,8 @@ def _parse(raw: bytes) -> email.message.Message:
         except Exception:  # the plain parse decides: only its failure reads headers only
             log.warning("lean MIME parse failed (%d bytes); parsing it plainly", len(raw))
     try:
-        return email.message_from_bytes(raw)
+        single = parse_single_part(raw)
+        return email.message_from_bytes(raw) if single is None else single
     except Exception:  # e.g. RecursionError on absurdly nested multiparts
         log.warning("MIME structure unparseable (%d bytes); reading headers only", len(raw))
         return email.parser.BytesParser().parsebytes(raw, headersonly=True)

@@ -26,6 +26,8 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
+from normalizer.single_part import parse_single_part
+
 __all__ = ["base64_runs", "parse_lean", "parse_lean_within", "span_bytes"]
 
 MIN_RUN_BYTES = 8 * 1024  # ~105 lines of 76: below that the parser's line walk costs little
@@ -83,7 +85,8 @@ def parse_lean_within(raw: bytes, max_outside_bytes: int) -> email.message.Messa
 def _parse_with(raw: bytes, runs: list[tuple[int, int, int | None]]) -> email.message.Message:
     parser = email.parser.BytesParser(_class=SpanMessage)
     if not runs:
-        return parser.parsebytes(raw)
+        single = parse_single_part(raw, SpanMessage)
+        return parser.parsebytes(raw) if single is None else single
     view = memoryview(raw)
     nonce = secrets.token_hex(8)
     spans: dict[str, _Span] = {}

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import email.policy
+import re
 from datetime import datetime, tzinfo
+from email.headerregistry import Address
+from email.message import EmailMessage
 from typing import Any
+from unittest import mock
 
 import pytest
+from aiosmtplib.email import flatten_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from channels.outbound import DeliveryError
 from channels.outbound import email as outbound_email
@@ -111,3 +118,60 @@ def test_each_header_class_is_made_once() -> None:
     second = build_message(payload())
     assert type(first["Subject"]) is type(second["Subject"])
     assert type(first["From"]) is not type(first["Subject"])
+
+
+# ---- headers made once, plain addresses read without the parser -------------------------------
+DISPLAY_NAMES = st.sampled_from(
+    ["IT Service Desk", "Desk, IT", 'The "Desk"', "Servicedesk M\u00fcller", "", "a.b (c)"]
+)
+ADDRESSES = st.one_of(
+    st.from_regex(outbound_email._DOT_ATOMS, fullmatch=True),
+    st.sampled_from(
+        ["o'brien+desk@example.org", '"odd local"@example.org', "d\u00e9sk@example.org"]
+    ),
+)
+
+
+def sent_bytes(message: EmailMessage) -> bytes:
+    """What aiosmtplib hands the relay for ``message`` (a relay with 8BITMIME, and without)."""
+    return flatten_message(message, cte_type="8bit") + flatten_message(message, cte_type="7bit")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    from_name=DISPLAY_NAMES,
+    from_address=ADDRESSES,
+    to=ADDRESSES,
+    loop_marker=st.sampled_from([None, "loop@example.com", "Desk <loop@example.com>"]),
+    auto_submitted=st.sampled_from([None, "auto-replied", "auto-generated; type=x"]),
+)
+def test_headers_made_once_and_plain_addresses_send_what_the_parser_made(
+    from_name: str, from_address: str, to: str, loop_marker: str | None, auto_submitted: str | None
+) -> None:
+    fields = payload(from_name=from_name, from_address=from_address, to=to)
+    fields["auto_submitted"] = auto_submitted
+    with mock.patch.object(outbound_email, "datetime", _FixedClock):
+        try:
+            made = [sent_bytes(build_message(fields, loop_marker=loop_marker)) for _ in range(2)]
+        except DeliveryError:
+            made = []
+        with (
+            mock.patch.object(outbound_email, "_same_header", lambda name, value: value),
+            mock.patch.object(
+                outbound_email,
+                "_from_header",
+                lambda name, address: Address(display_name=name, addr_spec=address),
+            ),
+            mock.patch.object(outbound_email, "_DOT_ATOMS", re.compile(r"(?!)")),
+        ):
+            try:
+                parsed = sent_bytes(build_message(fields, loop_marker=loop_marker))
+            except DeliveryError:
+                assert made == []
+                return
+    assert made == [parsed, parsed]
+
+
+@given(st.from_regex(outbound_email._DOT_ATOMS, fullmatch=True))
+def test_a_plain_address_is_what_the_parser_reads_it_as(address: str) -> None:
+    assert Address(addr_spec=address).addr_spec == address

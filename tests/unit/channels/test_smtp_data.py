@@ -12,21 +12,19 @@ from __future__ import annotations
 import asyncio
 import io
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from channels.inflight_budget import InflightBudget
 from channels.smtp_data import (
-    _CRLF,
-    _END_OF_DATA,
     _YIELD_EVERY_BYTES,
     BudgetedDataSMTP,
     _complete_lines,
-    _ends_data,
     _Held,
-    _last_two,
     _longest_line,
     _State,
+    _Stretches,
     _unstuff,
 )
 
@@ -79,33 +77,26 @@ class _Reading(BudgetedDataSMTP):
 
 class _CheckedPerStretch(_Reading):
     """The reader that checked, unstuffed and copied every stretch as it came: the reference
-    for the verdicts (size limit and budget too) of the reader that batches the checks."""
+    for the verdicts (size limit and budget too) of the reader that batches the checks, on
+    the same stretches."""
 
     async def _read_data(self, held: _Held) -> tuple[_State, bytes]:
-        # As it was before the checks were batched (3e54b1c), less its docstring and log line.
+        # As it was before the checks were batched (3e54b1c), less its docstring and log line,
+        # taking its stretches from _Stretches.
         buffer = io.BytesIO()
         size = 0  # bytes received, as sent (before unstuffing), as aiosmtpd counts them
         limit = self.data_size_limit
         length_limit = self.text_line_limit
         state = _State.NOMINAL
-        reader = self._reader
+        stretches = _Stretches(self._reader)
         partial = b""  # the start of a line whose CRLF has not arrived yet
-        last_two = _CRLF  # the last two bytes read: the data starts at the start of a line
         since_yield = 0
         while self.transport is not None:  # pragma: no branch
-            try:
-                if since_yield >= _YIELD_EVERY_BYTES:
-                    since_yield = 0
-                    await asyncio.sleep(0)
-                piece = await reader.readuntil(_END_OF_DATA)
-            except asyncio.CancelledError:
-                raise
-            except asyncio.LimitOverrunError as exc:
-                # No ".<CRLF>" within the reader's limit: take what can't be part of one.
-                piece = await reader.read(exc.consumed)
-            ended = _ends_data(last_two, piece)
+            if since_yield >= _YIELD_EVERY_BYTES:
+                since_yield = 0
+                await asyncio.sleep(0)
+            piece, ended = await stretches.next()
             data = piece[:-3] if ended else piece
-            last_two = _last_two(last_two, piece)
             size += len(data)
             since_yield += len(piece)
             if state is _State.NOMINAL:
@@ -211,3 +202,74 @@ def test_a_line_longer_than_the_window_and_the_limit_is_refused_after_the_final_
     stream = b"ok\r\n" + b"y" * 200 + b"\r\nmore\r\n.\r\nQUIT\r\n"
     got = asyncio.run(read_in_pieces(stream, [3, 50, 120], window=16))
     assert got == (_State.TOO_LONG, b"", b"QUIT\r\n")
+
+
+def test_a_message_of_only_an_empty_line_is_that_line() -> None:
+    got = asyncio.run(read_in_pieces(b"\r\n.\r\nQUIT\r\n", [1, 4], window=16))
+    assert got == (_State.NOMINAL, b"\r\n", b"QUIT\r\n")
+
+
+async def stretches_of(
+    stream: bytes, window: int, packet: int = 1 << 30, cuts: list[int] | None = None
+) -> list[bytes]:
+    """The stretches read from ``stream``, which arrives ``packet`` bytes at a time (or in
+    pieces cut at ``cuts``)."""
+    reader = asyncio.StreamReader(limit=window)
+    stretches = _Stretches(reader)
+    pieces: list[bytes] = []
+
+    async def read() -> None:
+        ended = False
+        while not ended:
+            piece, ended = await stretches.next()
+            pieces.append(piece)
+
+    reading = asyncio.ensure_future(read())
+    cuts = list(range(0, len(stream), packet)) if cuts is None else [0, *cuts]
+    for start, end in zip(cuts, [*cuts[1:], len(stream)], strict=True):
+        reader.feed_data(stream[start:end])
+        await asyncio.sleep(0)
+    reader.feed_eof()
+    await reading
+    return pieces
+
+
+def test_prose_whose_lines_end_with_a_dot_comes_in_one_stretch_after_the_first_bytes() -> None:
+    """The cost this reader saves: a stretch per line that ends with a dot."""
+    prose = b"Subject: printer\r\n\r\n" + b"The printer on floor two is jammed again.\r\n" * 90
+    pieces = asyncio.run(stretches_of(prose + b".\r\nQUIT\r\n", window=16 * 1024))
+    assert pieces == [prose[:3], prose[3:] + b".\r\n"]
+
+
+@pytest.mark.parametrize("window", [64, 100, 512, 1000])
+@pytest.mark.parametrize("packet", [7, 300, 1460])
+def test_longer_prose_comes_in_a_stretch_per_window_or_packet(window: int, packet: int) -> None:
+    prose = b"Subject: printer\r\n\r\n" + b"The printer on floor two is jammed again.\r\n" * 90
+    pieces = asyncio.run(stretches_of(prose + b".\r\nQUIT\r\n", window, packet))
+    assert b"".join(pieces) == prose + b".\r\n"
+    assert len(pieces) <= 3 + len(prose) // (min(window, packet) - 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(st.sampled_from(FRAGMENTS), max_size=40),
+    window=st.integers(min_value=5, max_value=64),
+)
+def test_stretches_are_the_stream_up_to_the_first_final_dot(body: list[bytes], window: int) -> None:
+    stream = b"".join(body) + b"\r\n.\r\nQUIT\r\n"
+    end = (b"\r\n" + stream).index(b"\r\n.\r\n") + 3  # in the stream: after the dot's CRLF
+    assert b"".join(asyncio.run(stretches_of(stream, window))) == stream[:end]
+
+
+def test_a_window_cut_after_a_line_end_keeps_the_reader_on_the_whole_final_dot() -> None:
+    """Such a cut leaves the CRLF of a possible final dot in the stretch before; the window
+    keeps what could start ``<CRLF>.<CRLF>`` in the stream, so it is still found whole."""
+    line = b"The printer on floor two is jammed again.\r\n"
+    stream = b"Subject: printer\r\n\r\n" + line * 90 + b".\r\nQUIT\r\n"
+    # Packets end four bytes into every second line: the window (64) cuts them at a CRLF.
+    starts = [at for at in range(2, len(stream)) if stream[at - 2 : at] == b"\r\n"]
+    cuts = [at + 4 for at in starts[::2] if at + 4 < len(stream)]
+    pieces = asyncio.run(stretches_of(stream, window=64, cuts=cuts))
+    assert b"".join(pieces) == stream[: -len(b"QUIT\r\n")]
+    assert any(piece.endswith(b"\r\n") for piece in pieces[1:-1])  # cut there, indeed
+    assert len(pieces) <= len(cuts) + 3

@@ -10,9 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.logs import (
+    TEXT_FORMAT,
+    WORKERS_TEXT_FORMAT,
     EscapeControlCharacters,
+    TextFormatter,
     configure_logging,
     escape_controls,
     install_filters,
@@ -90,3 +95,22 @@ def test_a_client_cannot_forge_a_json_log_line_or_smuggle_controls_into_one() ->
 def test_log_format_is_text_or_json_and_anything_else_is_refused() -> None:
     with pytest.raises(ValueError, match="log_format"):
         configure_logging("xml")
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([TEXT_FORMAT, WORKERS_TEXT_FORMAT]),
+)
+def test_text_lines_are_the_standard_formatters_lines(created: list[float], fmt: str) -> None:
+    """The text formatter formats each second's date once; every line, in any order of times
+    (a second again, another, back), is what ``logging.Formatter`` writes."""
+    ours, standard = TextFormatter(fmt), logging.Formatter(fmt)
+    for at in [*created, *created]:
+        record = logging.makeLogRecord({"msg": "SMTP %r: %d bytes", "args": (("::1", 25), 9)})
+        record.created, record.msecs = at, (at - int(at)) * 1000
+        assert ours.format(record) == standard.format(record)

@@ -52,3 +52,28 @@ def test_duplicates_and_quarantined_mail_count_no_thread_rule() -> None:
     metrics.routed("email", result(thread_reason="quarantined:bounce", quarantine_id=3))
     body, _ = metrics.render()
     assert b"spoc_thread_matches_total{" not in body
+
+
+def test_each_contact_counts_in_its_own_series_every_time() -> None:
+    """The series are looked up once each: every later contact still counts in the series its
+    labels name, not in the first one looked up."""
+    metrics = Metrics()
+    observed = [
+        ("email", "created"),
+        ("email", "created"),
+        ("email", "appended"),
+        ("sms", "created"),
+    ]
+    for channel, outcome in observed:
+        metrics.observe_intake(channel, outcome, 0.01)
+        metrics.routed(channel, result(thread_reason="new"))
+    metrics.routed("email", result(thread_reason="subject-tag"))
+    assert sample(metrics, "spoc_contacts_total", channel="email", outcome="created") == 2
+    assert sample(metrics, "spoc_contacts_total", channel="email", outcome="appended") == 1
+    assert sample(metrics, "spoc_contacts_total", channel="sms", outcome="created") == 1
+    assert sample(metrics, "spoc_tickets_created_total", channel="email") == 2
+    assert sample(metrics, "spoc_tickets_created_total", channel="sms") == 1
+    assert sample(metrics, "spoc_intake_seconds_count", channel="email") == 3
+    assert sample(metrics, "spoc_thread_matches_total", channel="email", reason="new") == 3
+    assert sample(metrics, "spoc_thread_matches_total", channel="email", reason="subject-tag") == 1
+    assert sample(metrics, "spoc_thread_matches_total", channel="sms", reason="new") == 1
