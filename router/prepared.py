@@ -65,7 +65,13 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
     if compiled.insert_prefetch or compiled.update_prefetch:
         # SQLAlchemy's execution context computes these; here their binds would go as NULL
         raise ValueError("a column's Python-side default or onupdate: run it with conn.execute")
-    names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
+    # The names in the SQL: ``binds`` also holds an anonymous bind's unresolved name
+    # (``%(1234 status)s``), which SQLAlchemy does not send.
+    names = (
+        tuple(compiled.positiontup)
+        if compiled.positional
+        else tuple(dict.fromkeys(compiled.bind_names.values()))
+    )
     fixed: dict[str, Any] = {}
     processors: list[_Processor] = []
     for name in names:
