@@ -119,45 +119,33 @@ def claim_due(
     dispatcher died or hangs). ``skip_locked`` (PostgreSQL) passes over rows another
     transaction is claiming right now instead of waiting for it or claiming them too.
     """
-    due = (
-        sa.select(*_ITEM_COLUMNS)
-        .where(
-            outbox.c.status == PENDING,
-            outbox.c.next_attempt_at <= now,
-            sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
-        )
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)  # the (status, next_attempt_at) index
-        .limit(limit)
-    )
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
-    rows = conn.execute(due).all()
+    rows = prepared.rows(conn, _due(limit, skip_locked), {"now": now})
     if not rows:
         return []
     token = secrets.token_hex(16)
-    conn.execute(
-        sa.update(outbox)
-        .where(outbox.c.id.in_([r.id for r in rows]))
-        .values(
-            locked_until=now + timedelta(seconds=lease_seconds),
-            claim_token=token,
-            attempts=outbox.c.attempts + 1,
-        )
+    claimed = {f"id{n}": row[0] for n, row in enumerate(rows)}
+    prepared.run(
+        conn,
+        _claim(len(rows)),
+        {**claimed, "locked_until": now + timedelta(seconds=lease_seconds), "claim_token": token},
     )
-    return [
-        OutboxItem(
-            r.id,
-            r.kind,
-            dict(r.payload),
-            r.attempts + 1,
-            r.idempotency_key,
-            r.ticket_id,
-            token,
-            r.requeued_at or r.created_at,
-            r.recipient,
-        )
-        for r in rows
-    ]
+    return [_item(row, token) for row in rows]
+
+
+def _item(row: tuple[Any, ...], token: str) -> OutboxItem:
+    """A claimed row (``_ITEM_COLUMNS``) as the dispatcher gets it."""
+    row_id, kind, payload, attempts, key, ticket_id, created_at, requeued_at, recipient = row
+    return OutboxItem(
+        row_id,
+        kind,
+        dict(payload),
+        attempts + 1,
+        key,
+        ticket_id,
+        token,
+        requeued_at or created_at,
+        recipient,
+    )
 
 
 _ITEM_COLUMNS = (
@@ -170,6 +158,46 @@ _ITEM_COLUMNS = (
     outbox.c.created_at,
     outbox.c.requeued_at,
     outbox.c.recipient,
+)
+
+
+# Built once per limit (and per dialect's locking): the dispatcher claims after every contact
+# that may have queued something, mostly finding nothing due.
+@functools.cache
+def _due(limit: int, skip_locked: bool) -> sa.Select[Any]:
+    now = sa.bindparam("now", type_=outbox.c.next_attempt_at.type)
+    due = (
+        sa.select(*_ITEM_COLUMNS)
+        .where(
+            outbox.c.status == PENDING,
+            outbox.c.next_attempt_at <= now,
+            sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
+        )
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)  # the (status, next_attempt_at) index
+        .limit(limit)
+    )
+    return due.with_for_update(skip_locked=True) if skip_locked else due
+
+
+@functools.cache  # per number of rows claimed (at most the dispatcher's batch size)
+def _claim(count: int) -> sa.Update:
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id.in_([sa.bindparam(f"id{n}") for n in range(count)]))
+        .values(attempts=outbox.c.attempts + 1)
+    )
+
+
+# The outcome of a claimed row, fenced by its token; the columns set are the parameters given
+# (done: done_at and last_error; failed: last_error and status or next_attempt_at).
+_SETTLE = (
+    sa.update(outbox)
+    .where(
+        outbox.c.id == sa.bindparam("item_id"),
+        outbox.c.claim_token == sa.bindparam("item_token"),
+        outbox.c.status == PENDING,
+    )
+    .returning(outbox.c.id)
 )
 
 
@@ -208,17 +236,14 @@ class Outbox:
         return await self._settle(item, **values)
 
     async def _settle(self, item: OutboxItem, **values: Any) -> bool:
-        fenced = (
-            sa.update(outbox)
-            .where(
-                outbox.c.id == item.id,
-                outbox.c.claim_token == item.claim_token,
-                outbox.c.status == PENDING,
-            )
-            .values(locked_until=None, claim_token=None, **values)
-            .returning(outbox.c.id)
-        )
-        return await self._store.write(lambda c: c.execute(fenced).first() is not None)
+        params = {
+            **values,
+            "locked_until": None,
+            "claim_token": None,
+            "item_id": item.id,
+            "item_token": item.claim_token,
+        }
+        return await self._store.write(lambda c: prepared.first(c, _SETTLE, params) is not None)
 
     async def depth(self) -> int:
         return await self._store.read(

@@ -27,6 +27,7 @@ caller building them anew cannot grow memory.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -65,7 +66,13 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...], many: bo
     if compiled.insert_prefetch or compiled.update_prefetch:
         # SQLAlchemy's execution context computes these; here their binds would go as NULL
         raise ValueError("a column's Python-side default or onupdate: run it with conn.execute")
-    names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
+    # The names in the SQL: ``binds`` also holds an anonymous bind's unresolved name
+    # (``%(1234 status)s``), which SQLAlchemy does not send.
+    names = (
+        tuple(compiled.positiontup)
+        if compiled.positional
+        else tuple(dict.fromkeys(compiled.bind_names.values()))
+    )
     fixed: dict[str, Any] = {}
     processors: list[_Processor] = []
     for name in names:
@@ -237,10 +244,13 @@ def value(conn: Connection, stmt: ClauseElement, params: Params) -> Any:
     return found[0][0]
 
 
+_type_code = operator.itemgetter(1)  # a DBAPI description's type_code (None on sqlite3)
+
+
 def _result_processors(
     stmt: ClauseElement, dialect: Dialect, description: Sequence[Any]
 ) -> tuple[_Processor, ...]:
-    coltypes = tuple(d[1] for d in description)
+    coltypes = tuple(map(_type_code, description))
     cache_key = (id(stmt), dialect.name, coltypes)
     hit = _results.get(cache_key)
     if hit is not None and hit[0] is stmt:

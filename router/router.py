@@ -400,11 +400,13 @@ class Router:
                 a for a in contact.attachments if a.omitted is None and not contact.keeps_in_raw(a)
             ]
             if kept:
-                conn.execute(
+                prepared.run(
+                    conn,
                     insert_ignore(conn, blobs, "sha256"),
                     [{"sha256": a.sha256, "size": a.size, "data": a.data} for a in kept],
                 )
-            conn.execute(
+            prepared.run(
+                conn,
                 _NEW_ATTACHMENTS,
                 [
                     {

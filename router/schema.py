@@ -9,10 +9,12 @@ address)``, the API's filters and newest-first listing, and the outbox's due row
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
@@ -36,17 +38,66 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        return None if value is None else self._naive_utc(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """:meth:`process_bind_param` and the driver type's own step in one function.
+
+        A new ticket binds about a dozen timestamps, most of them the same ``now``; SQLAlchemy's
+        way is two wrappers deep, and on SQLite ends in a ``%``-format of a dict. Here the
+        value is converted once: naive UTC, and on SQLite the text SQLAlchemy's ``DATETIME``
+        writes by default (``datetime.isoformat`` with microseconds gives the same characters).
+        The last value converted is remembered by identity (the writer binds one ``now`` many
+        times). ``tests/unit/router/test_utc_datetime.py`` holds it to SQLAlchemy's result.
+        Any other storage format goes SQLAlchemy's way."""
+        impl = self.impl_instance.bind_processor(dialect)
+        if impl is None:  # the driver adapts a datetime itself (psycopg)
+            return _remembering_last(self._naive_utc)
+        stored = getattr(self.impl_instance, "_storage_format", None)
+        if isinstance(self.impl_instance, sqlite.DATETIME) and stored == _SQLITE_DATETIME_TEXT:
+            return _remembering_last(self._sqlite_text)
+        return super().bind_processor(dialect)
+
+    @staticmethod
+    def _naive_utc(value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC).replace(tzinfo=None)
+
+    @classmethod
+    def _sqlite_text(cls, value: datetime) -> str:
+        return cls._naive_utc(value).isoformat(" ", "microseconds")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+# SQLAlchemy's default text for a datetime on SQLite (``isoformat(" ", "microseconds")``).
+_SQLITE_DATETIME_TEXT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
+def _remembering_last(convert: Callable[[datetime], Any]) -> Callable[[datetime | None], Any]:
+    """``convert`` for non-None values, the last result kept for the same object. The pair is
+    swapped in one assignment, so threads sharing the processor see a consistent one; the
+    object kept alive by it cannot be replaced by another at its address."""
+    last: list[tuple[datetime | None, Any]] = [(None, None)]
+
+    def process(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        seen, result = last[0]
+        if seen is value:
+            return result
+        result = convert(value)
+        last[0] = (value, result)
+        return result
+
+    return process
 
 
 BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER

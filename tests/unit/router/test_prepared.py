@@ -3,10 +3,11 @@ sends, and fail the way it fails, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from normalizer.contact import AutoClass, Channel, Contact, Party, ThreadHints
 from normalizer.intake import IdempotencyKeyConflict
 from router import prepared
 from router.identity import _NEW_IDENTITY, _NEW_REQUESTER
+from router.outbox import Outbox, claim_due, enqueue
 from router.router import Router
 from router.schema import metadata
+from router.schema import outbox as outbox_table
 from router.store import Store, _unique_violation
 from tests.unit.router.conftest import Clock, attachment, email, make_settings, other
 
@@ -93,9 +96,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _run(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Captured, list[Any], list[Any]]:
-    """The scenario on an empty database: what the driver received, what the router answered,
-    and every row stored."""
+Scenario = Callable[[Store], list[Any]]
+
+
+def _captured(
+    url: str, monkeypatch: pytest.MonkeyPatch, scenario: Scenario
+) -> tuple[Captured, list[Any], list[Any]]:
+    """``scenario`` on an empty database: what the driver received, what it answered, and
+    every row stored."""
     store = Store.from_url(url)
     store.run_sync(lambda conn: metadata.drop_all(conn))
     store.run_sync(lambda conn: metadata.create_all(conn))
@@ -107,13 +115,7 @@ def _run(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Captured, list[Any]
         sent.append((statement, _plain(parameters)))
 
     sa.event.listen(store._writer, "before_cursor_execute", capture)
-    router = Router(store, SETTINGS, Clock())
-    answers: list[Any] = []
-    for contact in SCENARIO:
-        try:
-            answers.append(store.run_sync(lambda conn, c=contact: router.ingest(conn, c)))
-        except IdempotencyKeyConflict as exc:
-            answers.append(repr(exc))
+    answers = scenario(store)
     sa.event.remove(store._writer, "before_cursor_execute", capture)
     stored = store.run_sync(
         lambda conn: [
@@ -124,6 +126,35 @@ def _run(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Captured, list[Any]
     store._writer.dispose()
     store._reader.dispose()
     return sent, answers, stored
+
+
+def _both_ways(
+    url: str, monkeypatch: pytest.MonkeyPatch, scenario: Scenario
+) -> tuple[Captured, list[Any], list[Any]]:
+    """``scenario`` run through ``conn.execute`` and through ``prepared``: both must send the
+    same statements, answer the same and store the same; returns the prepared run's."""
+    with monkeypatch.context() as reference:
+        _through_sqlalchemy(reference)
+        want_sent, want_answers, want_stored = _captured(url, reference, scenario)
+    got_sent, got_answers, got_stored = _captured(url, monkeypatch, scenario)
+    assert got_answers == want_answers
+    assert got_stored == want_stored
+    assert len(got_sent) == len(want_sent)
+    for got, want in zip(got_sent, want_sent, strict=True):
+        assert got == want
+    return got_sent, got_answers, got_stored
+
+
+def _intake(store: Store) -> list[Any]:
+    """Every statement of the intake path (``SCENARIO``) through the router."""
+    router = Router(store, SETTINGS, Clock())
+    answers: list[Any] = []
+    for contact in SCENARIO:
+        try:
+            answers.append(store.run_sync(lambda conn, c=contact: router.ingest(conn, c)))
+        except IdempotencyKeyConflict as exc:
+            answers.append(repr(exc))
+    return answers
 
 
 def _through_sqlalchemy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,16 +174,7 @@ def _through_sqlalchemy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_prepared_statements_send_what_sqlalchemy_sends_and_store_the_same(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with monkeypatch.context() as reference:
-        _through_sqlalchemy(reference)
-        want_sent, want_answers, want_stored = _run(db_url, reference)
-    got_sent, got_answers, got_stored = _run(db_url, monkeypatch)
-
-    assert got_answers == want_answers
-    assert got_stored == want_stored
-    assert len(got_sent) == len(want_sent)
-    for got, want in zip(got_sent, want_sent, strict=True):
-        assert got == want
+    got_sent, _, _ = _both_ways(db_url, monkeypatch, _intake)
     # The scenario did reach the statements it is about.
     assert sum("INSERT INTO requesters" in sql for sql, _ in got_sent) >= 6
     assert any("FROM identities" in sql for sql, _ in got_sent)
@@ -313,3 +335,56 @@ def test_a_bind_whose_name_the_dialect_escapes_is_sent_under_the_escaped_name(
     table.create(conn)
     prepared.run(conn, sa.insert(table), {"id": 1, "a b": "spaced"})
     assert prepared.value(conn, sa.select(table.c["a b"]), {}) == "spaced"
+
+
+def _dispatching(store: Store) -> list[Any]:
+    """The dispatcher's side: claims (none due, some, after every lease ran out; PostgreSQL's
+    SKIP LOCKED), a delivery, a retry, a dead row, and outcomes refused to a lost claim."""
+    clock = Clock()
+    outbox = Outbox(store, clock)
+    skip_locked = store.is_postgres
+
+    def queue(conn: Connection, n: int) -> None:
+        enqueue(conn, "email.ack", {"to": f"u{n}@example.org"}, key=f"k{n}", now=clock())
+
+    def claim(limit: int) -> list[Any]:
+        return store.run_sync(
+            lambda c: claim_due(
+                c, now=clock(), limit=limit, lease_seconds=60, skip_locked=skip_locked
+            )
+        )
+
+    async def outcomes(*claims: list[Any]) -> list[list[bool]]:
+        await store.start()
+        done = [
+            [
+                await outbox.done(items[0]),
+                await outbox.failed(items[1], "451 later", clock.now + timedelta(minutes=5)),
+                await outbox.failed(items[2], "550 no such user", None),
+                await outbox.done(items[0]),  # recorded already: refused
+            ]
+            for items in claims
+        ]
+        await store.close()
+        return done
+
+    answers: list[Any] = [claim(20)]  # nothing due
+    for n in range(5):
+        store.run_sync(lambda c, n=n: queue(c, n))
+    first = claim(3)
+    answers += [first, claim(20)]  # then the two left
+    clock.advance(minutes=2)  # every lease ran out
+    answers.append(again := claim(20))
+    answers += asyncio.run(outcomes(first, again))  # the first claim's are refused
+    return answers
+
+
+def test_the_outbox_claims_and_outcomes_send_what_sqlalchemy_sends(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, answers, stored = _both_ways(db_url, monkeypatch, _dispatching)
+    # The scenario did reach what it is about: claims, a lease run out, fenced outcomes.
+    assert [len(claimed) for claimed in answers[:4]] == [0, 3, 2, 5]
+    assert answers[4:] == [[False] * 4, [True, True, True, False]]
+    statuses = sorted(row[6] for row in stored[metadata.sorted_tables.index(outbox_table)])
+    assert statuses == ["dead", "done", "pending", "pending", "pending"]
