@@ -14,8 +14,8 @@ start from every category's ``description`` and ``examples`` in config plus the 
 training set shipped in ``router/data/triage_train.jsonl`` (only the rows whose category the
 config defines). ``read(text)`` gives the text's vector and the categories ranked by probability.
 
-Nothing here touches the database or the event loop: :mod:`router.meaning` runs it on a worker
-thread with a time bound.
+Nothing here touches the database or the event loop: :mod:`router.meaning` has the store run it
+before a contact's write transaction (on its prepare or writer thread).
 """
 
 from __future__ import annotations

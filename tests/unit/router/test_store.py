@@ -178,3 +178,45 @@ async def test_befores_of_writes_queued_behind_a_batch_run_while_it_commits_once
     ]
     ids = await desk.store.read(lambda c: c.execute(sa.select(requesters.c.id)).scalars().all())
     assert sorted(ids) == [2, 4]
+
+
+async def test_a_batch_whose_befores_the_prepare_thread_runs_waits_for_them(desk: Desk) -> None:
+    """The prepare thread reads the queued jobs' ``before``s while the batch ahead commits; if
+    that batch ends first, the next one must wait for them: a job whose ``fn`` ran before its
+    ``before`` had finished would commit without the classifier's answer (and the model would
+    run on two threads at once). Slow ``before``s make the batch ahead end first."""
+    release, running = threading.Event(), threading.Event()
+    finished: set[int] = set()
+    seen_by_fn: dict[int, bool] = {}
+
+    def slow(conn: Connection) -> str:
+        running.set()
+        release.wait(30)  # a hang guard only
+        return "slow"
+
+    def before(row_id: int) -> Callable[[], None]:
+        def run() -> None:
+            threading.Event().wait(0.1)  # a reading slower than the batch ahead's COMMIT
+            finished.add(row_id)
+
+        return run
+
+    def fn(row_id: int) -> Callable[[Connection], int]:
+        insert = _insert(desk, row_id)
+
+        def run(conn: Connection) -> int:
+            seen_by_fn[row_id] = row_id in finished
+            return insert(conn)
+
+        return run
+
+    first = asyncio.ensure_future(desk.store.write(slow))
+    await asyncio.to_thread(running.wait, 30)
+    queued = [
+        asyncio.ensure_future(desk.store.write(fn(row_id), before=before(row_id)))
+        for row_id in (2, 3)
+    ]
+    await asyncio.sleep(0.05)  # both queued behind the first batch
+    release.set()
+    assert await asyncio.gather(first, *queued) == ["slow", 2, 3]
+    assert seen_by_fn == {2: True, 3: True}
