@@ -325,7 +325,7 @@ class Store:
                     job.result = job.fn(conn)
                 current = None
                 # COMMIT next: the queued jobs' befores can run meanwhile, on the prepare thread.
-                if any(job.before for job in self._batcher.pending):
+                if any(job.before for job in self._batcher.pending[:MAX_BATCH]):
                     loop.call_soon_threadsafe(self._prepare_next)
         except Exception as exc:
             if isinstance(exc, sa.exc.DBAPIError):
