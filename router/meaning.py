@@ -142,6 +142,11 @@ class Reading:
             Meaning(failure="no-model") if model is None else Meaning(model.name, failure="timeout")
         )
 
+    @property
+    def has_model(self) -> bool:
+        """False when the model could not be built: :meth:`run` would do nothing."""
+        return self._model is not None
+
     def run(self) -> None:
         """Read the contact, unless it waited past the reader's timeout (the rule-based category
         is kept then) or there is no model. Never raises."""

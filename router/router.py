@@ -135,7 +135,8 @@ class Router:
             return await self._store.write(lambda conn: self._ingest(conn, contact, None, answer))
         reading = self._meaning.reading(contact)  # run by the store before the transaction
         return await self._store.write(
-            lambda conn: self._ingest(conn, contact, reading.meaning, answer), before=reading.run
+            lambda conn: self._ingest(conn, contact, reading.meaning, answer),
+            before=reading.run if reading.has_model else None,  # no model: nothing to run
         )
 
     def _ingest(

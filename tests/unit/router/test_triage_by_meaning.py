@@ -5,6 +5,7 @@ guessed. A slow or failed classification never costs the contact."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,31 @@ async def test_the_vector_is_kept_but_not_shown_in_the_ticket_json(smart_desk: D
     [kept] = await events_of(smart_desk, result.ticket_id, "meaning")
     assert kept["contact_id"] == ticket["contacts"][0]["id"]
     assert len(kept["vector"]) > 600  # 256 float16, base64
+
+
+async def test_without_a_model_the_store_is_given_nothing_to_run_first(tmp_path: Path) -> None:
+    """A classifier that could not be built reads nothing: the store gets no ``before`` (it
+    would cost a hand-off per batch for nothing), and the ticket says why it has no guesses."""
+
+    def broken() -> Any:
+        raise OSError("weights unreadable")
+
+    reader = MeaningReader(broken)
+    await reader.start()
+    desk = await open_desk(tmp_path, shipped_settings(), reader)
+    befores: list[object] = []
+    write = desk.store.write
+
+    async def recorded(fn: Any, before: Any = None) -> Any:
+        befores.append(before)
+        return await write(fn, before)
+
+    desk.store.write = recorded  # type: ignore[method-assign]
+    try:
+        result = await desk.router.submit(mail(desk, "VPN", "The VPN does not connect."))
+        ticket = await desk.tickets.get(result.ticket_ref)
+    finally:
+        await desk.store.close()
+    assert befores == [None]
+    [classified] = [e["detail"] for e in ticket["events"] if e["type"] == "classified"]
+    assert classified["failure"] == "no-model"
