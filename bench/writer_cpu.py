@@ -24,17 +24,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import smtp_intake as si  # bench/ is on sys.path when run as a script
+from ingest_cpu import converted_mails
 from sqlalchemy.engine import Connection
 
 from gateway.config.loading import load_config
 from gateway.migrate import upgrade
 from gateway.triage import start_meaning_reader
 from normalizer.contact import Contact
-from normalizer.email import contact_from_email
-from router.meaning import Meaning
+from router.meaning import Meaning, MeaningReader
 from router.outbox import claim_due
 from router.router import Router
 from router.store import Store
+
+
+def read_now(reader: MeaningReader, contact: Contact) -> Meaning:
+    """The contact's reading, run at once (as the store runs it before the transaction)."""
+    reading = reader.reading(contact)
+    reading.run()
+    return reading.meaning
 
 
 async def measure(
@@ -52,20 +59,8 @@ async def measure(
         reader = await start_meaning_reader(config, settings)
         router = Router(store, settings)
         mails = si.build_mails(f"writer{os.getpid()}", warmup + contacts, big)
-        converted = [
-            contact_from_email(
-                m.raw,
-                recipients=(si.DESK,),
-                envelope_sender=m.sender,
-                received_at=datetime.now(UTC),
-                our_addresses=frozenset({si.DESK}),
-                loop_marker=si.DESK,
-            )
-            for m in mails
-        ]
-        meanings = [await reader.read(c) if reader else None for c in converted]
-        if reader is not None:
-            reader.close()
+        converted = converted_mails(mails)
+        meanings = [read_now(reader, c) if reader else None for c in converted]
         skip_locked = store.is_postgres
 
         def transaction(chunk: list[tuple[Contact, Meaning | None]]) -> None:
