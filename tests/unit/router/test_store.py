@@ -65,6 +65,21 @@ async def test_other_jobs_of_the_batch_still_commit_beside_a_retried_one(desk: D
     assert sorted(ids) == [8, 9]
 
 
+async def _writer_held(store: Store) -> tuple[asyncio.Future[str], threading.Event]:
+    """A write (answering "slow") that keeps the writer busy until the event is set, once it is
+    running: what is written next queues behind it."""
+    release, running = threading.Event(), threading.Event()
+
+    def slow(conn: Connection) -> str:
+        running.set()
+        release.wait(30)  # a hang guard only
+        return "slow"
+
+    first = asyncio.ensure_future(store.write(slow))
+    await asyncio.to_thread(running.wait, 30)
+    return first, release
+
+
 async def test_a_write_beyond_the_queue_bound_is_refused_as_temporary_not_queued(
     tmp_path: Path,
 ) -> None:
@@ -73,18 +88,11 @@ async def test_a_write_beyond_the_queue_bound_is_refused_as_temporary_not_queued
     store = Store.from_url(f"sqlite:///{tmp_path}/spoc.db", max_pending=2)
     store.run_sync(lambda conn: metadata.create_all(conn))
     await store.start()
-    release, running = threading.Event(), threading.Event()
-
-    def slow(conn: Connection) -> str:
-        running.set()
-        release.wait(30)  # a hang guard only
-        return "slow"
 
     def quick(conn: Connection) -> str:
         return "quick"
 
-    first = asyncio.ensure_future(store.write(slow))
-    await asyncio.to_thread(running.wait, 30)
+    first, release = await _writer_held(store)
     queued = [asyncio.ensure_future(store.write(quick)) for _ in range(2)]
     await asyncio.sleep(0)  # let both reach the queue
 
@@ -142,13 +150,7 @@ async def test_befores_of_writes_queued_behind_a_batch_run_while_it_commits_once
     """Writes queued while a batch runs have their ``before``s run on the prepare thread while
     that batch commits (one hop for them all, not one per job); each runs once, even when their
     own batch runs again after a lost race, and one that raises fails its own job only."""
-    release, running = threading.Event(), threading.Event()
     befores: list[tuple[str, str]] = []
-
-    def slow(conn: Connection) -> str:
-        running.set()
-        release.wait(30)  # a hang guard only
-        return "slow"
 
     def before(name: str) -> Callable[[], None]:
         def run() -> None:
@@ -158,8 +160,7 @@ async def test_befores_of_writes_queued_behind_a_batch_run_while_it_commits_once
 
         return run
 
-    first = asyncio.ensure_future(desk.store.write(slow))
-    await asyncio.to_thread(running.wait, 30)
+    first, release = await _writer_held(desk.store)
     queued = [
         asyncio.ensure_future(desk.store.write(_insert(desk, 2, race=[True]), before=before("a"))),
         asyncio.ensure_future(desk.store.write(_insert(desk, 3), before=before("broken"))),
@@ -185,14 +186,8 @@ async def test_a_batch_whose_befores_the_prepare_thread_runs_waits_for_them(desk
     that batch ends first, the next one must wait for them: a job whose ``fn`` ran before its
     ``before`` had finished would commit without the classifier's answer (and the model would
     run on two threads at once). Slow ``before``s make the batch ahead end first."""
-    release, running = threading.Event(), threading.Event()
     finished: set[int] = set()
     seen_by_fn: dict[int, bool] = {}
-
-    def slow(conn: Connection) -> str:
-        running.set()
-        release.wait(30)  # a hang guard only
-        return "slow"
 
     def before(row_id: int) -> Callable[[], None]:
         def run() -> None:
@@ -210,8 +205,7 @@ async def test_a_batch_whose_befores_the_prepare_thread_runs_waits_for_them(desk
 
         return run
 
-    first = asyncio.ensure_future(desk.store.write(slow))
-    await asyncio.to_thread(running.wait, 30)
+    first, release = await _writer_held(desk.store)
     queued = [
         asyncio.ensure_future(desk.store.write(fn(row_id), before=before(row_id)))
         for row_id in (2, 3)
